@@ -1,0 +1,48 @@
+# ingest: PGXS build, plus the two commands of the README's quick start.
+
+MODULE_big = ingest
+OBJS = \
+	src/ingest.o \
+	src/api.o \
+	src/options.o \
+	src/identity.o \
+	src/jobs.o \
+	src/shmem.o \
+	src/launcher.o \
+	src/worker.o \
+	src/reader.o \
+	src/parser.o \
+	src/loader.o
+
+EXTENSION = ingest
+DATA = $(wildcard ingest--*.sql)
+PGFILEDESC = "ingest - background CSV loading as the submitting role"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lcsv
+
+# pg_regress starts its own server with ingest preloaded.
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check/regress
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: demo test
+demo:
+	bash test/demo.sh
+
+test:
+	bash test/run-tests.sh
+
+# pg_regress suites: files under ingest.allowed_dirs (test/regress.conf) and symlinks that
+# try to leave it must exist before the suites start; the temp instance is UTF-8, C locale.
+# (REGRESS_PREP is read by PGXS before this point, so the prerequisite is added directly.)
+ENCODING = UTF8
+NOLOCALE = --no-locale
+installcheck: regress-prep
+.PHONY: regress-prep
+regress-prep:
+	@mkdir -p tmp_check
+	bash $(srcdir)/test/lib/regress-prep.sh

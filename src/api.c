@@ -1,0 +1,303 @@
+/*
+ * api.c
+ *		The SQL-callable functions: enqueue_data, enqueue_file, cancel, and
+ *		the live rows of the ingest.workers view.
+ *
+ * Enqueueing is fast and does no loading: it validates the options and the
+ * caller's privileges on the target (so a job that could never run is an
+ * ERROR now, not a failed job later), captures the caller's settings, and
+ * inserts the job row. The job row is written as the extension's owner,
+ * never as the caller, so that nobody can forge a job owned by someone else.
+ *
+ * Workers are woken when the enqueuing transaction commits, from an
+ * XactCallback: a rolled-back enqueue wakes nobody, and a committed one is
+ * seen at once, with no polling.
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "commands/dbcommands.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/jsonb.h"
+
+#include <sys/stat.h>
+
+#include "api.h"
+#include "identity.h"
+#include "ingest.h"
+#include "jobs.h"
+#include "options.h"
+#include "reader.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(ingest_enqueue_data);
+PG_FUNCTION_INFO_V1(ingest_enqueue_file);
+PG_FUNCTION_INFO_V1(ingest_cancel);
+PG_FUNCTION_INFO_V1(ingest_worker_status);
+PG_FUNCTION_INFO_V1(ingest_xid_is_current);
+
+static bool wake_at_commit = false;
+static bool callback_registered = false;
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (wake_at_commit)
+				shmem_request_db(MyDatabaseId);
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+api_init(void)
+{
+	/* nothing to set up before the first enqueue */
+}
+
+/*
+ * The caller must be able to insert what the job will insert: the listed
+ * columns, every column when the file has neither header nor column list,
+ * or at least one column when the header decides (the worker checks the
+ * header's columns once it has read them).
+ */
+static void
+check_target(Oid relid, const IngestOptions *opts)
+{
+	Oid			userid = GetUserId();
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	char	   *relname = RelationGetRelationName(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot load into \"%s\": ingest loads only tables", relname)));
+
+	if (opts->columns != NIL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, opts->columns)
+		{
+			const char *name = lfirst(lc);
+			AttrNumber	attnum = get_attnum(relid, name);
+
+			if (attnum == InvalidAttrNumber || attnum < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" of relation \"%s\" does not exist", name, relname)));
+			if (TupleDescAttr(desc, attnum - 1)->attgenerated)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+						 errmsg("column \"%s\" is a generated column", name),
+						 errdetail("Generated columns cannot be loaded.")));
+			if (!identity_can_insert(relid, attnum, userid))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for column \"%s\" of table %s", name, relname),
+						 errhint("The role that enqueues a load needs INSERT on every column it loads.")));
+		}
+	}
+	else if (opts->header)
+	{
+		if (!identity_can_insert(relid, 0, userid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s", relname),
+					 errhint("The role that enqueues a load needs INSERT on the target table.")));
+	}
+	else
+	{
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped || att->attgenerated)
+				continue;
+			if (!identity_can_insert(relid, att->attnum, userid))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for column \"%s\" of table %s",
+								NameStr(att->attname), relname),
+						 errhint("Without a header or a \"columns\" option every column is loaded; list the columns you may insert.")));
+		}
+	}
+	relation_close(rel, AccessShareLock);
+}
+
+static int64
+enqueue(Oid target, const char *source, bool is_file, Jsonb *options,
+		int64 size, bytea *data)
+{
+	IngestOptions opts;
+	Jsonb	   *settings;
+	int64		id;
+
+	options_parse(options, &opts);
+	check_target(target, &opts);
+	settings = identity_capture_settings();
+	id = jobs_insert(GetUserId(), target, source, is_file, options, settings, size, data);
+
+	if (!callback_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		callback_registered = true;
+	}
+	wake_at_commit = true;
+
+	if (!ingest_preloaded || !shmem_available())
+		ereport(WARNING,
+				(errmsg("ingest is not in shared_preload_libraries: no worker will run job " INT64_FORMAT, id),
+				 errhint("Add ingest to shared_preload_libraries and restart the server; queued jobs then run.")));
+	return id;
+}
+
+static Jsonb *
+options_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	return PG_GETARG_JSONB_P(argno);
+}
+
+Datum
+ingest_enqueue_data(PG_FUNCTION_ARGS)
+{
+	bytea	   *data;
+	int64		size;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target table must not be NULL")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("data must not be NULL")));
+	data = PG_GETARG_BYTEA_PP(1);
+	size = VARSIZE_ANY_EXHDR(data);
+
+	PG_RETURN_INT64(enqueue(PG_GETARG_OID(0),
+							psprintf("uploaded data (" INT64_FORMAT " bytes)", size),
+							false, options_arg(fcinfo, 2), size, data));
+}
+
+Datum
+ingest_enqueue_file(PG_FUNCTION_ARGS)
+{
+	char	   *path;
+	char	   *resolved;
+	struct stat st;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target table and path must not be NULL")));
+
+	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to load a file on the database server"),
+				 errdetail("Only superusers and members of pg_read_server_files may use ingest.enqueue_file."),
+				 errhint("Send the file's bytes with ingest.enqueue_data instead.")));
+
+	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	resolved = reader_resolve_path(path, true);
+	if (stat(resolved, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", resolved)));
+
+	PG_RETURN_INT64(enqueue(PG_GETARG_OID(0), resolved, true,
+							options_arg(fcinfo, 2), (int64) st.st_size, NULL));
+}
+
+Datum
+ingest_cancel(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(jobs_cancel(PG_GETARG_INT64(0), GetUserId()));
+}
+
+/* One row per worker; job details only where the caller may see the job. */
+Datum
+ingest_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			userid = GetUserId();
+	Oid			admin = get_role_oid("ingest_admin", true);
+	bool		see_all = superuser() || (OidIsValid(admin) && has_privs_of_role(userid, admin));
+	IngestWorkerSlot *copy;
+	int			n = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!shmem_available())
+		return (Datum) 0;
+
+	/* copy under the lock, look names up after */
+	copy = palloc(sizeof(IngestWorkerSlot) * ingest_shared->nslots);
+	LWLockAcquire(ingest_shared->lock, LW_SHARED);
+	for (int i = 0; i < ingest_shared->nslots; i++)
+	{
+		IngestWorkerSlot *slot = &ingest_shared->slots[i];
+
+		if (slot->state == SLOT_FREE || slot->pid == 0)
+			continue;
+		memcpy(&copy[n], slot, offsetof(IngestWorkerSlot, rows));
+		pg_atomic_init_u64(&copy[n].rows, pg_atomic_read_u64(&slot->rows));
+		pg_atomic_init_u64(&copy[n].bytes, pg_atomic_read_u64(&slot->bytes));
+		n++;
+	}
+	LWLockRelease(ingest_shared->lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		IngestWorkerSlot *slot = &copy[i];
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+		char	   *datname = get_database_name(slot->dboid);
+		bool		visible = slot->job_id != 0 && (see_all || slot->job_owner == userid);
+
+		values[0] = Int32GetDatum(slot->pid);
+		if (datname)
+			values[1] = CStringGetDatum(datname);
+		else
+			nulls[1] = true;
+		if (visible)
+		{
+			values[2] = Int64GetDatum(slot->job_id);
+			values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows));
+			values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->bytes));
+			values[5] = TimestampTzGetDatum(slot->started_at);
+		}
+		else
+			nulls[2] = nulls[3] = nulls[4] = nulls[5] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* For ingest.wait: a job queued by this very transaction cannot start yet. */
+Datum
+ingest_xid_is_current(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(TransactionIdIsCurrentTransactionId(DatumGetTransactionId(PG_GETARG_DATUM(0))));
+}

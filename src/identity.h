@@ -1,0 +1,25 @@
+/*
+ * identity.h
+ *		Who a job runs as: capture the owner's session settings at enqueue,
+ *		switch to the owner (or to the extension's owner) and back.
+ */
+#ifndef INGEST_IDENTITY_H
+#define INGEST_IDENTITY_H
+
+#include "utils/jsonb.h"
+
+typedef struct IdentitySave
+{
+	Oid			userid;
+	int			sec_context;
+} IdentitySave;
+
+extern Jsonb *identity_capture_settings(void);
+extern void identity_apply_settings(Jsonb *settings);
+extern void identity_check_owner(Oid owner, int64 job_id);
+extern void identity_enter(Oid role, IdentitySave *save);
+extern void identity_leave(const IdentitySave *save);
+extern Oid	identity_extension_owner(void);
+extern bool identity_can_insert(Oid relid, AttrNumber attnum, Oid role);
+
+#endif							/* INGEST_IDENTITY_H */

@@ -1,0 +1,349 @@
+/*
+ * jobs.c
+ *		Every read and state change of ingest.upload_jobs and ingest.job_errors.
+ *
+ * The state machine has one home: queued -> running -> succeeded | failed |
+ * cancelled, and running -> queued when a worker vanished. Users may only
+ * read these tables, so every change here runs as the extension's owner
+ * (identity_extension_owner), whoever the caller is; callers check first
+ * what the calling role may do.
+ *
+ * Each function opens its own SPI connection (nested if the caller has one)
+ * and copies results into the caller's memory context.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "catalog/namespace.h"
+#include "commands/extension.h"
+#include "identity.h"
+#include "jobs.h"
+#include "shmem.h"
+
+/* Run one statement as the extension owner; returns SPI's result code. */
+static int
+exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
+			  const char *nulls, bool read_only)
+{
+	IdentitySave save;
+	int			rc;
+
+	identity_enter(identity_extension_owner(), &save);
+	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+	identity_leave(&save);
+	if (rc < 0)
+		elog(ERROR, "ingest: SPI_execute_with_args failed (%d) for: %s", rc, sql);
+	return rc;
+}
+
+int64
+jobs_insert(Oid owner, Oid target, const char *source, bool is_file,
+			Jsonb *options, Jsonb *settings, int64 bytes_total, bytea *data)
+{
+	Oid			types[7] = {REGROLEOID, REGCLASSOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, INT8OID};
+	Datum		values[7];
+	int64		id;
+	bool		isnull;
+
+	values[0] = ObjectIdGetDatum(owner);
+	values[1] = ObjectIdGetDatum(target);
+	values[2] = CStringGetTextDatum(source);
+	values[3] = CStringGetTextDatum(is_file ? "file" : "data");
+	values[4] = JsonbPGetDatum(options);
+	values[5] = JsonbPGetDatum(settings);
+	values[6] = Int64GetDatum(bytes_total);
+
+	SPI_connect();
+	exec_as_owner("INSERT INTO ingest.upload_jobs "
+				  "(owner, target, source, source_type, options, settings, bytes_total) "
+				  "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+				  7, types, values, NULL, false);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	if (data != NULL)
+	{
+		Oid			dtypes[2] = {INT8OID, BYTEAOID};
+		Datum		dvalues[2] = {Int64GetDatum(id), PointerGetDatum(data)};
+
+		exec_as_owner("INSERT INTO ingest.job_data (job_id, data) VALUES ($1, $2)",
+					  2, dtypes, dvalues, NULL, false);
+	}
+	SPI_finish();
+	return id;
+}
+
+/*
+ * Cancel a job the caller can see. A queued job ends at once; a running one
+ * is flagged, in shared memory for its worker's next batch and in the table
+ * for a worker that has claimed it but not yet published it.
+ */
+bool
+jobs_cancel(int64 job_id, Oid caller)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	Oid			owner;
+	char	   *state;
+	bool		isnull;
+	bool		result = false;
+	Oid			admin = get_role_oid("ingest_admin", true);
+
+	SPI_connect();
+	exec_as_owner("SELECT owner::oid, state FROM ingest.upload_jobs WHERE id = $1",
+				  1, types, values, NULL, true);
+	if (SPI_processed == 0)
+		owner = InvalidOid;
+	else
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	if (!OidIsValid(owner) ||
+		!(owner == caller || superuser_arg(caller) ||
+		  (OidIsValid(admin) && has_privs_of_role(caller, admin))))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("ingest job " INT64_FORMAT " does not exist", job_id),
+				 errhint("A role sees and cancels only its own jobs, unless it is a member of ingest_admin.")));
+
+	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (strcmp(state, "queued") == 0)
+	{
+		exec_as_owner("WITH done AS ("
+					  "  UPDATE ingest.upload_jobs SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp()"
+					  "  WHERE id = $1 AND state = 'queued' RETURNING id)"
+					  "SELECT pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
+					  "  'job_id', id, 'state', 'cancelled')::text) FROM done",
+					  1, types, values, NULL, false);
+		result = (SPI_processed == 1);
+	}
+	if (!result && (strcmp(state, "running") == 0 || strcmp(state, "queued") == 0))
+	{
+		(void) shmem_cancel_job(job_id);
+		exec_as_owner("UPDATE ingest.upload_jobs SET cancel_requested = true "
+					  "WHERE id = $1 AND state = 'running'",
+					  1, types, values, NULL, false);
+		result = (SPI_processed == 1);
+	}
+	SPI_finish();
+	return result;
+}
+
+/* The extension exists here and is not being created or dropped right now. */
+bool
+jobs_extension_ready(void)
+{
+	Oid			nsp;
+
+	if (!OidIsValid(get_extension_oid("ingest", true)))
+		return false;
+	nsp = get_namespace_oid("ingest", true);
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("upload_jobs", nsp)) &&
+		OidIsValid(get_relname_relid("job_errors", nsp));
+}
+
+/*
+ * Jobs left 'running' by a process that is no longer an ingest worker of this
+ * database (it crashed, or the server restarted) go back to the queue. With
+ * commit_every the rows of committed batches stay and the checkpoint says
+ * where to resume; without it the aborted attempt left nothing behind.
+ */
+int
+jobs_requeue_orphans(void)
+{
+	int			pids[1024];
+	int			n = shmem_live_worker_pids(MyDatabaseId, pids, lengthof(pids));
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	Oid			types[1] = {INT4ARRAYOID};
+	Datum		values[1];
+	int			requeued;
+
+	for (int i = 0; i < n; i++)
+		elems[i] = Int32GetDatum(pids[i]);
+	values[0] = PointerGetDatum(construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+
+	SPI_connect();
+	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', worker_pid = NULL "
+				  "WHERE state = 'running' AND NOT (COALESCE(worker_pid, 0) = ANY ($1))",
+				  1, types, values, NULL, false);
+	requeued = (int) SPI_processed;
+	SPI_finish();
+	if (requeued > 0)
+		ereport(LOG,
+				(errmsg("ingest: %d job(s) left running by a vanished worker were queued again",
+						requeued)));
+	return requeued;
+}
+
+static char *
+copy_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
+}
+
+static Jsonb *
+copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	MemoryContext old;
+	Jsonb	   *j;
+
+	if (isnull)
+		return NULL;
+	old = MemoryContextSwitchTo(cxt);
+	j = (Jsonb *) PG_DETOAST_DATUM_COPY(d);
+	MemoryContextSwitchTo(old);
+	return j;
+}
+
+/* Claim the oldest queued job of this database, if any. */
+bool
+jobs_claim(IngestJob *job, bool *more_queued)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	bool		found = false;
+
+	SPI_connect();
+	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'running', attempts = attempts + 1, "
+				  "  started_at = pg_catalog.clock_timestamp(), finished_at = NULL, last_error = NULL, "
+				  "  worker_pid = pg_catalog.pg_backend_pid() "
+				  "WHERE id = (SELECT id FROM ingest.upload_jobs WHERE state = 'queued' "
+				  "            ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+				  "RETURNING id, owner::oid, target::oid, source, source_type, options, settings, "
+				  "  attempts, records_done, rows_inserted, rows_rejected, "
+				  "  COALESCE(bytes_total, -1), cancel_requested",
+				  0, NULL, NULL, NULL, false);
+	if (SPI_processed == 1)
+	{
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		found = true;
+		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		job->target = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		job->source = copy_text(tup, desc, 4, caller);
+		job->is_file = strcmp(SPI_getvalue(tup, desc, 5), "file") == 0;
+		job->options = copy_jsonb(tup, desc, 6, caller);
+		job->settings = copy_jsonb(tup, desc, 7, caller);
+		job->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		job->records_done = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
+		job->rows_inserted = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+		job->rows_rejected = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
+		job->bytes_total = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+		job->cancel_requested = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+
+		exec_as_owner("SELECT EXISTS (SELECT 1 FROM ingest.upload_jobs WHERE state = 'queued')",
+					  0, NULL, NULL, NULL, true);
+		*more_queued = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	return found;
+}
+
+bool
+jobs_cancel_requested(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		isnull;
+	bool		result = false;
+
+	SPI_connect();
+	exec_as_owner("SELECT cancel_requested FROM ingest.upload_jobs WHERE id = $1",
+				  1, types, values, NULL, true);
+	if (SPI_processed == 1)
+		result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return result;
+}
+
+void
+jobs_checkpoint(const IngestJob *job, int64 records_done, int64 rows_inserted,
+				int64 rows_rejected, int64 bytes_done)
+{
+	Oid			types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[5];
+
+	values[0] = Int64GetDatum(job->id);
+	values[1] = Int64GetDatum(records_done);
+	values[2] = Int64GetDatum(rows_inserted);
+	values[3] = Int64GetDatum(rows_rejected);
+	values[4] = Int64GetDatum(bytes_done);
+	SPI_connect();
+	exec_as_owner("UPDATE ingest.upload_jobs SET records_done = $2, rows_inserted = $3, "
+				  "rows_rejected = $4, bytes_done = $5 WHERE id = $1",
+				  5, types, values, NULL, false);
+	SPI_finish();
+}
+
+/* Final state, counters and NOTIFY ingest, in the caller's transaction. */
+void
+jobs_finish(const IngestJob *job, const char *state, int64 records_done,
+			int64 rows_inserted, int64 rows_rejected, int64 bytes_done,
+			const char *last_error)
+{
+	Oid			types[7] = {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
+
+	values[0] = Int64GetDatum(job->id);
+	values[1] = CStringGetTextDatum(state);
+	values[2] = Int64GetDatum(records_done);
+	values[3] = Int64GetDatum(rows_inserted);
+	values[4] = Int64GetDatum(rows_rejected);
+	values[5] = Int64GetDatum(bytes_done);
+	if (last_error)
+		values[6] = CStringGetTextDatum(last_error);
+	else
+		nulls[6] = 'n';
+
+	SPI_connect();
+	exec_as_owner("WITH done AS ("
+				  "  UPDATE ingest.upload_jobs SET state = $2, records_done = $3, "
+				  "    rows_inserted = $4, rows_rejected = $5, bytes_done = $6, "
+				  "    last_error = $7, finished_at = pg_catalog.clock_timestamp(), cancel_requested = false "
+				  "  WHERE id = $1 RETURNING id, state) "
+				  "SELECT pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
+				  "  'job_id', id, 'state', state)::text) FROM done",
+				  7, types, values, nulls, false);
+	SPI_finish();
+}
+
+void
+jobs_record_error(int64 job_id, int64 line, const char *sqlstate,
+				  const char *message, const char *raw_line)
+{
+	Oid			types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = "     ";
+
+	values[0] = Int64GetDatum(job_id);
+	if (line > 0)
+		values[1] = Int64GetDatum(line);
+	else
+		nulls[1] = 'n';
+	values[2] = CStringGetTextDatum(sqlstate);
+	values[3] = CStringGetTextDatum(message);
+	if (raw_line)
+		values[4] = CStringGetTextDatum(raw_line);
+	else
+		nulls[4] = 'n';
+
+	SPI_connect();
+	exec_as_owner("INSERT INTO ingest.job_errors (job_id, line_number, sqlstate, message, raw_line) "
+				  "VALUES ($1, $2, $3, $4, $5)",
+				  5, types, values, nulls, false);
+	SPI_finish();
+}

@@ -1,0 +1,1095 @@
+/*
+ * loader.c
+ *		Records to typed values to batched INSERTs as the job's owner.
+ *
+ * The worker hands us a claimed job; we stream its bytes through the parser
+ * and insert the records in batches of ingest.batch_rows. Each value is built
+ * once, with its column's input function and typmod, into a Datum array. One
+ * plan, prepared once per job as the owner, inserts a batch:
+ *
+ *   INSERT INTO target (a, b) SELECT c1, c2
+ *     FROM ingest._batch_rows() AS b(rn int4, c1 type_a, c2 type_b)
+ *    WHERE ingest._batch_mark(b.rn)
+ *
+ * _batch_rows returns the batch's converted rows; going through the executor
+ * (not heap_insert, as COPY does) is what makes RLS WITH CHECK policies,
+ * column privileges, triggers, defaults, constraints and partition routing
+ * apply exactly as for the owner's own INSERT. _batch_mark records which row
+ * the executor is on, so an error raised while inserting a row names its
+ * line; an ExecutorFinish hook tells errors of AFTER triggers (foreign keys,
+ * deferred checks), which come after every row, from per-row ones.
+ *
+ * Bad records: with max_errors 0 the first one fails the job (nothing is
+ * caught; the transaction aborts). With max_errors > 0 conversion runs in a
+ * subtransaction per batch (no XID is assigned: it writes nothing), and an
+ * insert that fails is retried without the row that failed: when the row is
+ * known, the rows before it again, then the rest; when it is not, by halves.
+ * Either way each bad record costs O(batch) work, not O(batch^2).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "access/relation.h"
+#include "access/table.h"
+
+#include "identity.h"
+#include "ingest.h"
+#include "loader.h"
+#include "options.h"
+#include "parser.h"
+#include "reader.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(ingest_batch_rows_srf);
+PG_FUNCTION_INFO_V1(ingest_batch_mark_fn);
+
+typedef enum LoadPhase
+{
+	PHASE_OTHER,
+	PHASE_CONVERT,
+	PHASE_INSERT
+} LoadPhase;
+
+typedef struct LoadState
+{
+	IngestJob  *job;
+	IngestOptions opts;
+	char	   *where;			/* 'file "/x.csv"' or 'uploaded data', for messages */
+	MemoryContext job_cxt;
+	MemoryContext batch_cxt;
+	IngestReader *reader;
+	CsvpParser *parser;
+	MemoryContextCallback parser_cb;
+	char	   *buf;
+	size_t		buf_len;
+	size_t		buf_off;
+	bool		eof;
+	int			batch_size;
+
+	/* target columns, in file order */
+	bool		columns_ready;
+	bool		header_pending;
+	int			ncols;
+	AttrNumber *attnums;
+	char	  **colnames;
+	FmgrInfo   *infuncs;
+	Oid		   *ioparams;
+	int32	   *typmods;
+	SPIPlanPtr	plan;
+
+	/* the current batch */
+	int			nrows;
+	const CsvpRecord **recs;
+	Datum	   *values;			/* nrows * ncols */
+	bool	   *nulls;
+	char	   *rejected;		/* per row */
+
+	/* counters */
+	int64		records_seen;	/* data records read so far in this attempt */
+	int64		records_done;	/* data records inserted or rejected */
+	int64		rows_inserted;
+	int64		rows_rejected;
+	int64		committed_records;
+	int64		committed_inserted;
+	int64		committed_bytes;
+	int64		since_commit;
+	List	   *pending_errors; /* rejected in the open transaction (first few) */
+	List	   *batch_errors;	/* rejected in this batch, not yet written */
+	char	   *fail_message;	/* set when max_errors was exceeded */
+
+	/* where we are, for errors that escape */
+	LoadPhase	phase;
+	int			pos_row;
+	int			pos_col;
+	int			ins_lo;
+	int			ins_hi;
+	int			mark_row;
+	bool		after_rows;
+	QueryDesc  *top_query;
+
+	IdentitySave owner_save;
+} LoadState;
+
+static LoadState *active = NULL;
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+
+/*
+ * Executor hooks, installed in workers only: note our own INSERT (the first
+ * query started in an insert phase), and when it reaches its AFTER triggers.
+ */
+static void
+loader_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (active && active->phase == PHASE_INSERT && active->top_query == NULL)
+		active->top_query = queryDesc;
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+static void
+loader_executor_finish(QueryDesc *queryDesc)
+{
+	if (active && active->phase == PHASE_INSERT && active->top_query == queryDesc)
+		active->after_rows = true;
+	if (prev_executor_finish)
+		prev_executor_finish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+}
+
+void
+loader_install_hooks(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = loader_executor_start;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = loader_executor_finish;
+}
+
+/* ---------- transactions ---------- */
+
+static void
+begin_xact(LoadState *st)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	identity_check_owner(st->job->owner, st->job->id);
+	identity_apply_settings(st->job->settings);
+	identity_enter(st->job->owner, &st->owner_save);
+}
+
+static void
+commit_xact(LoadState *st)
+{
+	identity_leave(&st->owner_save);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	list_free_deep(st->pending_errors);
+	st->pending_errors = NIL;
+	st->committed_records = st->records_done;
+	st->committed_inserted = st->rows_inserted;
+	st->committed_bytes = (int64) csvp_bytes(st->parser);
+}
+
+/* ---------- rejected records ---------- */
+
+/* Text safe to store in the server encoding: invalid bytes become \xNN. */
+static char *
+sanitize(const char *s, size_t len)
+{
+	StringInfoData out;
+	int			enc = GetDatabaseEncoding();
+	size_t		i = 0;
+
+	initStringInfo(&out);
+	while (i < len && out.len < INGEST_RAW_LINE_MAX)
+	{
+		int			l = pg_encoding_verifymbchar(enc, s + i, (int) (len - i));
+
+		if (l <= 0 || s[i] == '\0')
+		{
+			appendStringInfo(&out, "\\x%02X", (unsigned char) s[i]);
+			i++;
+		}
+		else
+		{
+			appendBinaryStringInfo(&out, s + i, l);
+			i += l;
+		}
+	}
+	return out.data;
+}
+
+/* The record's fields joined again as CSV, cut to INGEST_RAW_LINE_MAX bytes. */
+static char *
+raw_line(LoadState *st, const CsvpRecord *rec)
+{
+	StringInfoData out;
+	char		delim = st->opts.delimiter;
+	char		quote = st->opts.quote;
+
+	initStringInfo(&out);
+	for (int i = 0; i < rec->nfields && out.len < INGEST_RAW_LINE_MAX; i++)
+	{
+		size_t		len;
+		bool		isnull;
+		const char *f = csvp_field(st->parser, rec, i, &len, &isnull);
+		bool		needs_quotes = (!isnull && len == 0);
+
+		if (i > 0)
+			appendStringInfoChar(&out, delim);
+		if (isnull && st->opts.null_string == NULL)
+			continue;
+		for (size_t k = 0; k < len && !needs_quotes; k++)
+			if (f[k] == delim || f[k] == quote || f[k] == '\n' || f[k] == '\r')
+				needs_quotes = true;
+		if (needs_quotes)
+			appendStringInfoChar(&out, quote);
+		for (size_t k = 0; k < len && out.len < INGEST_RAW_LINE_MAX; k++)
+		{
+			if (f[k] == quote)
+				appendStringInfoChar(&out, quote);
+			appendStringInfoChar(&out, f[k]);
+		}
+		if (needs_quotes)
+			appendStringInfoChar(&out, quote);
+	}
+	return sanitize(out.data, Min((size_t) out.len, (size_t) INGEST_RAW_LINE_MAX));
+}
+
+static char *
+row_message(ErrorData *edata)
+{
+	if (edata->detail)
+		return psprintf("%s: %s", edata->message, edata->detail);
+	return pstrdup(edata->message);
+}
+
+/*
+ * Reject row i of the batch: record it, or fail the job once more than
+ * max_errors records were rejected.
+ */
+static void
+reject_row(LoadState *st, int i, int sqlerrcode, const char *message)
+{
+	const CsvpRecord *rec = st->recs[i];
+	MemoryContext old = MemoryContextSwitchTo(st->batch_cxt);
+	LoaderPendingError *pe = palloc0(sizeof(LoaderPendingError));
+
+	pe->line = rec->line;
+	memcpy(pe->sqlstate, unpack_sql_state(sqlerrcode), 6);
+	pe->message = pstrdup(message);
+	pe->raw_line = raw_line(st, rec);
+
+	/*
+	 * Written to job_errors when the batch is done, outside any
+	 * subtransaction that a later record could still roll back.
+	 */
+	st->batch_errors = lappend(st->batch_errors, pe);
+	st->rejected[i] = 1;
+	st->rows_rejected++;
+
+	if (list_length(st->pending_errors) < INGEST_RETAINED_ERRORS)
+	{
+		LoaderPendingError *copy;
+
+		MemoryContextSwitchTo(st->job_cxt);
+		copy = palloc(sizeof(LoaderPendingError));
+		*copy = *pe;
+		copy->message = pstrdup(pe->message);
+		copy->raw_line = pstrdup(pe->raw_line);
+		st->pending_errors = lappend(st->pending_errors, copy);
+	}
+
+	if (st->rows_rejected > st->opts.max_errors)
+	{
+		MemoryContextSwitchTo(st->job_cxt);
+		if (st->opts.max_errors == 0)
+			st->fail_message = psprintf("%s, line " INT64_FORMAT ": %s",
+										st->where, rec->line, message);
+		else
+			st->fail_message = psprintf("%s, line " INT64_FORMAT ": %s (" INT64_FORMAT " records rejected, more than max_errors = " INT64_FORMAT ")",
+										st->where, rec->line, message,
+										st->rows_rejected, st->opts.max_errors);
+		MemoryContextSwitchTo(old);
+		ereport(ERROR,
+				(errcode(sqlerrcode),
+				 errmsg("%s", st->fail_message)));
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Write the batch's rejected records, as the extension owner. */
+static void
+write_batch_errors(LoadState *st)
+{
+	ListCell   *lc;
+
+	if (st->batch_errors == NIL)
+		return;
+	identity_leave(&st->owner_save);
+	foreach(lc, st->batch_errors)
+	{
+		LoaderPendingError *pe = lfirst(lc);
+
+		jobs_record_error(st->job->id, pe->line, pe->sqlstate, pe->message, pe->raw_line);
+	}
+	identity_enter(st->job->owner, &st->owner_save);
+	st->batch_errors = NIL;
+}
+
+/*
+ * Errors that say something about one record (bad value, constraint,
+ * policy, trigger) are the record's fault; the others (cancel, out of
+ * memory, serialization, I/O) are the job's and must not be swallowed.
+ */
+static bool
+is_record_error(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_CONNECTION_EXCEPTION:
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_SYSTEM_ERROR:
+		case ERRCODE_CONFIG_FILE_ERROR:
+		case ERRCODE_INTERNAL_ERROR:
+			return false;
+		default:
+			return true;
+	}
+}
+
+/* ---------- columns ---------- */
+
+static int
+find_column(TupleDesc desc, const char *name)
+{
+	int			found = -1;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return i;
+	}
+	/* a header written by hand often differs only in case: accept a unique match */
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && pg_strcasecmp(NameStr(att->attname), name) == 0)
+		{
+			if (found >= 0)
+				return -1;
+			found = i;
+		}
+	}
+	return found;
+}
+
+/*
+ * Fix the target columns (from the columns option, the header record, or
+ * the table's own order), check the owner may insert into each, and prepare
+ * the INSERT.
+ */
+static void
+setup_columns(LoadState *st, const CsvpRecord *header)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	List	   *names = NIL;
+	StringInfoData sql;
+	StringInfoData collist;
+	StringInfoData sel;
+	StringInfoData deflist;
+	MemoryContext old;
+	char	   *relname;
+	int			n = 0;
+
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(st->job->target)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the target table of ingest job " INT64_FORMAT " (OID %u) no longer exists",
+						st->job->id, st->job->target)));
+	rel = relation_open(st->job->target, RowExclusiveLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot load into \"%s\": ingest loads only tables",
+						RelationGetRelationName(rel))));
+	desc = RelationGetDescr(rel);
+	relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										 RelationGetRelationName(rel));
+
+	if (st->opts.columns != NIL)
+		names = st->opts.columns;
+	else if (header != NULL)
+	{
+		for (int i = 0; i < header->nfields; i++)
+		{
+			size_t		len;
+			bool		isnull;
+			const char *f = csvp_field(st->parser, header, i, &len, &isnull);
+
+			if (isnull || len == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+						 errmsg("%s, line " INT64_FORMAT ": header field %d is empty",
+								st->where, header->line, i + 1),
+						 errhint("Name every column in the header, or set \"header\": false and list the columns with \"columns\".")));
+			if (!pg_verify_mbstr(GetDatabaseEncoding(), f, (int) len, true))
+				ereport(ERROR,
+						(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+						 errmsg("%s, line " INT64_FORMAT ": header field %d is not valid %s",
+								st->where, header->line, i + 1, GetDatabaseEncodingName())));
+			names = lappend(names, pstrdup(f));
+		}
+	}
+	else
+	{
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && !att->attgenerated)
+				names = lappend(names, pstrdup(NameStr(att->attname)));
+		}
+	}
+
+	old = MemoryContextSwitchTo(st->job_cxt);
+	st->ncols = list_length(names);
+	st->attnums = palloc0(sizeof(AttrNumber) * st->ncols);
+	st->colnames = palloc0(sizeof(char *) * st->ncols);
+	st->infuncs = palloc0(sizeof(FmgrInfo) * st->ncols);
+	st->ioparams = palloc0(sizeof(Oid) * st->ncols);
+	st->typmods = palloc0(sizeof(int32) * st->ncols);
+	MemoryContextSwitchTo(old);
+
+	initStringInfo(&collist);
+	initStringInfo(&sel);
+	initStringInfo(&deflist);
+	{
+		ListCell   *lc;
+
+		foreach(lc, names)
+		{
+			const char *name = lfirst(lc);
+			int			idx = find_column(desc, name);
+			Form_pg_attribute att;
+			Oid			infunc;
+
+			if (idx < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" %s does not exist in table %s",
+								name,
+								st->opts.columns != NIL ? "listed in the columns option" : "named in the header",
+								relname),
+						 header != NULL && st->opts.columns == NIL ?
+						 errhint("Rename the header or the column, or list the target columns with \"columns\" (the header is then skipped).") : 0));
+			att = TupleDescAttr(desc, idx);
+			for (int k = 0; k < n; k++)
+				if (st->attnums[k] == att->attnum)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_COLUMN),
+							 errmsg("column \"%s\" appears more than once in %s",
+									NameStr(att->attname),
+									st->opts.columns != NIL ? "the columns option" : "the header")));
+			if (att->attgenerated)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+						 errmsg("column \"%s\" is a generated column", NameStr(att->attname)),
+						 errdetail("Generated columns cannot be loaded.")));
+			if (!identity_can_insert(RelationGetRelid(rel), att->attnum, st->job->owner))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for column \"%s\" of table %s",
+								NameStr(att->attname), relname),
+						 errdetail("Role \"%s\" owns the job and has no INSERT privilege on the column.",
+								   GetUserNameFromId(st->job->owner, false))));
+
+			st->attnums[n] = att->attnum;
+			st->colnames[n] = MemoryContextStrdup(st->job_cxt, NameStr(att->attname));
+			getTypeInputInfo(att->atttypid, &infunc, &st->ioparams[n]);
+			fmgr_info_cxt(infunc, &st->infuncs[n], st->job_cxt);
+			st->typmods[n] = att->atttypmod;
+
+			appendStringInfo(&collist, "%s%s", n ? ", " : "", quote_identifier(NameStr(att->attname)));
+			appendStringInfo(&sel, "%sb.c%d", n ? ", " : "", n + 1);
+			appendStringInfo(&deflist, ", c%d %s", n + 1,
+							 format_type_extended(att->atttypid, att->atttypmod,
+												  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+			n++;
+		}
+	}
+	relation_close(rel, NoLock);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "INSERT INTO %s (%s) SELECT %s FROM ingest._batch_rows() AS b(rn pg_catalog.int4%s) "
+					 "WHERE ingest._batch_mark(b.rn)",
+					 relname, collist.data, sel.data, deflist.data);
+
+	/* prepared as the owner: RLS policies are planned for the owner */
+	st->plan = SPI_prepare(sql.data, 0, NULL);
+	if (st->plan == NULL)
+		elog(ERROR, "ingest: could not prepare \"%s\": %s", sql.data,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(st->plan);
+	st->columns_ready = true;
+}
+
+/* ---------- one batch ---------- */
+
+/* Convert one record into the batch's Datums; bad structure rejects it. */
+static void
+convert_row(LoadState *st, int i)
+{
+	const CsvpRecord *rec = st->recs[i];
+	Datum	   *values = st->values + (size_t) i * st->ncols;
+	bool	   *nulls = st->nulls + (size_t) i * st->ncols;
+	int			enc = GetDatabaseEncoding();
+
+	if (rec->error != CSVP_OK)
+	{
+		if (rec->error_line != rec->line)
+			reject_row(st, i, ERRCODE_BAD_COPY_FILE_FORMAT,
+					   psprintf("%s (at line " INT64_FORMAT ")",
+								csvp_error_message(rec->error), rec->error_line));
+		else
+			reject_row(st, i, ERRCODE_BAD_COPY_FILE_FORMAT, csvp_error_message(rec->error));
+		return;
+	}
+	if (rec->nfields > st->ncols)
+	{
+		reject_row(st, i, ERRCODE_BAD_COPY_FILE_FORMAT,
+				   psprintf("extra data after last expected column (%d fields, %d expected)",
+							rec->nfields, st->ncols));
+		return;
+	}
+	if (rec->nfields < st->ncols)
+	{
+		reject_row(st, i, ERRCODE_BAD_COPY_FILE_FORMAT,
+				   psprintf("missing data for column \"%s\" (%d fields, %d expected)",
+							st->colnames[rec->nfields], rec->nfields, st->ncols));
+		return;
+	}
+
+	for (int j = 0; j < st->ncols; j++)
+	{
+		size_t		len;
+		bool		isnull;
+		const char *f = csvp_field(st->parser, rec, j, &len, &isnull);
+
+		if (!isnull && !pg_verify_mbstr(enc, f, (int) len, true))
+		{
+			reject_row(st, i, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+					   psprintf("column \"%s\": invalid byte sequence for encoding \"%s\"",
+								st->colnames[j], GetDatabaseEncodingName()));
+			return;
+		}
+		st->pos_row = i;
+		st->pos_col = j;
+		values[j] = InputFunctionCall(&st->infuncs[j], isnull ? NULL : (char *) f,
+									  st->ioparams[j], st->typmods[j]);
+		nulls[j] = isnull;
+	}
+	st->pos_col = -1;
+}
+
+static void
+convert_batch(LoadState *st)
+{
+	volatile int i = 0;
+
+	st->phase = PHASE_CONVERT;
+	if (st->opts.max_errors == 0)
+	{
+		for (; i < st->nrows; i++)
+			convert_row(st, i);
+	}
+	else
+	{
+		while (i < st->nrows)
+		{
+			MemoryContext cxt = CurrentMemoryContext;
+			ResourceOwner owner = CurrentResourceOwner;
+
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(cxt);
+			PG_TRY();
+			{
+				for (; i < st->nrows; i++)
+					convert_row(st, i);
+				ReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(cxt);
+				CurrentResourceOwner = owner;
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(cxt);
+				edata = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(cxt);
+				CurrentResourceOwner = owner;
+
+				if (st->fail_message != NULL || !is_record_error(edata->sqlerrcode))
+					ReThrowError(edata);
+				if (st->pos_col >= 0)
+					reject_row(st, i, edata->sqlerrcode,
+							   psprintf("column \"%s\": %s", st->colnames[st->pos_col],
+										row_message(edata)));
+				else
+					reject_row(st, i, edata->sqlerrcode, row_message(edata));
+				st->pos_col = -1;
+				i++;
+			}
+			PG_END_TRY();
+		}
+	}
+	st->pos_row = -1;
+	st->phase = PHASE_OTHER;
+}
+
+/* Insert the good rows of [lo, hi) with the prepared plan. */
+static void
+exec_insert(LoadState *st, int lo, int hi)
+{
+	int			rc;
+
+	st->ins_lo = lo;
+	st->ins_hi = hi;
+	st->mark_row = -1;
+	st->after_rows = false;
+	st->top_query = NULL;
+	st->phase = PHASE_INSERT;
+	rc = SPI_execute_plan(st->plan, NULL, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "ingest: batch INSERT failed: %s", SPI_result_code_string(rc));
+	st->rows_inserted += SPI_processed;
+	st->phase = PHASE_OTHER;
+}
+
+/* The row being inserted when an insert failed, or -1 if unknown. */
+static int
+failed_row(LoadState *st)
+{
+	if (st->after_rows || st->mark_row < st->ins_lo || st->mark_row >= st->ins_hi)
+		return -1;
+	return st->mark_row;
+}
+
+/* One attempt in a subtransaction; on failure returns the error. */
+static ErrorData *
+try_insert(LoadState *st, int lo, int hi, int *bad)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile result = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		exec_insert(st, lo, hi);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		*bad = failed_row(st);
+		st->phase = PHASE_OTHER;
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (!is_record_error(edata->sqlerrcode))
+			ReThrowError(edata);
+		result = edata;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static bool
+any_good(LoadState *st, int lo, int hi)
+{
+	for (int i = lo; i < hi; i++)
+		if (!st->rejected[i])
+			return true;
+	return false;
+}
+
+/* Insert [lo, hi), setting aside the rows that fail (max_errors > 0). */
+static void
+insert_isolating(LoadState *st, int lo, int hi)
+{
+	while (lo < hi && any_good(st, lo, hi))
+	{
+		int			bad = -1;
+		ErrorData  *edata = try_insert(st, lo, hi, &bad);
+
+		if (edata == NULL)
+			return;
+		if (bad >= 0)
+		{
+			/* the rows before it went in fine the first time */
+			if (bad > lo)
+				insert_isolating(st, lo, bad);
+			reject_row(st, bad, edata->sqlerrcode, row_message(edata));
+			lo = bad + 1;
+		}
+		else
+		{
+			int			first = lo;
+			int			mid;
+
+			while (first < hi && st->rejected[first])
+				first++;
+			if (hi - first == 1 || !any_good(st, first + 1, hi))
+			{
+				reject_row(st, first, edata->sqlerrcode, row_message(edata));
+				lo = first + 1;
+				continue;
+			}
+			mid = first + (hi - first) / 2;
+			insert_isolating(st, first, mid);
+			insert_isolating(st, mid, hi);
+			return;
+		}
+	}
+}
+
+static void
+insert_batch(LoadState *st)
+{
+	if (!any_good(st, 0, st->nrows))
+		return;
+	if (st->opts.max_errors == 0)
+		exec_insert(st, 0, st->nrows);
+	else
+		insert_isolating(st, 0, st->nrows);
+}
+
+static void
+check_cancel(LoadState *st)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (shmem_worker_cancel_requested())
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("ingest job " INT64_FORMAT " was cancelled", st->job->id)));
+}
+
+/* Load the complete records the parser holds, then forget them. */
+static void
+process_records(LoadState *st)
+{
+	int			n = csvp_nrecords(st->parser);
+	MemoryContext old;
+
+	check_cancel(st);
+	old = MemoryContextSwitchTo(st->batch_cxt);
+	st->recs = palloc(sizeof(CsvpRecord *) * Max(n, 1));
+	st->nrows = 0;
+	for (int i = 0; i < n; i++)
+	{
+		const CsvpRecord *rec = csvp_record(st->parser, i);
+
+		if (st->header_pending)
+		{
+			st->header_pending = false;
+			if (rec->error != CSVP_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+						 errmsg("%s, line " INT64_FORMAT ": could not read the header: %s",
+								st->where, rec->line, csvp_error_message(rec->error))));
+			if (!st->columns_ready)
+				setup_columns(st, rec);
+			continue;
+		}
+		st->records_seen++;
+		if (st->records_seen <= st->job->records_done)
+			continue;			/* committed by an earlier attempt */
+		st->recs[st->nrows++] = rec;
+	}
+
+	if (st->nrows > 0)
+	{
+		st->values = palloc(sizeof(Datum) * st->nrows * st->ncols);
+		st->nulls = palloc(sizeof(bool) * st->nrows * st->ncols);
+		st->rejected = palloc0(st->nrows);
+		convert_batch(st);
+		insert_batch(st);
+		write_batch_errors(st);
+		st->records_done += st->nrows;
+		st->since_commit += st->nrows;
+	}
+	MemoryContextSwitchTo(old);
+
+	shmem_worker_progress((uint64) st->rows_inserted, csvp_bytes(st->parser));
+	csvp_clear(st->parser);
+	MemoryContextReset(st->batch_cxt);
+	st->batch_errors = NIL;
+	st->recs = NULL;
+	st->nrows = 0;
+
+	if (st->opts.commit_every > 0 && st->since_commit >= st->opts.commit_every)
+	{
+		/* the checkpoint commits with the rows it counts */
+		identity_leave(&st->owner_save);
+		jobs_checkpoint(st->job, st->records_done, st->rows_inserted, st->rows_rejected,
+						(int64) csvp_bytes(st->parser));
+		identity_enter(st->job->owner, &st->owner_save);
+		commit_xact(st);
+		st->since_commit = 0;
+		begin_xact(st);
+	}
+}
+
+static void
+free_parser(void *arg)
+{
+	LoadState  *st = arg;
+
+	csvp_destroy(st->parser);
+	st->parser = NULL;
+}
+
+void
+loader_run(IngestJob *job, MemoryContext job_cxt)
+{
+	LoadState  *st = MemoryContextAllocZero(job_cxt, sizeof(LoadState));
+	CsvpOptions popts;
+	MemoryContext old = MemoryContextSwitchTo(job_cxt);
+
+	st->job = job;
+	st->job_cxt = job_cxt;
+	st->batch_cxt = AllocSetContextCreate(job_cxt, "ingest batch", ALLOCSET_DEFAULT_SIZES);
+	st->where = job->is_file ? psprintf("file \"%s\"", job->source) : pstrdup("uploaded data");
+	st->pos_row = -1;
+	st->pos_col = -1;
+	st->mark_row = -1;
+	st->records_done = job->records_done;
+	st->committed_records = job->records_done;
+	st->rows_inserted = job->rows_inserted;
+	st->committed_inserted = job->rows_inserted;
+	st->rows_rejected = job->rows_rejected;
+	st->buf = palloc(INGEST_READ_CHUNK);
+	active = st;
+	MemoryContextSwitchTo(old);
+
+	begin_xact(st);
+	if (job->cancel_requested || jobs_cancel_requested(job->id))
+		check_cancel(st);
+
+	/* what outlives this transaction lives in the job's context */
+	old = MemoryContextSwitchTo(job_cxt);
+	options_parse(job->options, &st->opts);
+
+	/* read after the owner's settings are applied: batch_rows may be the session's */
+	st->batch_size = ingest_batch_rows;
+	if (st->opts.commit_every > 0 && st->opts.commit_every < st->batch_size)
+		st->batch_size = (int) st->opts.commit_every;
+
+	popts.delimiter = st->opts.delimiter;
+	popts.quote = st->opts.quote;
+	popts.null_string = st->opts.null_string;
+	popts.max_field_size = INGEST_MAX_FIELD_SIZE;
+	st->parser = csvp_create(&popts);
+	if (st->parser == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	st->parser_cb.func = free_parser;
+	st->parser_cb.arg = st;
+	MemoryContextRegisterResetCallback(job_cxt, &st->parser_cb);
+
+	st->header_pending = st->opts.header;
+	if (!st->opts.header || st->opts.columns != NIL)
+		setup_columns(st, NULL);
+
+	st->reader = reader_open(job, job_cxt);
+	MemoryContextSwitchTo(old);
+
+	while (!st->eof || csvp_nrecords(st->parser) > 0)
+	{
+		if (st->buf_off == st->buf_len && !st->eof)
+		{
+			st->buf_len = reader_read(st->reader, st->buf, INGEST_READ_CHUNK);
+			st->buf_off = 0;
+			if (st->buf_len == 0)
+			{
+				st->eof = true;
+				if (!csvp_finish(st->parser))
+					ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+			}
+		}
+		if (st->buf_off < st->buf_len)
+		{
+			size_t		n = csvp_feed(st->parser, st->buf + st->buf_off,
+									  st->buf_len - st->buf_off, st->batch_size);
+
+			if (n == (size_t) -1)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory while parsing %s near line " INT64_FORMAT,
+								st->where, csvp_line(st->parser))));
+			st->buf_off += n;
+		}
+		if (csvp_nrecords(st->parser) >= st->batch_size ||
+			(st->eof && csvp_nrecords(st->parser) > 0))
+			process_records(st);
+	}
+
+	identity_leave(&st->owner_save);
+	jobs_finish(job, "succeeded", st->records_done, st->rows_inserted, st->rows_rejected,
+				(int64) csvp_bytes(st->parser), NULL);
+	identity_enter(job->owner, &st->owner_save);
+	commit_xact(st);
+
+	if (st->plan)
+		SPI_freeplan(st->plan);
+	st->plan = NULL;
+	active = NULL;
+}
+
+/*
+ * After an error escaped loader_run and the transaction was aborted: what to
+ * record. Call before loader_forget.
+ */
+void
+loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
+{
+	LoadState  *st = active;
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL)
+	{
+		out->last_error = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
+			: pstrdup(edata->message);
+		return;
+	}
+
+	out->records_done = st->committed_records;
+	out->rows_inserted = st->committed_inserted;
+	out->rows_rejected = st->rows_rejected;
+	out->bytes_done = st->committed_bytes;
+	out->pending_errors = st->pending_errors;
+
+	if (st->fail_message)
+		out->last_error = pstrdup(st->fail_message);
+	else if (st->phase == PHASE_CONVERT && st->pos_row >= 0 && st->recs)
+	{
+		const CsvpRecord *rec = st->recs[st->pos_row];
+		LoaderPendingError *pe = palloc0(sizeof(LoaderPendingError));
+
+		pe->line = rec->line;
+		pe->message = st->pos_col >= 0
+			? psprintf("column \"%s\": %s", st->colnames[st->pos_col], row_message(edata))
+			: row_message(edata);
+		pe->raw_line = raw_line(st, rec);
+		memcpy(pe->sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
+		out->pending_errors = lappend(out->pending_errors, pe);
+		out->rows_rejected++;
+		out->last_error = psprintf("%s, line " INT64_FORMAT ": %s", st->where, rec->line, pe->message);
+	}
+	else if (st->phase == PHASE_INSERT && st->recs)
+	{
+		int			bad = failed_row(st);
+
+		if (bad >= 0)
+		{
+			const CsvpRecord *rec = st->recs[bad];
+			LoaderPendingError *pe = palloc0(sizeof(LoaderPendingError));
+
+			pe->line = rec->line;
+			pe->message = row_message(edata);
+			pe->raw_line = raw_line(st, rec);
+			memcpy(pe->sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
+			out->pending_errors = lappend(out->pending_errors, pe);
+			out->rows_rejected++;
+			out->last_error = psprintf("%s, line " INT64_FORMAT ": %s", st->where, rec->line, pe->message);
+		}
+		else
+			out->last_error = psprintf("%s, lines " INT64_FORMAT " to " INT64_FORMAT ": %s",
+									   st->where, st->recs[st->ins_lo]->line,
+									   st->recs[st->ins_hi - 1]->line, row_message(edata));
+	}
+	else
+		out->last_error = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
+			: pstrdup(edata->message);
+}
+
+/* Drop the job's state after a failure (the plan is not transaction-bound). */
+void
+loader_forget(void)
+{
+	if (active && active->plan)
+		SPI_freeplan(active->plan);
+	active = NULL;
+}
+
+/* ---------- SQL-callable pieces of the batch INSERT ---------- */
+
+static LoadState *
+batch_owner(void)
+{
+	if (active == NULL || active->phase != PHASE_INSERT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("this function can only be called by an ingest worker")));
+	return active;
+}
+
+Datum
+ingest_batch_rows_srf(PG_FUNCTION_ARGS)
+{
+	LoadState  *st = batch_owner();
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	desc = rsinfo->setDesc;
+	if (desc->natts != st->ncols + 1)
+		elog(ERROR, "ingest: batch row type has %d columns, expected %d", desc->natts, st->ncols + 1);
+
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	for (int i = st->ins_lo; i < st->ins_hi; i++)
+	{
+		if (st->rejected[i])
+			continue;
+		values[0] = Int32GetDatum(i);
+		nulls[0] = false;
+		memcpy(values + 1, st->values + (size_t) i * st->ncols, sizeof(Datum) * st->ncols);
+		memcpy(nulls + 1, st->nulls + (size_t) i * st->ncols, sizeof(bool) * st->ncols);
+		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+ingest_batch_mark_fn(PG_FUNCTION_ARGS)
+{
+	LoadState  *st = batch_owner();
+
+	st->mark_row = PG_GETARG_INT32(0);
+	PG_RETURN_BOOL(true);
+}

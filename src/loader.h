@@ -1,0 +1,33 @@
+/*
+ * loader.h
+ *		Records to typed values to batched INSERTs as the job's owner.
+ */
+#ifndef INGEST_LOADER_H
+#define INGEST_LOADER_H
+
+#include "jobs.h"
+
+typedef struct LoaderOutcome
+{
+	int64		records_done;	/* committed by earlier transactions of this attempt */
+	int64		rows_inserted;
+	int64		rows_rejected;
+	int64		bytes_done;
+	char	   *last_error;
+	List	   *pending_errors; /* rejected records of the aborted transaction */
+} LoaderOutcome;
+
+typedef struct LoaderPendingError
+{
+	int64		line;
+	char		sqlstate[6];
+	char	   *message;
+	char	   *raw_line;
+} LoaderPendingError;
+
+extern void loader_install_hooks(void);
+extern void loader_run(IngestJob *job, MemoryContext job_cxt);
+extern void loader_describe_failure(ErrorData *edata, LoaderOutcome *out);
+extern void loader_forget(void);
+
+#endif							/* INGEST_LOADER_H */

@@ -1,0 +1,24 @@
+/*
+ * options.h
+ *		The jsonb options of a job, validated into one struct.
+ */
+#ifndef INGEST_OPTIONS_H
+#define INGEST_OPTIONS_H
+
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+typedef struct IngestOptions
+{
+	bool		header;			/* first record names the columns */
+	List	   *columns;		/* target column names in file order (char *), or NIL */
+	char		delimiter;
+	char		quote;
+	char	   *null_string;	/* NULL: an unquoted empty field is NULL */
+	int64		max_errors;		/* rejected records tolerated before the job fails */
+	int64		commit_every;	/* records per transaction; 0: one transaction */
+} IngestOptions;
+
+extern void options_parse(Jsonb *jb, IngestOptions *opts);
+
+#endif							/* INGEST_OPTIONS_H */

@@ -1,0 +1,78 @@
+/*
+ * parser.h
+ *		Bytes to CSV records with physical line numbers, around libcsv.
+ *
+ * This interface needs nothing from the server: it allocates with malloc and
+ * reports failures through return codes, so the fuzzer builds parser.c alone
+ * and a libcsv callback never has to raise a PostgreSQL error.
+ */
+#ifndef INGEST_PARSER_H
+#define INGEST_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why a record could not be parsed; CSVP_OK for a good one. */
+typedef enum CsvpRecordError
+{
+	CSVP_OK = 0,
+	CSVP_BAD_QUOTE,				/* quote inside an unquoted field, or text after a closing quote */
+	CSVP_UNTERMINATED_QUOTE,	/* input ended inside a quoted field */
+	CSVP_FIELD_TOO_LARGE		/* a field longer than the limit */
+} CsvpRecordError;
+
+typedef struct CsvpField
+{
+	size_t		off;			/* offset of the NUL-terminated text in the data buffer */
+	size_t		len;
+	bool		isnull;
+} CsvpField;
+
+typedef struct CsvpRecord
+{
+	int64_t		line;			/* physical line (1-based) on which the record starts */
+	int64_t		error_line;		/* line where a parse error was seen */
+	size_t		first_field;	/* index into the field array */
+	int			nfields;
+	CsvpRecordError error;
+} CsvpRecord;
+
+typedef struct CsvpOptions
+{
+	char		delimiter;
+	char		quote;
+	const char *null_string;	/* NULL: an unquoted empty field is NULL */
+	size_t		max_field_size; /* 0: no limit but the allocator's */
+} CsvpOptions;
+
+typedef struct CsvpParser CsvpParser;
+
+extern CsvpParser *csvp_create(const CsvpOptions *options);
+extern void csvp_destroy(CsvpParser *p);
+
+/*
+ * Parse up to len bytes, stopping early once max_records complete records are
+ * held; returns the number of bytes consumed. Returns (size_t) -1 when memory
+ * ran out (the parser is then unusable).
+ */
+extern size_t csvp_feed(CsvpParser *p, const char *buf, size_t len, int max_records);
+
+/* End of input: completes a last record without a line end. false on out of memory. */
+extern bool csvp_finish(CsvpParser *p);
+
+extern int	csvp_nrecords(const CsvpParser *p);
+extern const CsvpRecord *csvp_record(const CsvpParser *p, int i);
+extern const char *csvp_field(const CsvpParser *p, const CsvpRecord *rec, int i,
+							  size_t *len, bool *isnull);
+
+/* Forget the complete records, keeping a record still being parsed. */
+extern void csvp_clear(CsvpParser *p);
+
+/* Lines seen so far (the line the parser is on) and bytes consumed. */
+extern int64_t csvp_line(const CsvpParser *p);
+extern uint64_t csvp_bytes(const CsvpParser *p);
+
+extern const char *csvp_error_message(CsvpRecordError error);
+
+#endif							/* INGEST_PARSER_H */

@@ -1,0 +1,19 @@
+/*
+ * reader.h
+ *		Byte sources of a job behind one small interface.
+ */
+#ifndef INGEST_READER_H
+#define INGEST_READER_H
+
+#include "jobs.h"
+
+typedef struct IngestReader IngestReader;
+
+extern IngestReader *reader_open(const IngestJob *job, MemoryContext cxt);
+extern size_t reader_read(IngestReader *r, char *buf, size_t len);
+extern int64 reader_size(const IngestReader *r);
+extern void reader_close(IngestReader *r);
+
+extern char *reader_resolve_path(const char *path, bool for_enqueue);
+
+#endif							/* INGEST_READER_H */

@@ -1,0 +1,292 @@
+/*
+ * shmem.c
+ *		Shared state of ingest: worker slots, database wake requests, latches.
+ *
+ * One struct in shared memory, sized at start-up for max_worker_processes
+ * slots (the most workers that could ever run, whatever ingest.max_workers
+ * says after a reload). It holds plain data and atomics only: latches are
+ * PGPROC latches, themselves in shared memory.
+ *
+ * Backends add a database to the request list when a transaction that queued
+ * a job commits; the launcher drains that list, waking an idle worker of the
+ * database or starting one. Workers publish their job and progress here for
+ * the ingest.workers view and read their cancel flag.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+
+#include "shmem.h"
+
+IngestShared *ingest_shared = NULL;
+
+static int	my_slot = -1;
+
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(IngestShared, slots),
+					mul_size(max_worker_processes, sizeof(IngestWorkerSlot)));
+}
+
+static void
+request_shmem(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(shared_size());
+	RequestNamedLWLockTranche("ingest", 1);
+}
+
+static void
+startup_shmem(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ingest_shared = ShmemInitStruct("ingest", shared_size(), &found);
+	if (!found)
+	{
+		memset(ingest_shared, 0, shared_size());
+		ingest_shared->lock = &(GetNamedLWLockTranche("ingest"))->lock;
+		ingest_shared->nslots = max_worker_processes;
+		for (int i = 0; i < ingest_shared->nslots; i++)
+		{
+			pg_atomic_init_u64(&ingest_shared->slots[i].rows, 0);
+			pg_atomic_init_u64(&ingest_shared->slots[i].bytes, 0);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+shmem_install_hooks(void)
+{
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = request_shmem;
+#else
+	request_shmem();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = startup_shmem;
+}
+
+bool
+shmem_available(void)
+{
+	return ingest_shared != NULL;
+}
+
+/*
+ * Wake idle workers of a database, and ask the launcher for one if there is
+ * none. Called at commit, so it must not fail: no allocation, no ERROR.
+ */
+void
+shmem_request_db(Oid dboid)
+{
+	IngestShared *s = ingest_shared;
+	bool		listed = false;
+
+	if (s == NULL)
+		return;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < s->nslots; i++)
+	{
+		IngestWorkerSlot *slot = &s->slots[i];
+
+		if (slot->state == SLOT_IDLE && slot->dboid == dboid && slot->latch)
+			SetLatch(slot->latch);
+	}
+	for (int i = 0; i < s->nrequests; i++)
+		if (s->requests[i] == dboid)
+			listed = true;
+	if (!listed)
+	{
+		if (s->nrequests < INGEST_MAX_DB_REQUESTS)
+			s->requests[s->nrequests++] = dboid;
+		else
+			s->rescan_all = true;
+	}
+	if (s->launcher_latch)
+		SetLatch(s->launcher_latch);
+	LWLockRelease(s->lock);
+}
+
+static void
+worker_detach(int code, Datum arg)
+{
+	IngestShared *s = ingest_shared;
+
+	if (s == NULL || my_slot < 0)
+		return;
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	memset(&s->slots[my_slot], 0, offsetof(IngestWorkerSlot, rows));
+	s->slots[my_slot].state = SLOT_FREE;
+	if (s->launcher_latch)
+		SetLatch(s->launcher_latch);
+	LWLockRelease(s->lock);
+	my_slot = -1;
+}
+
+/* Take the slot the launcher reserved for this process. */
+void
+shmem_worker_attach(int slotno)
+{
+	IngestShared *s = ingest_shared;
+	IngestWorkerSlot *slot;
+
+	if (s == NULL || slotno < 0 || slotno >= s->nslots)
+		elog(FATAL, "ingest worker started with invalid slot %d", slotno);
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	slot = &s->slots[slotno];
+	if (slot->state != SLOT_STARTING)
+	{
+		LWLockRelease(s->lock);
+		elog(FATAL, "ingest worker slot %d is not reserved", slotno);
+	}
+	slot->pid = MyProcPid;
+	slot->latch = MyLatch;
+	slot->state = SLOT_IDLE;
+	slot->job_id = 0;
+	slot->cancel_requested = false;
+	pg_atomic_write_u64(&slot->rows, 0);
+	pg_atomic_write_u64(&slot->bytes, 0);
+	my_slot = slotno;
+	LWLockRelease(s->lock);
+
+	before_shmem_exit(worker_detach, (Datum) 0);
+}
+
+/* Publish the job this worker runs (0: none, the worker is idle). */
+void
+shmem_worker_set_job(int64 job_id, Oid owner)
+{
+	IngestWorkerSlot *slot = &ingest_shared->slots[my_slot];
+
+	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
+	slot->job_id = job_id;
+	slot->job_owner = owner;
+	slot->state = job_id ? SLOT_BUSY : SLOT_IDLE;
+	slot->started_at = job_id ? GetCurrentTimestamp() : 0;
+	slot->cancel_requested = false;
+	pg_atomic_write_u64(&slot->rows, 0);
+	pg_atomic_write_u64(&slot->bytes, 0);
+	LWLockRelease(ingest_shared->lock);
+}
+
+/*
+ * An idle worker whose wait timed out leaves, unless it was woken meanwhile:
+ * whoever wakes an idle worker does so under the lock, so checking the latch
+ * under the lock closes the window in which a wake-up would be lost.
+ */
+bool
+shmem_worker_exit_if_idle(void)
+{
+	bool		leave;
+
+	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
+	leave = !MyLatch->is_set;
+	if (leave)
+	{
+		memset(&ingest_shared->slots[my_slot], 0, offsetof(IngestWorkerSlot, rows));
+		ingest_shared->slots[my_slot].state = SLOT_FREE;
+		if (ingest_shared->launcher_latch)
+			SetLatch(ingest_shared->launcher_latch);
+		my_slot = -1;
+	}
+	LWLockRelease(ingest_shared->lock);
+	return leave;
+}
+
+/*
+ * After a job: leave when other databases wait for a worker and every
+ * allowed worker is busy, so one database's long queue cannot starve another.
+ */
+bool
+shmem_worker_should_yield(void)
+{
+	bool		others = false;
+
+	LWLockAcquire(ingest_shared->lock, LW_SHARED);
+	for (int i = 0; i < ingest_shared->nrequests; i++)
+		if (ingest_shared->requests[i] != MyDatabaseId)
+			others = true;
+	if (ingest_shared->rescan_all)
+		others = true;
+	LWLockRelease(ingest_shared->lock);
+	return others;
+}
+
+bool
+shmem_worker_cancel_requested(void)
+{
+	/* a plain read: the flag only ever goes from false to true during a job */
+	return ingest_shared->slots[my_slot].cancel_requested;
+}
+
+void
+shmem_worker_progress(uint64 rows, uint64 bytes)
+{
+	pg_atomic_write_u64(&ingest_shared->slots[my_slot].rows, rows);
+	pg_atomic_write_u64(&ingest_shared->slots[my_slot].bytes, bytes);
+}
+
+/* The pids of workers attached in a database, to tell orphaned jobs. */
+int
+shmem_live_worker_pids(Oid dboid, int *pids, int max)
+{
+	int			n = 0;
+
+	LWLockAcquire(ingest_shared->lock, LW_SHARED);
+	for (int i = 0; i < ingest_shared->nslots && n < max; i++)
+	{
+		IngestWorkerSlot *slot = &ingest_shared->slots[i];
+
+		if (slot->state != SLOT_FREE && slot->dboid == dboid && slot->pid != 0)
+			pids[n++] = slot->pid;
+	}
+	LWLockRelease(ingest_shared->lock);
+	return n;
+}
+
+/* Flag a running job for cancellation; true if a worker runs it. */
+bool
+shmem_cancel_job(int64 job_id)
+{
+	bool		found = false;
+
+	if (ingest_shared == NULL)
+		return false;
+	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ingest_shared->nslots; i++)
+	{
+		IngestWorkerSlot *slot = &ingest_shared->slots[i];
+
+		if (slot->state == SLOT_BUSY && slot->job_id == job_id && slot->dboid == MyDatabaseId)
+		{
+			slot->cancel_requested = true;
+			if (slot->latch)
+				SetLatch(slot->latch);
+			found = true;
+		}
+	}
+	LWLockRelease(ingest_shared->lock);
+	return found;
+}

@@ -1,0 +1,69 @@
+/*
+ * shmem.h
+ *		Shared state of ingest: worker slots, database wake requests, latches.
+ */
+#ifndef INGEST_SHMEM_H
+#define INGEST_SHMEM_H
+
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+typedef enum IngestSlotState
+{
+	SLOT_FREE = 0,
+	SLOT_STARTING,				/* reserved by the launcher, process not yet attached */
+	SLOT_IDLE,					/* attached, waiting for a job */
+	SLOT_BUSY					/* running a job */
+} IngestSlotState;
+
+typedef struct IngestWorkerSlot
+{
+	IngestSlotState state;
+	pid_t		pid;
+	Oid			dboid;
+	Latch	   *latch;			/* the worker's PGPROC latch, in shared memory */
+	int64		job_id;			/* 0 when not running a job */
+	Oid			job_owner;
+	TimestampTz started_at;
+	bool		cancel_requested;
+	pg_atomic_uint64 rows;
+	pg_atomic_uint64 bytes;
+} IngestWorkerSlot;
+
+#define INGEST_MAX_DB_REQUESTS 64
+
+typedef struct IngestShared
+{
+	LWLock	   *lock;			/* protects everything below but the atomics */
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	bool		rescan_all;		/* request list overflowed: try every database */
+	int			nrequests;
+	Oid			requests[INGEST_MAX_DB_REQUESTS];	/* databases that may have queued jobs */
+	int			nslots;
+	IngestWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} IngestShared;
+
+extern IngestShared *ingest_shared;
+
+extern void shmem_install_hooks(void);
+extern bool shmem_available(void);
+
+/* Ask for a worker in a database (or wake an idle one there). */
+extern void shmem_request_db(Oid dboid);
+
+/* Worker side. */
+extern void shmem_worker_attach(int slotno);
+extern void shmem_worker_set_job(int64 job_id, Oid owner);
+extern bool shmem_worker_exit_if_idle(void);
+extern bool shmem_worker_should_yield(void);
+extern bool shmem_worker_cancel_requested(void);
+extern void shmem_worker_progress(uint64 rows, uint64 bytes);
+extern int	shmem_live_worker_pids(Oid dboid, int *pids, int max);
+
+/* Backends. */
+extern bool shmem_cancel_job(int64 job_id);
+
+#endif							/* INGEST_SHMEM_H */

@@ -1,0 +1,222 @@
+/*
+ * worker.c
+ *		The per-database background worker: claim a job, run it, record the
+ *		outcome, repeat; leave when idle.
+ *
+ * The launcher starts a worker for one database and reserves its slot in
+ * shared memory. The worker connects as the bootstrap superuser; the loader
+ * switches to each job's owner for the load itself. An ERROR in a job fails
+ * that job and the loop goes on; only FATAL (SIGTERM, postmaster death) ends
+ * the worker mid-job, and the job is then taken back as an orphan by the
+ * next worker of the database.
+ *
+ * Idle workers leave after ingest.worker_idle_timeout so that DROP DATABASE
+ * and CREATE DATABASE ... TEMPLATE are not kept waiting for long.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "ingest.h"
+#include "jobs.h"
+#include "loader.h"
+#include "shmem.h"
+#include "worker.h"
+
+/* Run one short transaction around fn; returns fn's result. */
+static bool
+in_transaction(bool (*fn) (void *), void *arg)
+{
+	bool		result;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	result = fn(arg);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	return result;
+}
+
+static bool
+start_up(void *arg)
+{
+	if (!jobs_extension_ready())
+		return false;
+	(void) jobs_requeue_orphans();
+	return true;
+}
+
+typedef struct ClaimArgs
+{
+	IngestJob  *job;
+	MemoryContext cxt;			/* where the job's fields are copied */
+	bool		more;
+	bool		gone;
+} ClaimArgs;
+
+static bool
+claim(void *arg)
+{
+	ClaimArgs  *c = arg;
+	MemoryContext old;
+	bool		found;
+
+	if (!jobs_extension_ready())
+	{
+		c->gone = true;
+		return false;
+	}
+	old = MemoryContextSwitchTo(c->cxt);
+	found = jobs_claim(c->job, &c->more);
+	MemoryContextSwitchTo(old);
+	return found;
+}
+
+static void
+record_failure(IngestJob *job, ErrorData *edata, bool cancelled)
+{
+	LoaderOutcome out;
+	ListCell   *lc;
+
+	loader_describe_failure(edata, &out);
+	loader_forget();
+
+	if (cancelled)
+		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " cancelled", job->id)));
+	else
+		ereport(LOG,
+				(errmsg("ingest job " INT64_FORMAT " failed: %s", job->id, out.last_error)));
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	foreach(lc, out.pending_errors)
+	{
+		LoaderPendingError *pe = lfirst(lc);
+
+		jobs_record_error(job->id, pe->line, pe->sqlstate, pe->message, pe->raw_line);
+	}
+	jobs_finish(job, cancelled ? "cancelled" : "failed", out.records_done,
+				out.rows_inserted, out.rows_rejected, out.bytes_done,
+				cancelled ? "cancelled by ingest.cancel()" : out.last_error);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+static void
+run_job(IngestJob *job, MemoryContext job_cxt)
+{
+	char		activity[64];
+
+	snprintf(activity, sizeof(activity), "ingest job " INT64_FORMAT, job->id);
+	pgstat_report_activity(STATE_RUNNING, activity);
+
+	PG_TRY();
+	{
+		loader_run(job, job_cxt);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		bool		cancelled;
+
+		MemoryContextSwitchTo(job_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		cancelled = shmem_worker_cancel_requested() &&
+			edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(job_cxt);
+
+		/* recording the failure must not take the worker down with it */
+		PG_TRY();
+		{
+			record_failure(job, edata, cancelled);
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+		}
+		PG_END_TRY();
+	}
+	PG_END_TRY();
+
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+void
+ingest_worker_main(Datum main_arg)
+{
+	int			slotno = DatumGetInt32(main_arg);
+	Oid			dboid;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	shmem_worker_attach(slotno);
+	dboid = ingest_shared->slots[slotno].dboid;
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("ingest worker");
+
+	if (!in_transaction(start_up, NULL))
+		proc_exit(0);				/* no ingest here */
+
+	loader_install_hooks();
+
+	for (;;)
+	{
+		MemoryContext job_cxt = AllocSetContextCreate(TopMemoryContext, "ingest job",
+													  ALLOCSET_DEFAULT_SIZES);
+		IngestJob  *job;
+		ClaimArgs	c = {0};
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		job = MemoryContextAllocZero(job_cxt, sizeof(IngestJob));
+		c.job = job;
+		c.cxt = job_cxt;
+		if (in_transaction(claim, &c))
+		{
+			shmem_worker_set_job(job->id, job->owner);
+			if (c.more)
+				shmem_request_db(MyDatabaseId);		/* ask for a colleague */
+			run_job(job, job_cxt);
+			shmem_worker_set_job(0, InvalidOid);
+			MemoryContextDelete(job_cxt);
+			if (shmem_worker_should_yield())
+				proc_exit(0);
+			continue;
+		}
+		MemoryContextDelete(job_cxt);
+		if (c.gone)
+			proc_exit(0);
+
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  ingest_worker_idle_timeout, PG_WAIT_EXTENSION) & WL_TIMEOUT)
+		{
+			if (shmem_worker_exit_if_idle())
+				proc_exit(0);
+		}
+		ResetLatch(MyLatch);
+	}
+}

@@ -1,0 +1,10 @@
+/*
+ * worker.h
+ *		The per-database background worker.
+ */
+#ifndef INGEST_WORKER_H
+#define INGEST_WORKER_H
+
+extern PGDLLEXPORT void ingest_worker_main(Datum main_arg);
+
+#endif							/* INGEST_WORKER_H */
