@@ -863,6 +863,23 @@ process_records(LoadState *st)
 	}
 }
 
+/*
+ * How many records to gather before loading them: a batch, cut short so a
+ * transaction commits after exactly commit_every data records (the header
+ * record, when one is expected, comes on top).
+ */
+static int
+records_wanted(LoadState *st)
+{
+	int64		want = st->batch_size;
+
+	if (st->opts.commit_every > 0)
+		want = Min(want, st->opts.commit_every - st->since_commit);
+	if (st->header_pending)
+		want++;
+	return (int) Max(want, 1);
+}
+
 static void
 free_parser(void *arg)
 {
@@ -942,7 +959,7 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 		if (st->buf_off < st->buf_len)
 		{
 			size_t		n = csvp_feed(st->parser, st->buf + st->buf_off,
-									  st->buf_len - st->buf_off, st->batch_size);
+									  st->buf_len - st->buf_off, records_wanted(st));
 
 			if (n == (size_t) -1)
 				ereport(ERROR,
@@ -951,7 +968,7 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 								st->where, csvp_line(st->parser))));
 			st->buf_off += n;
 		}
-		if (csvp_nrecords(st->parser) >= st->batch_size ||
+		if (csvp_nrecords(st->parser) >= records_wanted(st) ||
 			(st->eof && csvp_nrecords(st->parser) > 0))
 			process_records(st);
 	}
