@@ -112,10 +112,17 @@ identity_apply_settings(Jsonb *settings)
 			if (tok == WJB_KEY)
 				name = pnstrdup(v.val.string.val, v.val.string.len);
 			else if (tok == WJB_VALUE && v.type == jbvString && name != NULL)
+			{
+				/*
+				 * As a user could: a setting this worker knows as one only a
+				 * superuser may change (its extension is loaded here but was
+				 * not in the session) is skipped with a warning.
+				 */
 				(void) set_config_option(name,
 										 pnstrdup(v.val.string.val, v.val.string.len),
 										 PGC_USERSET, PGC_S_SESSION,
-										 GUC_ACTION_LOCAL, true, ERROR, false);
+										 GUC_ACTION_LOCAL, true, WARNING, false);
+			}
 		}
 	}
 
