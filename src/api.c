@@ -92,6 +92,13 @@ check_target(Oid relid, const IngestOptions *opts)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("cannot load into \"%s\": ingest loads only tables", relname)));
 
+	/* the worker names the table, which needs USAGE on its schema */
+	if (pg_namespace_aclcheck(RelationGetNamespace(rel), userid, ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for schema %s",
+						get_namespace_name(RelationGetNamespace(rel)))));
+
 	if (opts->columns != NIL)
 	{
 		ListCell   *lc;
@@ -100,6 +107,17 @@ check_target(Oid relid, const IngestOptions *opts)
 		{
 			const char *name = lfirst(lc);
 			AttrNumber	attnum = get_attnum(relid, name);
+			ListCell   *prev;
+
+			foreach(prev, opts->columns)
+			{
+				if (prev == lc)
+					break;
+				if (strcmp((char *) lfirst(prev), name) == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_COLUMN),
+							 errmsg("column \"%s\" appears more than once in the columns option", name)));
+			}
 
 			if (attnum == InvalidAttrNumber || attnum < 0)
 				ereport(ERROR,
@@ -171,11 +189,12 @@ enqueue(Oid target, const char *source, bool is_file, Jsonb *options,
 	return id;
 }
 
+/* NULL options mean the defaults, as '{}' does. */
 static Jsonb *
 options_arg(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_ARGISNULL(argno))
-		return NULL;
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	return PG_GETARG_JSONB_P(argno);
 }
 

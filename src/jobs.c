@@ -244,13 +244,26 @@ jobs_claim(IngestJob *job, bool *more_queued)
 		job->bytes_total = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
 		job->cancel_requested = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 
-		/* not read-only: the snapshot must see the claim just made */
-		exec_as_owner("SELECT EXISTS (SELECT 1 FROM ingest.upload_jobs WHERE state = 'queued')",
-					  0, NULL, NULL, NULL, false);
-		*more_queued = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*more_queued = jobs_queued_exist();
 	}
 	SPI_finish();
 	return found;
+}
+
+/* Are jobs waiting in this database? */
+bool
+jobs_queued_exist(void)
+{
+	bool		isnull;
+	bool		result;
+
+	SPI_connect();
+	/* not read-only: the snapshot must see a claim just made */
+	exec_as_owner("SELECT EXISTS (SELECT 1 FROM ingest.upload_jobs WHERE state = 'queued')",
+				  0, NULL, NULL, NULL, false);
+	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return result;
 }
 
 bool

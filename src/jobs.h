@@ -34,6 +34,7 @@ extern bool jobs_extension_ready(void);
 extern int	jobs_requeue_orphans(void);
 extern bool jobs_claim(IngestJob *job, bool *more_queued);
 extern bool jobs_cancel_requested(int64 job_id);
+extern bool jobs_queued_exist(void);
 extern void jobs_checkpoint(const IngestJob *job, int64 records_done, int64 rows_inserted,
 							int64 rows_rejected, int64 bytes_done);
 extern void jobs_finish(const IngestJob *job, const char *state, int64 records_done,

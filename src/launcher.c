@@ -249,8 +249,10 @@ serve_requests(void)
 			warned_no_slot = false;
 		}
 
-		/* served: drop it from the list */
-		s->requests[i] = s->requests[--s->nrequests];
+		/* served: drop it from the list, keeping the others in arrival order */
+		memmove(&s->requests[i], &s->requests[i + 1],
+				sizeof(Oid) * (s->nrequests - i - 1));
+		s->nrequests--;
 	}
 	LWLockRelease(s->lock);
 	return waiting || overflow != NIL;

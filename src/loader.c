@@ -196,7 +196,10 @@ commit_xact(LoadState *st)
 
 /* ---------- rejected records ---------- */
 
-/* Text safe to store in the server encoding: invalid bytes become \xNN. */
+/*
+ * Text safe to store in the server encoding, at most INGEST_RAW_LINE_MAX
+ * bytes, cut between characters: invalid bytes (and NUL) become \xNN.
+ */
 static char *
 sanitize(const char *s, size_t len)
 {
@@ -205,17 +208,21 @@ sanitize(const char *s, size_t len)
 	size_t		i = 0;
 
 	initStringInfo(&out);
-	while (i < len && out.len < INGEST_RAW_LINE_MAX)
+	while (i < len)
 	{
 		int			l = pg_encoding_verifymbchar(enc, s + i, (int) (len - i));
 
 		if (l <= 0 || s[i] == '\0')
 		{
+			if (out.len + 4 > INGEST_RAW_LINE_MAX)
+				break;
 			appendStringInfo(&out, "\\x%02X", (unsigned char) s[i]);
 			i++;
 		}
 		else
 		{
+			if (out.len + l > INGEST_RAW_LINE_MAX)
+				break;
 			appendBinaryStringInfo(&out, s + i, l);
 			i += l;
 		}
@@ -231,8 +238,9 @@ raw_line(LoadState *st, const CsvpRecord *rec)
 	char		delim = st->opts.delimiter;
 	char		quote = st->opts.quote;
 
+	/* build a little more than the limit, so sanitize cuts between characters */
 	initStringInfo(&out);
-	for (int i = 0; i < rec->nfields && out.len < INGEST_RAW_LINE_MAX; i++)
+	for (int i = 0; i < rec->nfields && out.len <= INGEST_RAW_LINE_MAX; i++)
 	{
 		size_t		len;
 		bool		isnull;
@@ -248,7 +256,7 @@ raw_line(LoadState *st, const CsvpRecord *rec)
 				needs_quotes = true;
 		if (needs_quotes)
 			appendStringInfoChar(&out, quote);
-		for (size_t k = 0; k < len && out.len < INGEST_RAW_LINE_MAX; k++)
+		for (size_t k = 0; k < len && out.len <= INGEST_RAW_LINE_MAX; k++)
 		{
 			if (f[k] == quote)
 				appendStringInfoChar(&out, quote);
@@ -257,7 +265,7 @@ raw_line(LoadState *st, const CsvpRecord *rec)
 		if (needs_quotes)
 			appendStringInfoChar(&out, quote);
 	}
-	return sanitize(out.data, Min((size_t) out.len, (size_t) INGEST_RAW_LINE_MAX));
+	return sanitize(out.data, out.len);
 }
 
 static char *

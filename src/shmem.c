@@ -216,22 +216,30 @@ shmem_worker_exit_if_idle(void)
 }
 
 /*
- * After a job: leave when other databases wait for a worker and every
- * allowed worker is busy, so one database's long queue cannot starve another.
+ * After a job: go idle, or leave when other databases wait for a worker,
+ * so one database's long queue cannot starve another. Decided under the
+ * lock: a worker that is about to leave must never look idle to the
+ * launcher, which would count on it for this database's next job.
  */
 bool
-shmem_worker_should_yield(void)
+shmem_worker_end_job(void)
 {
-	bool		others = false;
+	IngestWorkerSlot *slot = &ingest_shared->slots[my_slot];
+	bool		leave;
 
-	LWLockAcquire(ingest_shared->lock, LW_SHARED);
+	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
+	leave = ingest_shared->rescan_all;
 	for (int i = 0; i < ingest_shared->nrequests; i++)
 		if (ingest_shared->requests[i] != MyDatabaseId)
-			others = true;
-	if (ingest_shared->rescan_all)
-		others = true;
+			leave = true;
+	slot->job_id = 0;
+	slot->job_owner = InvalidOid;
+	slot->started_at = 0;
+	slot->cancel_requested = false;
+	if (!leave)
+		slot->state = SLOT_IDLE;
 	LWLockRelease(ingest_shared->lock);
-	return others;
+	return leave;
 }
 
 bool

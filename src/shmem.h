@@ -58,7 +58,7 @@ extern void shmem_request_db(Oid dboid);
 extern void shmem_worker_attach(int slotno);
 extern void shmem_worker_set_job(int64 job_id, Oid owner);
 extern bool shmem_worker_exit_if_idle(void);
-extern bool shmem_worker_should_yield(void);
+extern bool shmem_worker_end_job(void);
 extern bool shmem_worker_cancel_requested(void);
 extern void shmem_worker_progress(uint64 rows, uint64 bytes);
 extern int	shmem_live_worker_pids(Oid dboid, int *pids, int max);

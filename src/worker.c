@@ -60,6 +60,12 @@ start_up(void *arg)
 	return true;
 }
 
+static bool
+queued_jobs(void *arg)
+{
+	return jobs_extension_ready() && jobs_queued_exist();
+}
+
 typedef struct ClaimArgs
 {
 	IngestJob  *job;
@@ -216,10 +222,14 @@ ingest_worker_main(Datum main_arg)
 			if (c.more)
 				shmem_request_db(MyDatabaseId);		/* ask for a colleague */
 			run_job(job, job_cxt);
-			shmem_worker_set_job(0, InvalidOid);
 			MemoryContextDelete(job_cxt);
-			if (shmem_worker_should_yield())
+			if (shmem_worker_end_job())
+			{
+				/* make way for another database, and queue up again for ours */
+				if (in_transaction(queued_jobs, NULL))
+					shmem_request_db(MyDatabaseId);
 				proc_exit(0);
+			}
 			continue;
 		}
 		MemoryContextDelete(job_cxt);

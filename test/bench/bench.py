@@ -1,0 +1,350 @@
+#!/usr/bin/python3
+"""Driver of the ingest benchmark; run.sh starts the cluster and calls this.
+
+Everything is configured by environment variables that run.sh sets (see README.md):
+BENCH_CONNINFO (superuser connection to the bench database), BENCH_TENANT_CONNINFO (the
+login tenant role), BENCH_FILE_ALL / BENCH_FILE_TENANT (the two CSV files), ROWS, REPS,
+METHODS, INGEST (1 if the extension is installed and preloaded), INGEST_OPTIONS (jsonb),
+COMMIT_EVERY, CLIENT_BATCH, BENCH_RESULTS (JSON output path).
+
+Measurements are interleaved: each repetition runs every method once, in a fixed order, so
+drift (page cache, other load on the machine) touches all methods alike. Before each load
+the target table is dropped and recreated and a CHECKPOINT is taken (untimed); after it the
+row count and a content hash are compared with the same file loaded by COPY (untimed).
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import psycopg
+
+COLS = "device_id, ts, reading_id, value, temperature, status, tenant"
+TENANT = "org_a"
+NOLOGIN_TENANT = "bench_tenant"      # NOLOGIN; used through SET ROLE
+LOGIN_TENANT = "bench_tenant_app"    # LOGIN; used by the psycopg client
+
+ENV = os.environ
+ROWS = int(ENV.get("ROWS", "1000000"))
+REPS = int(ENV.get("REPS", "3"))
+CONNINFO = ENV["BENCH_CONNINFO"]
+TENANT_CONNINFO = ENV["BENCH_TENANT_CONNINFO"]
+FILE_ALL = ENV["BENCH_FILE_ALL"]
+FILE_TENANT = ENV["BENCH_FILE_TENANT"]
+HAVE_INGEST = ENV.get("INGEST", "0") == "1"
+CLIENT_BATCH = int(ENV.get("CLIENT_BATCH", "10000"))
+RESULTS = ENV.get("BENCH_RESULTS")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+INGEST_OPTIONS = json.loads(ENV.get("INGEST_OPTIONS", "") or "{}")
+if ENV.get("COMMIT_EVERY"):
+    INGEST_OPTIONS["commit_every"] = int(ENV["COMMIT_EVERY"])
+
+# name -> (description, file kind, target table, rls?, baseline method)
+METHODS = {
+    "copy_plain":        ("COPY FROM file (superuser)",                    "all",    "t_copy",          False, "copy_plain"),
+    "ingest_plain":      ("ingest.enqueue_file + wait (superuser)",        "all",    "t_ingest",        False, "copy_plain"),
+    "copy_tenant":       ("COPY FROM file, owner, non-RLS twin",           "tenant", "t_copy_tenant",   False, "copy_tenant"),
+    "ingest_rls":        ("ingest.enqueue_file + wait, tenant, FORCE RLS", "tenant", "t_rls_ingest",    True,  "copy_tenant"),
+    "ingest_data_rls":   ("ingest.enqueue_data (file sent) + wait, tenant, RLS", "tenant", "t_rls_data", True, "copy_tenant"),
+    "insert_select_rls": ("ref: INSERT..SELECT staging, tenant, RLS",      "tenant", "t_rls_ref",       True,  "copy_tenant"),
+    "psycopg_rls":       ("psycopg3 10k-row unnest INSERTs, tenant, RLS",  "tenant", "t_rls_client",    True,  "copy_tenant"),
+}
+ORDER = list(METHODS)
+INGEST_METHODS = {"ingest_plain", "ingest_rls", "ingest_data_rls"}
+
+problems = []   # loud failures, printed at the end
+
+
+def loud(msg):
+    problems.append(msg)
+    print("!!! " + msg, flush=True)
+
+
+def lit(s):
+    """A SQL string literal (COPY takes no parameters)."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def connect(conninfo=CONNINFO):
+    return psycopg.connect(conninfo, autocommit=True)
+
+
+def create_table(cur, name, rls):
+    cur.execute("DROP TABLE IF EXISTS %s" % name)
+    cur.execute("""
+        CREATE TABLE %s (
+            device_id   int NOT NULL,
+            ts          timestamptz NOT NULL,
+            reading_id  uuid NOT NULL,
+            value       numeric(12,4),
+            temperature double precision,
+            status      text,
+            tenant      text NOT NULL,
+            PRIMARY KEY (device_id, ts)
+        ) WITH (autovacuum_enabled = off)""" % name)
+    if rls:
+        cur.execute("ALTER TABLE %s ENABLE ROW LEVEL SECURITY" % name)
+        cur.execute("ALTER TABLE %s FORCE ROW LEVEL SECURITY" % name)
+        cur.execute("""CREATE POLICY tenant_rows ON %s FOR ALL TO %s, %s
+                       USING (tenant = current_setting('app.tenant'))
+                       WITH CHECK (tenant = current_setting('app.tenant'))"""
+                    % (name, NOLOGIN_TENANT, LOGIN_TENANT))
+        cur.execute("GRANT SELECT, INSERT ON %s TO %s, %s" % (name, NOLOGIN_TENANT, LOGIN_TENANT))
+
+
+def fingerprint(cur, table):
+    """(count, order-independent content hash); as superuser, so RLS does not hide rows."""
+    cur.execute("SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0) FROM %s t" % table)
+    return tuple(cur.fetchone())
+
+
+def setup(cur):
+    cur.execute("SELECT current_setting('server_version')")
+    for role, login in ((NOLOGIN_TENANT, "NOLOGIN"), (LOGIN_TENANT, "LOGIN")):
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        if cur.fetchone() is None:
+            cur.execute("CREATE ROLE %s %s" % (role, login))
+    # enqueue_file is for superusers and members of pg_read_server_files only.
+    cur.execute("GRANT pg_read_server_files TO %s" % NOLOGIN_TENANT)
+    if HAVE_INGEST:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS ingest")
+    refs = {}
+    for kind, path in (("all", FILE_ALL), ("tenant", FILE_TENANT)):
+        stage = "t_stage_" + kind
+        cur.execute("DROP TABLE IF EXISTS %s" % stage)
+        cur.execute("CREATE TABLE %s (LIKE t_copy_template) WITH (autovacuum_enabled = off)" % stage)
+        cur.execute("COPY %s FROM %s WITH (FORMAT csv, HEADER)" % (stage, lit(path)))
+        cur.execute("VACUUM ANALYZE %s" % stage)
+        refs[kind] = fingerprint(cur, stage)
+        if refs[kind][0] != ROWS:
+            loud("COPY of %s into staging loaded %d rows, expected %d" % (path, refs[kind][0], ROWS))
+    cur.execute("GRANT SELECT ON t_stage_tenant TO %s" % NOLOGIN_TENANT)
+    return refs
+
+
+def show_diff(cur, ref_table, table):
+    """A few rows present in one table and not the other, to say what went wrong."""
+    out = []
+    for a, b, label in ((ref_table, table, "missing or different in " + table),
+                        (table, ref_table, "unexpected in " + table)):
+        cur.execute("SELECT t::text FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s) t LIMIT 3" % (a, b))
+        for (r,) in cur.fetchall():
+            out.append("    %s: %s" % (label, r[:300]))
+    return out
+
+
+def job_info(cur, job_id):
+    cur.execute("""SELECT state, rows_inserted, rows_rejected, last_error,
+                          extract(epoch FROM finished_at - started_at),
+                          extract(epoch FROM started_at - created_at)
+                     FROM ingest.upload_jobs WHERE id = %s""", (job_id,))
+    return cur.fetchone()
+
+
+def run_ingest(cur, table, path, as_tenant, send_data=False):
+    """enqueue_file (or enqueue_data with the file's bytes read here) and wait; timed end to end."""
+    opts = json.dumps(INGEST_OPTIONS)
+    if as_tenant:
+        cur.execute("SELECT set_config('app.tenant', %s, false)", (TENANT,))
+        cur.execute("SET ROLE %s" % NOLOGIN_TENANT)
+    try:
+        t0 = time.monotonic()
+        if send_data:
+            with open(path, "rb") as f:
+                data = f.read()
+            cur.execute("SELECT ingest.enqueue_data(%s::regclass, %b, %s::jsonb)", (table, data, opts))
+            del data
+        else:
+            cur.execute("SELECT ingest.enqueue_file(%s::regclass, %s, %s::jsonb)", (table, path, opts))
+        job_id = cur.fetchone()[0]
+        cur.execute("SELECT ingest.wait(%s, '60 min')", (job_id,))
+        state = cur.fetchone()[0]
+        elapsed = time.monotonic() - t0
+    finally:
+        cur.execute("RESET ROLE")
+        cur.execute("RESET app.tenant")
+    st, ins, rej, err, worker_s, queue_s = job_info(cur, job_id)
+    extra = {"job": job_id, "state": state, "rows_inserted": ins, "rows_rejected": rej,
+             "worker_s": float(worker_s) if worker_s is not None else None,
+             "pickup_s": float(queue_s) if queue_s is not None else None}
+    if state != "succeeded":
+        loud("ingest job %s into %s ended %r: %s" % (job_id, table, state, err))
+        if state not in ("failed", "cancelled"):
+            cur.execute("SELECT ingest.cancel(%s)", (job_id,))
+    elif ins != ROWS or rej:
+        loud("ingest job %s into %s: rows_inserted=%s rows_rejected=%s, expected %d and 0"
+             % (job_id, table, ins, rej, ROWS))
+    return elapsed, extra
+
+
+def run_method(cur, name):
+    desc, kind, table, rls, _ = METHODS[name]
+    path = FILE_ALL if kind == "all" else FILE_TENANT
+    create_table(cur, table, rls)
+    cur.execute("CHECKPOINT")
+    extra = {}
+    if name in ("copy_plain", "copy_tenant"):
+        t0 = time.monotonic()
+        cur.execute("COPY %s FROM %s WITH (FORMAT csv, HEADER)" % (table, lit(path)))
+        elapsed = time.monotonic() - t0
+    elif name == "ingest_plain":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=False)
+    elif name == "ingest_rls":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=True)
+    elif name == "ingest_data_rls":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=True, send_data=True)
+    elif name == "insert_select_rls":
+        cur.execute("SELECT set_config('app.tenant', %s, false)", (TENANT,))
+        cur.execute("SET ROLE %s" % NOLOGIN_TENANT)
+        try:
+            t0 = time.monotonic()
+            cur.execute("INSERT INTO %s SELECT * FROM t_stage_tenant" % table)
+            elapsed = time.monotonic() - t0
+        finally:
+            cur.execute("RESET ROLE")
+            cur.execute("RESET app.tenant")
+    elif name == "psycopg_rls":
+        cmd = [sys.executable, os.path.join(HERE, "client_insert.py"),
+               "--conninfo", TENANT_CONNINFO, "--table", table, "--file", path,
+               "--tenant", TENANT, "--batch", str(CLIENT_BATCH)]
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        elapsed = time.monotonic() - t0
+        if p.returncode != 0:
+            loud("psycopg client failed (exit %d): %s" % (p.returncode, p.stderr.strip()[-2000:]))
+        else:
+            extra = json.loads(p.stdout.strip().splitlines()[-1])
+    else:
+        raise SystemExit("unknown method " + name)
+    return table, kind, elapsed, extra
+
+
+def fmt_rate(r):
+    return "{:,.0f}".format(r) if r else "-"
+
+
+def main():
+    methods = [m.strip() for m in ENV.get("METHODS", ",".join(ORDER)).split(",") if m.strip()]
+    for m in methods:
+        if m not in METHODS:
+            raise SystemExit("unknown method %r (known: %s)" % (m, ", ".join(ORDER)))
+    if not HAVE_INGEST:
+        skipped = [m for m in methods if m in INGEST_METHODS]
+        if skipped:
+            loud("the ingest extension is not installed: skipped " + ", ".join(skipped))
+        methods = [m for m in methods if m not in INGEST_METHODS]
+    methods = [m for m in ORDER if m in methods]
+    # each ratio needs its baseline in the same run
+    for m in list(methods):
+        base = METHODS[m][4]
+        if base not in methods:
+            methods.insert(0, base)
+    methods = [m for m in ORDER if m in methods]
+
+    conn = connect()
+    cur = conn.cursor()
+    cur.execute("DROP TABLE IF EXISTS t_copy_template")
+    create_table(cur, "t_copy_template", False)
+    print("setup: loading both files into staging tables with COPY (untimed) ...", flush=True)
+    refs = setup(cur)
+
+    cur.execute("""SELECT name, setting, unit FROM pg_settings WHERE name IN
+        ('server_version', 'shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_buffers',
+         'fsync', 'synchronous_commit', 'full_page_writes', 'wal_level', 'jit',
+         'shared_preload_libraries', 'max_worker_processes') OR name LIKE 'ingest.%%'
+        ORDER BY name""")
+    settings = {n: (s + (" (" + u + ")" if u else "")) for n, s, u in cur.fetchall()}
+    print("settings: " + ", ".join("%s=%s" % kv for kv in settings.items()))
+    print("files: all=%s (%d bytes), tenant=%s (%d bytes); rows=%d; reps=%d; ingest options=%s"
+          % (FILE_ALL, os.path.getsize(FILE_ALL), FILE_TENANT, os.path.getsize(FILE_TENANT),
+             ROWS, REPS, json.dumps(INGEST_OPTIONS)), flush=True)
+
+    times = {m: [] for m in methods}
+    extras = {m: [] for m in methods}
+    ok = {m: True for m in methods}
+    for rep in range(1, REPS + 1):
+        for m in methods:
+            table, kind, elapsed, extra = run_method(cur, m)
+            got = fingerprint(cur, table)
+            want = refs[kind]
+            status = "ok"
+            if got[0] != want[0]:
+                status = "WRONG COUNT"
+                loud("%s rep %d: %s has %d rows, expected %d" % (m, rep, table, got[0], want[0]))
+            elif got[1] != want[1]:
+                status = "WRONG CONTENT"
+                loud("%s rep %d: %s has the right count but different content than COPY loads"
+                     % (m, rep, table))
+            if status != "ok":
+                ok[m] = False
+                for line in show_diff(cur, "t_stage_" + kind, table):
+                    print(line)
+            times[m].append(elapsed)
+            extras[m].append(extra)
+            print("rep %d  %-18s %8.3f s  %10s rows/s  %s  %s"
+                  % (rep, m, elapsed, fmt_rate(got[0] / elapsed if elapsed else 0), status,
+                     json.dumps(extra) if extra else ""), flush=True)
+
+    # summary
+    med = {m: statistics.median(times[m]) for m in methods}
+    best = {m: min(times[m]) for m in methods}
+    print()
+    print("Summary: %d rows per load, %d run(s) per method; seconds are wall-clock as the caller sees"
+          " them (ingest: enqueue until ingest.wait returns); rows/s and ratio use the MEDIAN run,"
+          " 'ratio best' uses each method's best run." % (ROWS, REPS))
+    hdr = "%-18s %-51s %9s %9s %9s %12s %7s %7s  %-12s %s" % (
+        "method", "what", "rows", "median s", "best s", "rows/s", "ratio", "r.best", "vs", "check")
+    print(hdr)
+    print("-" * len(hdr))
+    summary = []
+    for m in methods:
+        desc, kind, table, rls, base = METHODS[m]
+        valid = ok[m] and ok[base]
+        rate = ROWS / med[m] if med[m] and ok[m] else 0
+        ratio = med[base] / med[m] if med[m] and valid else 0
+        ratio_best = best[base] / best[m] if best[m] and valid else 0
+        check = "ok" if ok[m] else "WRONG ROWS (see above)"
+        print("%-18s %-51s %9d %9.3f %9.3f %12s %7s %7s  %-12s %s" % (
+            m, desc, ROWS, med[m], best[m], fmt_rate(rate),
+            "%.2f" % ratio if valid else "-", "%.2f" % ratio_best if valid else "-",
+            base if base != m else "-", check))
+        summary.append({"method": m, "what": desc, "rows": ROWS, "runs": times[m],
+                        "median_s": med[m], "best_s": best[m], "rows_per_s": rate,
+                        "ratio_vs_baseline": ratio, "ratio_best": ratio_best, "baseline": base,
+                        "verified": ok[m], "extra": extras[m]})
+    for m in methods:
+        if m in INGEST_METHODS:
+            ws = [e.get("worker_s") for e in extras[m] if e.get("worker_s") is not None]
+            ps = [e.get("pickup_s") for e in extras[m] if e.get("pickup_s") is not None]
+            if ws:
+                print("%s: job finished_at - started_at median %.3f s; started_at - created_at median %.3f s"
+                      " (created_at is the enqueuing transaction's start, so this includes the enqueue call)"
+                      % (m, statistics.median(ws), statistics.median(ps) if ps else float("nan")))
+    for m in ("ingest_plain", "ingest_rls", "ingest_data_rls"):
+        if m in methods:
+            base = METHODS[m][4]
+            if not (ok[m] and ok[base]):
+                print("target %s >= 0.70 x COPY: NOT MET (loads failed or were wrong)" % m)
+            else:
+                ratio = med[base] / med[m]
+                print("target %s >= 0.70 x COPY: %s (%.2f)" % (m, "MET" if ratio >= 0.70 else "NOT MET", ratio))
+    if RESULTS:
+        with open(RESULTS, "w") as f:
+            json.dump({"rows": ROWS, "reps": REPS, "settings": settings,
+                       "ingest_options": INGEST_OPTIONS, "methods": summary,
+                       "problems": problems}, f, indent=2)
+    if problems:
+        print()
+        print("!!! %d PROBLEM(S):" % len(problems))
+        for p in problems:
+            print("!!!   " + p)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+#!/bin/bash
+# test/run-tests.sh: what `make test` (and so .ci/run) runs.
+#
+# Installs what is missing, builds and installs ingest, copies the tree to a temporary
+# directory owned by the user that runs the servers (postgres when we are root), then runs
+#   1. the pg_regress suites sql/*.sql (make installcheck: a temporary instance with
+#      ingest preloaded, see REGRESS_OPTS and test/regress.conf);
+#   2. the TAP tests test/t/*.pl (PostgreSQL::Test::Cluster, each starts its own clusters).
+#
+# Counting, for the closing line "N passed, N failed":
+#   - each pg_regress test (one per sql/*.sql file) counts once;
+#   - each TAP assertion (a top-level "ok N" / "not ok N" line) counts once;
+#   - a suite that breaks without a counted failure (pg_regress cannot start its server,
+#     a TAP file dies or exits non-zero with every assertion ok) adds one failure.
+# Exits non-zero when anything failed, after printing regression.diffs, the server log and
+# the TAP logs of what failed.
+#
+# Environment: KEEP_TMP=1 keeps the staged copy (it is also kept when something failed);
+# TAP_ONLY=1 / REGRESS_ONLY=1 run one half; TESTS="t/001_pickup.pl ..." picks TAP files.
+
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+# shellcheck source=lib/setup.sh
+source test/lib/setup.sh
+
+passed=0
+failed=0
+failures=()
+summary_done=0
+
+# When the set-up itself fails (a package, the build, the install), the run still ends
+# with the closing line.
+on_exit() {
+    cleanup
+    if [ "$summary_done" = 0 ]; then
+        echo "$passed passed, $((failed > 0 ? failed : 1)) failed"
+    fi
+}
+trap on_exit EXIT
+
+cleanup() {
+    if [ -n "$INGEST_STAGE" ] && [ -d "$INGEST_STAGE" ]; then
+        if [ "${KEEP_TMP:-0}" = 1 ] || [ "$failed" -gt 0 ]; then
+            echo "kept the test tree: $INGEST_STAGE"
+        else
+            rm -rf "$INGEST_STAGE"
+        fi
+    fi
+}
+
+ingest_setup ingest-test
+
+show_file() {   # show_file FILE [MAX_LINES]: print a log, cut to its last MAX_LINES lines
+    local f=$1 max=${2:-400} n
+    [ -f "$f" ] || return 0
+    n=$(wc -l < "$f")
+    echo "----- $f ($n lines$([ "$n" -gt "$max" ] && echo ", last $max shown")) -----"
+    tail -n "$max" "$f"
+    echo "----- end of $f -----"
+}
+
+# ---------------------------------------------------------------- pg_regress suites
+if [ "${TAP_ONLY:-0}" != 1 ]; then
+    log "pg_regress suites (make installcheck)"
+    regress_log=$INGEST_STAGE/installcheck.log
+    # the suites' fixed directories (test/lib/regress-prep.sh) may be left over from a run
+    # by another user: hand them to the user that runs this one
+    if [ "$(id -u)" -eq 0 ]; then
+        for d in /tmp/ingest_regress_files /tmp/ingest_regress_outside /tmp/ingest_regress_files_evil; do
+            [ -d "$d" ] && ! [ -L "$d" ] && chown -hR "$INGEST_RUNAS": "$d"
+        done
+    fi
+    run_as make -C "$INGEST_STAGE" PG_CONFIG="$PG_CONFIG" installcheck 2>&1 | tee "$regress_log"
+    rc=${PIPESTATUS[0]}
+    # PG 15 prints "test NAME ... ok|FAILED|failed (ignored)"; later versions print TAP lines.
+    r_ok=$(grep -cE '^(test +[^ ]+ +\.\.\. +ok|ok [0-9]+ +[-+] )' "$regress_log")
+    r_fail=$(grep -cE '^(test +[^ ]+ +\.\.\. +(FAILED|failed)|not ok [0-9]+ )' "$regress_log")
+    if [ "$rc" -ne 0 ] && [ "$r_fail" -eq 0 ]; then
+        r_fail=1
+        echo "make installcheck exited $rc without a failed test: counted as one failure"
+    fi
+    passed=$((passed + r_ok))
+    failed=$((failed + r_fail))
+    if [ "$r_fail" -gt 0 ]; then
+        failures+=("pg_regress: $r_fail")
+        show_file "$INGEST_STAGE/regression.diffs" 3000
+        show_file "$INGEST_STAGE/log/postmaster.log" 300
+    fi
+    echo "pg_regress: $r_ok passed, $r_fail failed"
+fi
+
+# ---------------------------------------------------------------- TAP tests
+if [ "${REGRESS_ONLY:-0}" != 1 ]; then
+    log "TAP tests (prove)"
+    if [ -n "${TESTS:-}" ]; then
+        read -r -a tap_files <<< "$TESTS"
+    else
+        tap_files=()
+        for f in "$INGEST_STAGE"/test/t/*.pl; do
+            [ -e "$f" ] && tap_files+=("test/t/$(basename "$f")")
+        done
+    fi
+    for tf in "${tap_files[@]}"; do
+        name=$(basename "$tf" .pl)
+        tap_out=$INGEST_STAGE/test/tap_$name.out
+        # TESTDIR: Cluster.pm keeps its data and logs in $TESTDIR/tmp_check; each file gets
+        # its own so that the logs of a failed file are easy to find.
+        run_as TESTDIR="$INGEST_STAGE/test/tap/$name" PG_TEST_TIMEOUT_DEFAULT=${PG_TEST_TIMEOUT_DEFAULT:-180} \
+            bash -c 'mkdir -p "$TESTDIR" && cd "$0" && exec prove -v -I "$1" -I test/lib "$2"' \
+            "$INGEST_STAGE" "$PG_PERL_LIB" "$tf" 2>&1 | tee "$tap_out"
+        rc=${PIPESTATUS[0]}
+        t_ok=$(grep -cE '^ok [0-9]+' "$tap_out")
+        t_fail=$(grep -cE '^not ok [0-9]+' "$tap_out")
+        if [ "$rc" -ne 0 ] && [ "$t_fail" -eq 0 ]; then
+            t_fail=1
+            echo "$tf exited $rc without a failed assertion: counted as one failure"
+        fi
+        passed=$((passed + t_ok))
+        failed=$((failed + t_fail))
+        if [ "$t_fail" -gt 0 ]; then
+            failures+=("$tf: $t_fail")
+            for lf in "$INGEST_STAGE/test/tap/$name"/tmp_check/log/*; do
+                show_file "$lf" 300
+            done
+        fi
+    done
+fi
+
+trap - EXIT
+cleanup
+summary_done=1
+log "summary"
+if [ ${#failures[@]} -gt 0 ]; then
+    printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
