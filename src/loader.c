@@ -276,6 +276,19 @@ row_message(ErrorData *edata)
 	return pstrdup(edata->message);
 }
 
+/* A rejected record as job_errors will hold it, in the current memory context. */
+static LoaderPendingError *
+make_error(LoadState *st, const CsvpRecord *rec, int sqlerrcode, const char *message)
+{
+	LoaderPendingError *pe = palloc0(sizeof(LoaderPendingError));
+
+	pe->line = rec->line;
+	memcpy(pe->sqlstate, unpack_sql_state(sqlerrcode), 6);
+	pe->message = pstrdup(message);
+	pe->raw_line = raw_line(st, rec);
+	return pe;
+}
+
 /*
  * Reject row i of the batch: record it, or fail the job once more than
  * max_errors records were rejected.
@@ -285,12 +298,7 @@ reject_row(LoadState *st, int i, int sqlerrcode, const char *message)
 {
 	const CsvpRecord *rec = st->recs[i];
 	MemoryContext old = MemoryContextSwitchTo(st->batch_cxt);
-	LoaderPendingError *pe = palloc0(sizeof(LoaderPendingError));
-
-	pe->line = rec->line;
-	memcpy(pe->sqlstate, unpack_sql_state(sqlerrcode), 6);
-	pe->message = pstrdup(message);
-	pe->raw_line = raw_line(st, rec);
+	LoaderPendingError *pe = make_error(st, rec, sqlerrcode, message);
 
 	/*
 	 * Written to job_errors when the batch is done, outside any
@@ -1007,12 +1015,13 @@ void
 loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 {
 	LoadState  *st = active;
+	int			bad = -1;
+	char	   *message = NULL;
 
 	memset(out, 0, sizeof(*out));
 	if (st == NULL)
 	{
-		out->last_error = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
-			: pstrdup(edata->message);
+		out->last_error = row_message(edata);
 		return;
 	}
 
@@ -1023,47 +1032,43 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 	out->pending_errors = st->pending_errors;
 
 	if (st->fail_message)
-		out->last_error = pstrdup(st->fail_message);
-	else if (st->phase == PHASE_CONVERT && st->pos_row >= 0 && st->recs)
 	{
-		const CsvpRecord *rec = st->recs[st->pos_row];
-		LoaderPendingError *pe = palloc0(sizeof(LoaderPendingError));
+		out->last_error = pstrdup(st->fail_message);
+		return;
+	}
 
-		pe->line = rec->line;
-		pe->message = st->pos_col >= 0
+	/* with max_errors 0 nothing caught the error: say which record caused it */
+	if (st->phase == PHASE_CONVERT && st->pos_row >= 0 && st->recs)
+	{
+		bad = st->pos_row;
+		message = st->pos_col >= 0
 			? psprintf("column \"%s\": %s", st->colnames[st->pos_col], row_message(edata))
 			: row_message(edata);
-		pe->raw_line = raw_line(st, rec);
-		memcpy(pe->sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
-		out->pending_errors = lappend(out->pending_errors, pe);
-		out->rows_rejected++;
-		out->last_error = psprintf("%s, line " INT64_FORMAT ": %s", st->where, rec->line, pe->message);
 	}
 	else if (st->phase == PHASE_INSERT && st->recs)
 	{
-		int			bad = failed_row(st);
-
-		if (bad >= 0)
+		bad = failed_row(st);
+		message = row_message(edata);
+		if (bad < 0)
 		{
-			const CsvpRecord *rec = st->recs[bad];
-			LoaderPendingError *pe = palloc0(sizeof(LoaderPendingError));
-
-			pe->line = rec->line;
-			pe->message = row_message(edata);
-			pe->raw_line = raw_line(st, rec);
-			memcpy(pe->sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
-			out->pending_errors = lappend(out->pending_errors, pe);
-			out->rows_rejected++;
-			out->last_error = psprintf("%s, line " INT64_FORMAT ": %s", st->where, rec->line, pe->message);
-		}
-		else
+			/* an AFTER trigger (a foreign key, say) ran after every row of the batch */
 			out->last_error = psprintf("%s, lines " INT64_FORMAT " to " INT64_FORMAT ": %s",
 									   st->where, st->recs[st->ins_lo]->line,
-									   st->recs[st->ins_hi - 1]->line, row_message(edata));
+									   st->recs[st->ins_hi - 1]->line, message);
+			return;
+		}
+	}
+
+	if (bad >= 0)
+	{
+		LoaderPendingError *pe = make_error(st, st->recs[bad], edata->sqlerrcode, message);
+
+		out->pending_errors = lappend(out->pending_errors, pe);
+		out->rows_rejected++;
+		out->last_error = psprintf("%s, line " INT64_FORMAT ": %s", st->where, pe->line, message);
 	}
 	else
-		out->last_error = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
-			: pstrdup(edata->message);
+		out->last_error = row_message(edata);
 }
 
 /* Drop the job's state after a failure (the plan is not transaction-bound). */
