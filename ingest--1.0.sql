@@ -86,8 +86,8 @@ COMMENT ON COLUMN ingest.job_errors.raw_line IS 'the record''s fields re-joined 
 
 CREATE INDEX job_errors_job_idx ON ingest.job_errors (job_id, line_number);
 
--- Jobs and their errors belong in a dump of the database; the data bytes do not
--- need to (a dumped queued job whose bytes are gone fails with a clear message).
+-- Jobs, their errors and the bytes of jobs still to run belong in a dump of the
+-- database (extension tables are otherwise left out of pg_dump).
 SELECT pg_catalog.pg_extension_config_dump('ingest.upload_jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('ingest.job_errors', '');
 SELECT pg_catalog.pg_extension_config_dump('ingest.job_data', '');
@@ -104,7 +104,7 @@ ALTER TABLE ingest.job_data ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY own_jobs ON ingest.upload_jobs FOR SELECT
     USING (owner::oid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
-           OR pg_catalog.pg_has_role('ingest_admin', 'MEMBER'));
+           OR pg_catalog.pg_has_role('ingest_admin', 'USAGE'));
 
 CREATE POLICY own_job_errors ON ingest.job_errors FOR SELECT
     USING (job_id IN (SELECT id FROM ingest.upload_jobs));

@@ -297,7 +297,12 @@ ingest_worker_status(PG_FUNCTION_ARGS)
 
 		values[0] = Int32GetDatum(slot->pid);
 		if (datname)
-			values[1] = CStringGetDatum(datname);
+		{
+			NameData   *name = palloc(sizeof(NameData));
+
+			namestrcpy(name, datname);
+			values[1] = NameGetDatum(name);
+		}
 		else
 			nulls[1] = true;
 		if (visible)

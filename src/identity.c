@@ -159,6 +159,30 @@ identity_leave(const IdentitySave *save)
 }
 
 /*
+ * Become the extension's owner for bookkeeping, with search_path pinned to
+ * pg_catalog the way a SECURITY DEFINER function's SET clause pins it: the
+ * caller's (or a job's) search_path must never choose which operator or
+ * function a superuser runs.
+ */
+void
+identity_enter_system(IdentitySave *save)
+{
+	Oid			owner = identity_extension_owner();
+
+	identity_enter(owner, save);
+	save->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+identity_leave_system(const IdentitySave *save)
+{
+	AtEOXact_GUC(true, save->guc_level);
+	identity_leave(save);
+}
+
+/*
  * The role that owns the extension's tables: bookkeeping runs as it, so
  * users need (and get) no write privilege on ingest.upload_jobs.
  */

@@ -12,6 +12,7 @@ typedef struct IdentitySave
 {
 	Oid			userid;
 	int			sec_context;
+	int			guc_level;		/* identity_enter_system only */
 } IdentitySave;
 
 extern Jsonb *identity_capture_settings(void);
@@ -20,6 +21,8 @@ extern void identity_check_owner(Oid owner, int64 job_id);
 extern void identity_enter(Oid role, IdentitySave *save);
 extern void identity_leave(const IdentitySave *save);
 extern Oid	identity_extension_owner(void);
+extern void identity_enter_system(IdentitySave *save);
+extern void identity_leave_system(const IdentitySave *save);
 extern bool identity_can_insert(Oid relid, AttrNumber attnum, Oid role);
 
 #endif							/* INGEST_IDENTITY_H */

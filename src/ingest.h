@@ -15,5 +15,6 @@ extern bool ingest_preloaded;
 #define INGEST_MAX_FIELD_SIZE	((size_t) 256 * 1024 * 1024)
 #define INGEST_RAW_LINE_MAX		1024
 #define INGEST_RETAINED_ERRORS	100
+#define INGEST_MAX_ATTEMPTS		3	/* starts of a job whose worker keeps dying */
 
 #endif							/* INGEST_H */

@@ -25,6 +25,7 @@
 #include "catalog/namespace.h"
 #include "commands/extension.h"
 #include "identity.h"
+#include "ingest.h"
 #include "jobs.h"
 #include "shmem.h"
 
@@ -36,9 +37,9 @@ exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
 	IdentitySave save;
 	int			rc;
 
-	identity_enter(identity_extension_owner(), &save);
+	identity_enter_system(&save);
 	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
-	identity_leave(&save);
+	identity_leave_system(&save);
 	if (rc < 0)
 		elog(ERROR, "ingest: SPI_execute_with_args failed (%d) for: %s", rc, sql);
 	return rc;
@@ -149,34 +150,64 @@ jobs_extension_ready(void)
 }
 
 /*
- * Jobs left 'running' by a process that is no longer an ingest worker of this
- * database (it crashed, or the server restarted) go back to the queue. With
- * commit_every the rows of committed batches stay and the checkpoint says
- * where to resume; without it the aborted attempt left nothing behind.
+ * Jobs left 'running' by a worker that is gone (it crashed, was terminated,
+ * or the server restarted) go back to the queue. With commit_every the rows
+ * of committed batches stay and the checkpoint says where to resume; without
+ * it the aborted attempt left nothing behind. A job cancelled meanwhile ends
+ * cancelled, and one whose worker died INGEST_MAX_ATTEMPTS times ends failed
+ * rather than take the next worker down with it again.
  */
 int
 jobs_requeue_orphans(void)
 {
 	int			pids[1024];
-	int			n = shmem_live_worker_pids(MyDatabaseId, pids, lengthof(pids));
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	Oid			types[1] = {INT4ARRAYOID};
-	Datum		values[1];
+	int64		ids[1024];
+	int			n = shmem_live_jobs(MyDatabaseId, pids, ids, lengthof(pids));
+	Datum	   *pid_elems = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *id_elems = palloc(sizeof(Datum) * Max(n, 1));
+	Oid			types[3] = {INT4ARRAYOID, INT8ARRAYOID, INT4OID};
+	Datum		values[3];
 	int			requeued;
 
 	for (int i = 0; i < n; i++)
-		elems[i] = Int32GetDatum(pids[i]);
-	values[0] = PointerGetDatum(construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	{
+		pid_elems[i] = Int32GetDatum(pids[i]);
+		id_elems[i] = Int64GetDatum(ids[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(pid_elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(id_elems, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = Int32GetDatum(INGEST_MAX_ATTEMPTS);
 
 	SPI_connect();
-	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', worker_pid = NULL "
-				  "WHERE state = 'running' AND NOT (COALESCE(worker_pid, 0) = ANY ($1))",
-				  1, types, values, NULL, false);
+	exec_as_owner("WITH orphans AS ("
+				  "  SELECT id FROM ingest.upload_jobs "
+				  "  WHERE state = 'running' "
+				  "    AND (COALESCE(worker_pid, 0), id) NOT IN "
+				  "        (SELECT * FROM unnest($1::int4[], $2::int8[])) "
+				  "  FOR UPDATE), "
+				  "done AS ("
+				  "  UPDATE ingest.upload_jobs j SET "
+				  "    state = CASE WHEN j.cancel_requested THEN 'cancelled' "
+				  "                 WHEN j.attempts >= $3 THEN 'failed' ELSE 'queued' END, "
+				  "    last_error = CASE WHEN j.cancel_requested THEN 'cancelled by ingest.cancel()' "
+				  "                      WHEN j.attempts >= $3 THEN 'the worker running this job exited unexpectedly ' "
+				  "                           || j.attempts || ' times; the job is not retried' "
+				  "                      ELSE j.last_error END, "
+				  "    finished_at = CASE WHEN j.cancel_requested OR j.attempts >= $3 "
+				  "                       THEN pg_catalog.clock_timestamp() END, "
+				  "    worker_pid = NULL "
+				  "  FROM orphans o WHERE j.id = o.id "
+				  "  RETURNING j.id, j.state) "
+				  "SELECT id, state, CASE WHEN state <> 'queued' THEN "
+				  "  pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
+				  "    'job_id', id, 'state', state)::text)::text END "
+				  "FROM done",
+				  3, types, values, NULL, false);
 	requeued = (int) SPI_processed;
 	SPI_finish();
 	if (requeued > 0)
 		ereport(LOG,
-				(errmsg("ingest: %d job(s) left running by a vanished worker were queued again",
+				(errmsg("ingest: %d job(s) left running by a vanished worker were taken back",
 						requeued)));
 	return requeued;
 }

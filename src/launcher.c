@@ -277,6 +277,8 @@ ingest_launcher_main(Datum main_arg)
 	LWLockRelease(ingest_shared->lock);
 	before_shmem_exit(launcher_detach, (Datum) 0);
 
+	/* a launcher that died left no handles behind: settle its slots now */
+	shmem_reset_stale_slots();
 	list_all_databases();
 
 	for (;;)

@@ -28,9 +28,11 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -39,6 +41,7 @@
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -89,6 +92,7 @@ typedef struct LoadState
 	char	  **colnames;
 	FmgrInfo   *infuncs;
 	Oid		   *ioparams;
+	Oid		   *typids;
 	int32	   *typmods;
 	SPIPlanPtr	plan;
 
@@ -120,9 +124,12 @@ typedef struct LoadState
 	int			ins_hi;
 	int			mark_row;
 	bool		after_rows;
+	bool		rows_served;	/* _batch_rows answered this INSERT already */
 	QueryDesc  *top_query;
 
 	IdentitySave owner_save;
+	int			guc_level;		/* GUC nest level of the open transaction */
+	bool		cancelled;		/* stopped by ingest.cancel */
 } LoadState;
 
 static LoadState *active = NULL;
@@ -175,14 +182,32 @@ begin_xact(LoadState *st)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	identity_check_owner(st->job->owner, st->job->id);
-	identity_apply_settings(st->job->settings);
+
+	/*
+	 * Everything the load sets, our captured settings and whatever a trigger
+	 * sets even at session level, is undone before commit (commit_xact), so
+	 * nothing leaks into the next transaction or the next owner's job.
+	 * Settings are applied as the owner: what the owner may not set in its
+	 * own session is skipped.
+	 */
+	st->guc_level = NewGUCNestLevel();
 	identity_enter(st->job->owner, &st->owner_save);
+	identity_apply_settings(st->job->settings);
+
+	/*
+	 * With max_errors, a deferred constraint would fail at commit, where no
+	 * record can be blamed and set aside: check constraints per batch.
+	 */
+	if (st->opts.max_errors > 0 &&
+		SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "ingest: could not make constraints immediate");
 }
 
 static void
 commit_xact(LoadState *st)
 {
 	identity_leave(&st->owner_save);
+	AtEOXact_GUC(false, st->guc_level);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -487,6 +512,7 @@ setup_columns(LoadState *st, const CsvpRecord *header)
 	st->infuncs = palloc0(sizeof(FmgrInfo) * st->ncols);
 	st->ioparams = palloc0(sizeof(Oid) * st->ncols);
 	st->typmods = palloc0(sizeof(int32) * st->ncols);
+	st->typids = palloc0(sizeof(Oid) * st->ncols);
 	MemoryContextSwitchTo(old);
 
 	initStringInfo(&collist);
@@ -537,6 +563,7 @@ setup_columns(LoadState *st, const CsvpRecord *header)
 			getTypeInputInfo(att->atttypid, &infunc, &st->ioparams[n]);
 			fmgr_info_cxt(infunc, &st->infuncs[n], st->job_cxt);
 			st->typmods[n] = att->atttypmod;
+			st->typids[n] = att->atttypid;
 
 			appendStringInfo(&collist, "%s%s", n ? ", " : "", quote_identifier(NameStr(att->attname)));
 			appendStringInfo(&sel, "%sb.c%d", n ? ", " : "", n + 1);
@@ -689,6 +716,7 @@ exec_insert(LoadState *st, int lo, int hi)
 	st->mark_row = -1;
 	st->after_rows = false;
 	st->top_query = NULL;
+	st->rows_served = false;
 	st->phase = PHASE_INSERT;
 	rc = SPI_execute_plan(st->plan, NULL, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
@@ -804,13 +832,20 @@ insert_batch(LoadState *st)
 }
 
 static void
+cancel_job(LoadState *st)
+{
+	st->cancelled = true;
+	ereport(ERROR,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("ingest job " INT64_FORMAT " was cancelled", st->job->id)));
+}
+
+static void
 check_cancel(LoadState *st)
 {
 	CHECK_FOR_INTERRUPTS();
 	if (shmem_worker_cancel_requested())
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("ingest job " INT64_FORMAT " was cancelled", st->job->id)));
+		cancel_job(st);
 }
 
 /* Load the complete records the parser holds, then forget them. */
@@ -876,6 +911,8 @@ process_records(LoadState *st)
 		commit_xact(st);
 		st->since_commit = 0;
 		begin_xact(st);
+		if (jobs_cancel_requested(st->job->id))
+			cancel_job(st);
 	}
 }
 
@@ -932,15 +969,15 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	st->rows_rejected = job->rows_rejected;
 	st->buf = palloc(INGEST_READ_CHUNK);
 	active = st;
+	options_parse(job->options, &st->opts);
 	MemoryContextSwitchTo(old);
 
 	begin_xact(st);
 	if (job->cancel_requested || jobs_cancel_requested(job->id))
-		check_cancel(st);
+		cancel_job(st);
 
 	/* what outlives this transaction lives in the job's context */
 	old = MemoryContextSwitchTo(job_cxt);
-	options_parse(job->options, &st->opts);
 
 	/* read after the owner's settings are applied: batch_rows may be the session's */
 	st->batch_size = ingest_batch_rows;
@@ -951,6 +988,9 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	popts.quote = st->opts.quote;
 	popts.null_string = st->opts.null_string;
 	popts.max_field_size = INGEST_MAX_FIELD_SIZE;
+	popts.max_record_size = INGEST_MAX_FIELD_SIZE;
+	/* no table has more columns; one more tells "extra data" from a fit */
+	popts.max_fields = MaxHeapAttributeNumber + 1;
 	st->parser = csvp_create(&popts);
 	if (st->parser == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -1025,6 +1065,7 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 		return;
 	}
 
+	out->cancelled = st->cancelled;
 	out->records_done = st->committed_records;
 	out->rows_inserted = st->committed_inserted;
 	out->rows_rejected = st->rows_rejected;
@@ -1101,10 +1142,28 @@ ingest_batch_rows_srf(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *nulls;
 
+	/*
+	 * Only our own INSERT may read the batch, once, with exactly the types
+	 * we built: a trigger calling this with another column list would make
+	 * us hand out Datums as the wrong type.
+	 */
+	if (st->rows_served)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ingest._batch_rows() can only be called by an ingest worker's own INSERT")));
+	st->rows_served = true;
+
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	desc = rsinfo->setDesc;
-	if (desc->natts != st->ncols + 1)
-		elog(ERROR, "ingest: batch row type has %d columns, expected %d", desc->natts, st->ncols + 1);
+	if (desc->natts != st->ncols + 1 || TupleDescAttr(desc, 0)->atttypid != INT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("ingest._batch_rows() called with a wrong column definition list")));
+	for (int j = 0; j < st->ncols; j++)
+		if (TupleDescAttr(desc, j + 1)->atttypid != st->typids[j])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("ingest._batch_rows() called with a wrong column definition list")));
 
 	values = palloc(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);
@@ -1125,7 +1184,9 @@ Datum
 ingest_batch_mark_fn(PG_FUNCTION_ARGS)
 {
 	LoadState  *st = batch_owner();
+	int32		row = PG_GETARG_INT32(0);
 
-	st->mark_row = PG_GETARG_INT32(0);
+	if (row >= st->ins_lo && row < st->ins_hi)
+		st->mark_row = row;
 	PG_RETURN_BOOL(true);
 }

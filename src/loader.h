@@ -9,6 +9,7 @@
 
 typedef struct LoaderOutcome
 {
+	bool		cancelled;		/* stopped by ingest.cancel, not failed */
 	int64		records_done;	/* committed by earlier transactions of this attempt */
 	int64		rows_inserted;
 	int64		rows_rejected;

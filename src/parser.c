@@ -39,6 +39,15 @@ struct CsvpParser
 	char	   *null_string;
 	size_t		null_len;
 	size_t		max_field_size;
+	size_t		max_record_size;
+	int			max_fields;
+
+	/*
+	 * A record past a limit keeps parsing (to find where it ends) but stores
+	 * nothing more: memory stays bounded by the limits, whatever the input.
+	 */
+	CsvpRecordError cur_overflow;
+	size_t		cur_bytes;
 
 	CsvpRecord *records;		/* complete records, in file order */
 	int			nrecords;
@@ -106,6 +115,8 @@ csvp_create(const CsvpOptions *options)
 	p->delimiter = options->delimiter;
 	p->quote = options->quote;
 	p->max_field_size = options->max_field_size;
+	p->max_record_size = options->max_record_size;
+	p->max_fields = options->max_fields;
 	field_size_limit = options->max_field_size;
 
 	/*
@@ -169,8 +180,19 @@ field_cb(void *s, size_t len, void *arg)
 	CsvpParser *p = arg;
 	CsvpField  *f;
 
-	if (p->oom)
+	if (p->oom || p->cur_overflow != CSVP_OK)
 		return;
+	if (p->max_fields > 0 && p->nfields - p->cur_first_field >= (size_t) p->max_fields)
+	{
+		p->cur_overflow = CSVP_TOO_MANY_FIELDS;
+		return;
+	}
+	p->cur_bytes += len;
+	if (p->max_record_size > 0 && p->cur_bytes > p->max_record_size)
+	{
+		p->cur_overflow = CSVP_RECORD_TOO_LARGE;
+		return;
+	}
 	if (!grow((void **) &p->fields, &p->fields_cap, p->nfields + 1, sizeof(CsvpField)) ||
 		!grow((void **) &p->data, &p->data_cap, p->data_len + len + 1, 1))
 	{
@@ -207,8 +229,10 @@ add_record(CsvpParser *p, CsvpRecordError error)
 	r->error_line = p->line;
 	r->first_field = p->cur_first_field;
 	r->nfields = (int) (p->nfields - p->cur_first_field);
-	r->error = error;
+	r->error = (error == CSVP_OK) ? p->cur_overflow : error;
 	p->cur_first_field = p->nfields;
+	p->cur_overflow = CSVP_OK;
+	p->cur_bytes = 0;
 }
 
 static void
@@ -399,6 +423,10 @@ csvp_error_message(CsvpRecordError error)
 			return "unterminated quoted field at end of input";
 		case CSVP_FIELD_TOO_LARGE:
 			return "field too large";
+		case CSVP_TOO_MANY_FIELDS:
+			return "too many fields in one record";
+		case CSVP_RECORD_TOO_LARGE:
+			return "record too large";
 	}
 	return "unknown parse error";
 }

@@ -19,7 +19,9 @@ typedef enum CsvpRecordError
 	CSVP_OK = 0,
 	CSVP_BAD_QUOTE,				/* quote inside an unquoted field, or text after a closing quote */
 	CSVP_UNTERMINATED_QUOTE,	/* input ended inside a quoted field */
-	CSVP_FIELD_TOO_LARGE		/* a field longer than the limit */
+	CSVP_FIELD_TOO_LARGE,		/* a field longer than the limit */
+	CSVP_TOO_MANY_FIELDS,		/* more fields than any table can have */
+	CSVP_RECORD_TOO_LARGE		/* a record longer than the limit */
 } CsvpRecordError;
 
 typedef struct CsvpField
@@ -44,6 +46,8 @@ typedef struct CsvpOptions
 	char		quote;
 	const char *null_string;	/* NULL: an unquoted empty field is NULL */
 	size_t		max_field_size; /* 0: no limit but the allocator's */
+	size_t		max_record_size;	/* bytes of all fields of a record; 0: none */
+	int			max_fields;		/* fields kept per record; 0: no limit */
 } CsvpOptions;
 
 typedef struct CsvpParser CsvpParser;

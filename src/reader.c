@@ -27,6 +27,9 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "executor/spi.h"
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
@@ -137,10 +140,10 @@ fetch_stored_value(int64 job_id, MemoryContext cxt)
 	int			rc;
 
 	SPI_connect();
-	identity_enter(identity_extension_owner(), &save);
+	identity_enter_system(&save);
 	rc = SPI_execute_with_args("SELECT data FROM ingest.job_data WHERE job_id = $1",
 							   1, types, values, NULL, true, 1);
-	identity_leave(&save);
+	identity_leave_system(&save);
 	if (rc == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -172,9 +175,19 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 	if (job->is_file)
 	{
 		char	   *path = reader_resolve_path(job->source, false);
+		char		opened[64];
 		struct stat st;
+		int			flags;
 
-		r->fd = open(path, O_RDONLY | O_NOFOLLOW | PG_BINARY, 0);
+		if (!superuser_arg(job->owner) &&
+			!has_privs_of_role(job->owner, ROLE_PG_READ_SERVER_FILES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to load a file on the database server"),
+					 errdetail("The owner of the job is no longer a superuser or a member of pg_read_server_files.")));
+
+		/* non-blocking, so a FIFO put in the file's place cannot hang us */
+		r->fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | PG_BINARY, 0);
 		if (r->fd < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),
@@ -183,6 +196,21 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not stat file \"%s\": %m", path)));
+		if (!S_ISREG(st.st_mode))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" is not a regular file", path)));
+		flags = fcntl(r->fd, F_GETFL);
+		if (flags >= 0)
+			(void) fcntl(r->fd, F_SETFL, flags & ~O_NONBLOCK);
+
+		/*
+		 * A directory on the path may have been swapped for a symlink
+		 * between the check and the open: check what was really opened.
+		 */
+		snprintf(opened, sizeof(opened), "/proc/self/fd/%d", r->fd);
+		if (access("/proc/self/fd", F_OK) == 0)
+			(void) reader_resolve_path(opened, false);
 		r->size = st.st_size;
 	}
 	else

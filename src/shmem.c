@@ -92,6 +92,19 @@ shmem_available(void)
 	return ingest_shared != NULL;
 }
 
+/* Add a database to the request list; the caller holds the lock. */
+static void
+add_request_locked(IngestShared *s, Oid dboid)
+{
+	for (int i = 0; i < s->nrequests; i++)
+		if (s->requests[i] == dboid)
+			return;
+	if (s->nrequests < INGEST_MAX_DB_REQUESTS)
+		s->requests[s->nrequests++] = dboid;
+	else
+		s->rescan_all = true;
+}
+
 /*
  * Wake idle workers of a database, and ask the launcher for one if there is
  * none. Called at commit, so it must not fail: no allocation, no ERROR.
@@ -100,7 +113,6 @@ void
 shmem_request_db(Oid dboid)
 {
 	IngestShared *s = ingest_shared;
-	bool		listed = false;
 
 	if (s == NULL)
 		return;
@@ -113,16 +125,7 @@ shmem_request_db(Oid dboid)
 		if (slot->state == SLOT_IDLE && slot->dboid == dboid && slot->latch)
 			SetLatch(slot->latch);
 	}
-	for (int i = 0; i < s->nrequests; i++)
-		if (s->requests[i] == dboid)
-			listed = true;
-	if (!listed)
-	{
-		if (s->nrequests < INGEST_MAX_DB_REQUESTS)
-			s->requests[s->nrequests++] = dboid;
-		else
-			s->rescan_all = true;
-	}
+	add_request_locked(s, dboid);
 	if (s->launcher_latch)
 		SetLatch(s->launcher_latch);
 	LWLockRelease(s->lock);
@@ -136,6 +139,14 @@ worker_detach(int code, Datum arg)
 	if (s == NULL || my_slot < 0)
 		return;
 	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+
+	/*
+	 * Leaving in the middle of a job (FATAL: terminated, or an error outside
+	 * any job): the job stays 'running' until a worker of this database takes
+	 * it back, so ask for one.
+	 */
+	if (s->slots[my_slot].job_id != 0)
+		add_request_locked(s, s->slots[my_slot].dboid);
 	memset(&s->slots[my_slot], 0, offsetof(IngestWorkerSlot, rows));
 	s->slots[my_slot].state = SLOT_FREE;
 	if (s->launcher_latch)
@@ -256,9 +267,13 @@ shmem_worker_progress(uint64 rows, uint64 bytes)
 	pg_atomic_write_u64(&ingest_shared->slots[my_slot].bytes, bytes);
 }
 
-/* The pids of workers attached in a database, to tell orphaned jobs. */
+/*
+ * The jobs workers of a database are running, as (pid, job id) pairs: a
+ * 'running' job not in this list is an orphan. Pairs, not pids alone, so a
+ * pid reused after a restart cannot pass for the job's old worker.
+ */
 int
-shmem_live_worker_pids(Oid dboid, int *pids, int max)
+shmem_live_jobs(Oid dboid, int *pids, int64 *jobs, int max)
 {
 	int			n = 0;
 
@@ -267,11 +282,42 @@ shmem_live_worker_pids(Oid dboid, int *pids, int max)
 	{
 		IngestWorkerSlot *slot = &ingest_shared->slots[i];
 
-		if (slot->state != SLOT_FREE && slot->dboid == dboid && slot->pid != 0)
-			pids[n++] = slot->pid;
+		if (slot->state != SLOT_FREE && slot->dboid == dboid && slot->job_id != 0)
+		{
+			pids[n] = slot->pid;
+			jobs[n] = slot->job_id;
+			n++;
+		}
 	}
 	LWLockRelease(ingest_shared->lock);
 	return n;
+}
+
+/*
+ * At launcher start: slots whose process is gone (reserved by a launcher
+ * that died before its worker attached, or left by a worker that died
+ * without detaching) are freed, and their databases asked for again.
+ */
+void
+shmem_reset_stale_slots(void)
+{
+	IngestShared *s = ingest_shared;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < s->nslots; i++)
+	{
+		IngestWorkerSlot *slot = &s->slots[i];
+
+		if (slot->state == SLOT_FREE)
+			continue;
+		if (slot->state == SLOT_STARTING || slot->pid == 0 || kill(slot->pid, 0) != 0)
+		{
+			add_request_locked(s, slot->dboid);
+			memset(slot, 0, offsetof(IngestWorkerSlot, rows));
+			slot->state = SLOT_FREE;
+		}
+	}
+	LWLockRelease(s->lock);
 }
 
 /* Flag a running job for cancellation; true if a worker runs it. */

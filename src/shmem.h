@@ -61,7 +61,8 @@ extern bool shmem_worker_exit_if_idle(void);
 extern bool shmem_worker_end_job(void);
 extern bool shmem_worker_cancel_requested(void);
 extern void shmem_worker_progress(uint64 rows, uint64 bytes);
-extern int	shmem_live_worker_pids(Oid dboid, int *pids, int max);
+extern int	shmem_live_jobs(Oid dboid, int *pids, int64 *jobs, int max);
+extern void shmem_reset_stale_slots(void);
 
 /* Backends. */
 extern bool shmem_cancel_job(int64 job_id);

@@ -89,17 +89,26 @@ claim(void *arg)
 	old = MemoryContextSwitchTo(c->cxt);
 	found = jobs_claim(c->job, &c->more);
 	MemoryContextSwitchTo(old);
+
+	/*
+	 * Publish the job before the claim commits: from the moment other
+	 * workers can see it 'running', they must also see who runs it.
+	 */
+	if (found)
+		shmem_worker_set_job(c->job->id, c->job->owner);
 	return found;
 }
 
 static void
-record_failure(IngestJob *job, ErrorData *edata, bool cancelled)
+record_failure(IngestJob *job, ErrorData *edata)
 {
 	LoaderOutcome out;
 	ListCell   *lc;
+	bool		cancelled;
 
 	loader_describe_failure(edata, &out);
 	loader_forget();
+	cancelled = out.cancelled;
 
 	if (cancelled)
 		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " cancelled", job->id)));
@@ -138,26 +147,31 @@ run_job(IngestJob *job, MemoryContext job_cxt)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		bool		cancelled;
 
 		MemoryContextSwitchTo(job_cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		cancelled = shmem_worker_cancel_requested() &&
-			edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(job_cxt);
 
-		/* recording the failure must not take the worker down with it */
+		/*
+		 * If even recording the failure fails (the extension being dropped,
+		 * say), leave: the job, still 'running', is then an orphan that the
+		 * next worker of this database takes back, and a job that keeps
+		 * failing that way ends failed after INGEST_MAX_ATTEMPTS.
+		 */
 		PG_TRY();
 		{
-			record_failure(job, edata, cancelled);
+			record_failure(job, edata);
 		}
 		PG_CATCH();
 		{
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
+			ereport(FATAL,
+					(errmsg("ingest worker could not record the outcome of job " INT64_FORMAT,
+							job->id)));
 		}
 		PG_END_TRY();
 	}
@@ -218,7 +232,6 @@ ingest_worker_main(Datum main_arg)
 		c.cxt = job_cxt;
 		if (in_transaction(claim, &c))
 		{
-			shmem_worker_set_job(job->id, job->owner);
 			if (c.more)
 				shmem_request_db(MyDatabaseId);		/* ask for a colleague */
 			run_job(job, job_cxt);
