@@ -12,7 +12,8 @@ OBJS = \
 	src/worker.o \
 	src/reader.o \
 	src/parser.o \
-	src/loader.o
+	src/loader.o \
+	src/batchscan.o
 
 EXTENSION = ingest
 DATA = $(wildcard ingest--*.sql)

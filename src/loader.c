@@ -50,6 +50,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 
+#include "batchscan.h"
 #include "identity.h"
 #include "ingest.h"
 #include "loader.h"
@@ -125,6 +126,7 @@ typedef struct LoadState
 	int			mark_row;
 	bool		after_rows;
 	bool		rows_served;	/* _batch_rows answered this INSERT already */
+	int			scan_pos;		/* next row for the batch scan */
 	QueryDesc  *top_query;
 
 	IdentitySave owner_save;
@@ -133,6 +135,8 @@ typedef struct LoadState
 } LoadState;
 
 static LoadState *active = NULL;
+
+static LoadState *batch_owner(void);
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorFinish_hook_type prev_executor_finish = NULL;
@@ -170,6 +174,7 @@ loader_install_hooks(void)
 	ExecutorStart_hook = loader_executor_start;
 	prev_executor_finish = ExecutorFinish_hook;
 	ExecutorFinish_hook = loader_executor_finish;
+	batchscan_install();
 }
 
 /* ---------- transactions ---------- */
@@ -582,6 +587,7 @@ setup_columns(LoadState *st, const CsvpRecord *header)
 					 relname, collist.data, sel.data, deflist.data);
 
 	/* prepared as the owner: RLS policies are planned for the owner */
+	batchscan_refresh();
 	st->plan = SPI_prepare(sql.data, 0, NULL);
 	if (st->plan == NULL)
 		elog(ERROR, "ingest: could not prepare \"%s\": %s", sql.data,
@@ -1121,6 +1127,62 @@ loader_forget(void)
 	active = NULL;
 }
 
+/* ---------- what the batch INSERT reads ---------- */
+
+/*
+ * Only our own INSERT may read the batch, once per execution, with exactly
+ * the types we built: a trigger asking for it with another column list
+ * would have us hand out Datums as the wrong type.
+ */
+void
+loader_batch_begin(TupleDesc desc)
+{
+	LoadState  *st = batch_owner();
+	bool		ok;
+
+	if (st->rows_served)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ingest._batch_rows() can only be called by an ingest worker's own INSERT")));
+	st->rows_served = true;
+
+	ok = desc->natts == st->ncols + 1 && TupleDescAttr(desc, 0)->atttypid == INT4OID;
+	for (int j = 0; ok && j < st->ncols; j++)
+		ok = TupleDescAttr(desc, j + 1)->atttypid == st->typids[j];
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("ingest._batch_rows() called with a wrong column definition list")));
+	st->scan_pos = st->ins_lo;
+}
+
+/* The next good row of the range being inserted, which becomes the marked row. */
+bool
+loader_batch_next(Datum *values, bool *isnull)
+{
+	LoadState  *st = active;
+	int			i;
+
+	while (st->scan_pos < st->ins_hi && st->rejected[st->scan_pos])
+		st->scan_pos++;
+	if (st->scan_pos >= st->ins_hi)
+		return false;
+	i = st->scan_pos++;
+	st->mark_row = i;
+	values[0] = Int32GetDatum(i);
+	isnull[0] = false;
+	memcpy(values + 1, st->values + (size_t) i * st->ncols, sizeof(Datum) * st->ncols);
+	memcpy(isnull + 1, st->nulls + (size_t) i * st->ncols, sizeof(bool) * st->ncols);
+	return true;
+}
+
+void
+loader_batch_rewind(void)
+{
+	if (active)
+		active->scan_pos = active->ins_lo;
+}
+
 /* ---------- SQL-callable pieces of the batch INSERT ---------- */
 
 static LoadState *
@@ -1142,28 +1204,9 @@ ingest_batch_rows_srf(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *nulls;
 
-	/*
-	 * Only our own INSERT may read the batch, once, with exactly the types
-	 * we built: a trigger calling this with another column list would make
-	 * us hand out Datums as the wrong type.
-	 */
-	if (st->rows_served)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("ingest._batch_rows() can only be called by an ingest worker's own INSERT")));
-	st->rows_served = true;
-
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	desc = rsinfo->setDesc;
-	if (desc->natts != st->ncols + 1 || TupleDescAttr(desc, 0)->atttypid != INT4OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("ingest._batch_rows() called with a wrong column definition list")));
-	for (int j = 0; j < st->ncols; j++)
-		if (TupleDescAttr(desc, j + 1)->atttypid != st->typids[j])
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("ingest._batch_rows() called with a wrong column definition list")));
+	loader_batch_begin(desc);
 
 	values = palloc(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);

@@ -5,6 +5,7 @@
 #ifndef INGEST_LOADER_H
 #define INGEST_LOADER_H
 
+#include "access/tupdesc.h"
 #include "jobs.h"
 
 typedef struct LoaderOutcome
@@ -30,5 +31,10 @@ extern void loader_install_hooks(void);
 extern void loader_run(IngestJob *job, MemoryContext job_cxt);
 extern void loader_describe_failure(ErrorData *edata, LoaderOutcome *out);
 extern void loader_forget(void);
+
+/* For the batch scan (batchscan.c). */
+extern void loader_batch_begin(TupleDesc desc);
+extern bool loader_batch_next(Datum *values, bool *isnull);
+extern void loader_batch_rewind(void);
 
 #endif							/* INGEST_LOADER_H */

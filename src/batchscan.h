@@ -1,0 +1,11 @@
+/*
+ * batchscan.h
+ *		A custom scan that feeds the worker's converted batch to its INSERT.
+ */
+#ifndef INGEST_BATCHSCAN_H
+#define INGEST_BATCHSCAN_H
+
+extern void batchscan_install(void);
+extern void batchscan_refresh(void);
+
+#endif							/* INGEST_BATCHSCAN_H */
