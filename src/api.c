@@ -19,6 +19,7 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -93,7 +94,11 @@ check_target(Oid relid, const IngestOptions *opts)
 				 errmsg("cannot load into \"%s\": ingest loads only tables", relname)));
 
 	/* the worker names the table, which needs USAGE on its schema */
+#if PG_VERSION_NUM >= 160000
+	if (object_aclcheck(NamespaceRelationId, RelationGetNamespace(rel), userid, ACL_USAGE) != ACLCHECK_OK)
+#else
 	if (pg_namespace_aclcheck(RelationGetNamespace(rel), userid, ACL_USAGE) != ACLCHECK_OK)
+#endif
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for schema %s",

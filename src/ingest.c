@@ -23,7 +23,7 @@ PG_MODULE_MAGIC;
 
 int			ingest_max_workers = 4;
 int			ingest_batch_rows = 10000;
-int			ingest_worker_idle_timeout = 2000;
+int			ingest_worker_idle_timeout = 30000;
 char	   *ingest_allowed_dirs = NULL;
 bool		ingest_preloaded = false;
 
@@ -50,9 +50,9 @@ _PG_init(void)
 
 	DefineCustomIntVariable("ingest.worker_idle_timeout",
 							"How long an idle ingest worker waits for a job before it exits.",
-							"Keep it below 5 s: DROP DATABASE waits that long for other sessions to leave.",
+							"An idle worker leaves at once when another database needs a worker or a DROP DATABASE wants its database.",
 							&ingest_worker_idle_timeout,
-							2000, 100, 3600 * 1000,
+							30000, 100, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

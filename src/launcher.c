@@ -227,6 +227,11 @@ serve_requests(void)
 		{
 			if (active >= ingest_max_workers || free_slot < 0)
 			{
+				/* idle workers of other databases make room when they see this */
+				for (int k = 0; k < s->nslots; k++)
+					if (s->slots[k].state == SLOT_IDLE && s->slots[k].dboid != db &&
+						s->slots[k].latch)
+						SetLatch(s->slots[k].latch);
 				waiting = true;
 				i++;
 				continue;

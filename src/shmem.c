@@ -253,6 +253,21 @@ shmem_worker_end_job(void)
 	return leave;
 }
 
+/* Does another database wait for a worker? An idle worker then makes room. */
+bool
+shmem_worker_others_waiting(void)
+{
+	bool		others;
+
+	LWLockAcquire(ingest_shared->lock, LW_SHARED);
+	others = ingest_shared->rescan_all;
+	for (int i = 0; i < ingest_shared->nrequests; i++)
+		if (ingest_shared->requests[i] != MyDatabaseId)
+			others = true;
+	LWLockRelease(ingest_shared->lock);
+	return others;
+}
+
 bool
 shmem_worker_cancel_requested(void)
 {

@@ -19,7 +19,9 @@
 
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -34,6 +36,28 @@
 #include "loader.h"
 #include "shmem.h"
 #include "worker.h"
+
+/* How often an idle worker checks whether it should leave, and looks for work anyway. */
+#define IDLE_CHECK_MS		250
+#define CLAIM_RECHECK_MS	1000
+
+/*
+ * Does a session want this database to itself? DROP DATABASE, CREATE
+ * DATABASE ... TEMPLATE and ALTER DATABASE ... RENAME lock the database
+ * object in a mode that conflicts with RowExclusiveLock (as a connecting
+ * backend takes it) and then wait for the other sessions to leave.
+ */
+static bool
+database_wanted(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	if (LockAcquire(&tag, RowExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, RowExclusiveLock, true);
+	return false;
+}
 
 /* Run one short transaction around fn; returns fn's result. */
 static bool
@@ -185,6 +209,10 @@ ingest_worker_main(Datum main_arg)
 {
 	int			slotno = DatumGetInt32(main_arg);
 	Oid			dboid;
+	TimestampTz idle_since;
+	TimestampTz last_claim;
+	bool		try_claim = true;
+	int			rc;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -213,12 +241,11 @@ ingest_worker_main(Datum main_arg)
 
 	loader_install_hooks();
 
+	idle_since = GetCurrentTimestamp();
+	last_claim = 0;
 	for (;;)
 	{
-		MemoryContext job_cxt = AllocSetContextCreate(TopMemoryContext, "ingest job",
-													  ALLOCSET_DEFAULT_SIZES);
-		IngestJob  *job;
-		ClaimArgs	c = {0};
+		TimestampTz now;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -227,34 +254,58 @@ ingest_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		job = MemoryContextAllocZero(job_cxt, sizeof(IngestJob));
-		c.job = job;
-		c.cxt = job_cxt;
-		if (in_transaction(claim, &c))
+		now = GetCurrentTimestamp();
+		if (try_claim || TimestampDifferenceExceeds(last_claim, now, CLAIM_RECHECK_MS))
 		{
-			if (c.more)
-				shmem_request_db(MyDatabaseId);		/* ask for a colleague */
-			run_job(job, job_cxt);
-			MemoryContextDelete(job_cxt);
-			if (shmem_worker_end_job())
-			{
-				/* make way for another database, and queue up again for ours */
-				if (in_transaction(queued_jobs, NULL))
-					shmem_request_db(MyDatabaseId);
-				proc_exit(0);
-			}
-			continue;
-		}
-		MemoryContextDelete(job_cxt);
-		if (c.gone)
-			proc_exit(0);
+			MemoryContext job_cxt = AllocSetContextCreate(TopMemoryContext, "ingest job",
+														  ALLOCSET_DEFAULT_SIZES);
+			ClaimArgs	c = {0};
 
-		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					  ingest_worker_idle_timeout, PG_WAIT_EXTENSION) & WL_TIMEOUT)
+			c.job = MemoryContextAllocZero(job_cxt, sizeof(IngestJob));
+			c.cxt = job_cxt;
+			last_claim = now;
+			if (in_transaction(claim, &c))
+			{
+				if (c.more)
+					shmem_request_db(MyDatabaseId);		/* ask for a colleague */
+				run_job(c.job, job_cxt);
+				MemoryContextDelete(job_cxt);
+				if (shmem_worker_end_job())
+				{
+					/* make way for another database, and queue up again for ours */
+					if (in_transaction(queued_jobs, NULL))
+						shmem_request_db(MyDatabaseId);
+					proc_exit(0);
+				}
+				idle_since = GetCurrentTimestamp();
+				try_claim = true;
+				continue;
+			}
+			MemoryContextDelete(job_cxt);
+			if (c.gone)
+				proc_exit(0);
+		}
+
+		/*
+		 * Idle. Stay warm for the next job (a fresh process pays for every
+		 * shared buffer page it touches), but leave at once when another
+		 * database waits for a worker, or when a DROP DATABASE, a CREATE
+		 * DATABASE using this one as template, or the like wants this
+		 * database to itself.
+		 */
+		if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) ||
+			shmem_worker_others_waiting() || database_wanted())
 		{
 			if (shmem_worker_exit_if_idle())
 				proc_exit(0);
+			try_claim = true;	/* woken meanwhile: a job came */
+			ResetLatch(MyLatch);
+			continue;
 		}
+
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   IDLE_CHECK_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		try_claim = (rc & WL_LATCH_SET) != 0;
 	}
 }

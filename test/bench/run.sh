@@ -116,7 +116,16 @@ rm -rf "$PGDATA" "$SOCK"
 mkdir -p "$RUN_DIR" "$SOCK"
 chown "$OS_USER" "$RUN_DIR" "$SOCK"
 : > "$LOG"; chown "$OS_USER" "$LOG"
-as_pg "$BINDIR/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+initdb_once() {
+    as_pg "$BINDIR/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >"$RUN_DIR/initdb.log" 2>&1
+}
+if ! initdb_once; then
+    # seen once on a busy machine: a PANIC in bootstrap ("could not open file global/6100"); retry once
+    echo "!!! initdb failed (log below); retrying once" >&2
+    tail -5 "$RUN_DIR/initdb.log" >&2
+    rm -rf "$PGDATA"
+    initdb_once || { cat "$RUN_DIR/initdb.log" >&2; exit 1; }
+fi
 
 {
     echo "# ingest bench ($BENCH_DIR/run.sh)"
@@ -157,6 +166,9 @@ as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$LOG" -w -t 60 start >/dev/null
     -c "CREATE DATABASE bench"
 
 echo "cluster: $PGDATA, socket $SOCK, port $PORT, log $LOG, ingest=$INGEST"
+if [ "$INGEST" = 1 ]; then
+    echo "ingest.so: $(sha1sum "$PKGLIBDIR/ingest.so" | cut -c1-12), installed $(date -u -r "$PKGLIBDIR/ingest.so" '+%Y-%m-%d %H:%M:%S UTC')"
+fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 
 OUT=$RESULTS_DIR/$STAMP-$ROWS
