@@ -21,6 +21,8 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "storage/lock.h"
 
 #include "catalog/namespace.h"
 #include "commands/extension.h"
@@ -157,18 +159,78 @@ jobs_extension_ready(void)
  * cancelled, and one whose worker died INGEST_MAX_ATTEMPTS times ends failed
  * rather than take the next worker down with it again.
  */
+/* advisory lock key ("ingo") that serializes orphan checks in a database */
+#define ORPHAN_LOCK_KEY 0x696e676f
+
+#define REQUEUE_ORPHANS_SQL \
+	"WITH orphans AS (" \
+	"  SELECT id FROM ingest.upload_jobs " \
+	"  WHERE state = 'running' " \
+	"    AND (COALESCE(worker_pid, 0), id) NOT IN " \
+	"        (SELECT * FROM unnest($1::int4[], $2::int8[])) " \
+	"  FOR UPDATE), " \
+	"done AS (" \
+	"  UPDATE ingest.upload_jobs j SET " \
+	"    state = CASE WHEN j.cancel_requested THEN 'cancelled' " \
+	"                 WHEN j.attempts >= $3 THEN 'failed' ELSE 'queued' END, " \
+	"    last_error = CASE WHEN j.cancel_requested THEN 'cancelled by ingest.cancel()' " \
+	"                      WHEN j.attempts >= $3 THEN 'the worker running this job exited unexpectedly ' " \
+	"                           || j.attempts || ' times; the job is not retried' " \
+	"                      ELSE j.last_error END, " \
+	"    finished_at = CASE WHEN j.cancel_requested OR j.attempts >= $3 " \
+	"                       THEN pg_catalog.clock_timestamp() END, " \
+	"    worker_pid = NULL " \
+	"  FROM orphans o WHERE j.id = o.id " \
+	"  RETURNING j.id, j.state) " \
+	"SELECT id, state, CASE WHEN state <> 'queued' THEN " \
+	"  pg_catalog.pg_notify('ingest', pg_catalog.json_build_object(" \
+	"    'job_id', id, 'state', state)::text)::text END " \
+	"FROM done"
+
 int
 jobs_requeue_orphans(void)
 {
 	int			pids[1024];
 	int64		ids[1024];
-	int			n = shmem_live_jobs(MyDatabaseId, pids, ids, lengthof(pids));
-	Datum	   *pid_elems = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *id_elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			n;
+	Datum	   *pid_elems;
+	Datum	   *id_elems;
 	Oid			types[3] = {INT4ARRAYOID, INT8ARRAYOID, INT4OID};
 	Datum		values[3];
 	int			requeued;
+	IdentitySave save;
+	SPIPlanPtr	plan;
+	Snapshot	snap;
+	int			rc;
+	LOCKTAG		tag;
 
+	/*
+	 * One orphan check at a time per database: otherwise a check could take
+	 * back a job that another check had just queued and a worker claimed.
+	 * Only orphan checks change rows of vanished workers, so under this lock
+	 * the orphans our snapshot sees stay orphans until we update them.
+	 */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, ORPHAN_LOCK_KEY, 0, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+
+	SPI_connect();
+	identity_enter_system(&save);
+	plan = SPI_prepare(REQUEUE_ORPHANS_SQL, 3, types);
+	if (plan == NULL)
+		elog(ERROR, "ingest: could not prepare the orphan check: %s",
+			 SPI_result_code_string(SPI_result));
+
+	/*
+	 * Take the snapshot first, read the live jobs second. A worker publishes
+	 * its job in shared memory before its claim commits, so every job this
+	 * snapshot sees 'running' under a live worker is in the list; read the
+	 * other way round, a claim committed in between would look orphaned and
+	 * run twice.
+	 */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	n = shmem_live_jobs(MyDatabaseId, pids, ids, lengthof(pids));
+	pid_elems = palloc(sizeof(Datum) * Max(n, 1));
+	id_elems = palloc(sizeof(Datum) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		pid_elems[i] = Int32GetDatum(pids[i]);
@@ -178,32 +240,12 @@ jobs_requeue_orphans(void)
 	values[1] = PointerGetDatum(construct_array(id_elems, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[2] = Int32GetDatum(INGEST_MAX_ATTEMPTS);
 
-	SPI_connect();
-	exec_as_owner("WITH orphans AS ("
-				  "  SELECT id FROM ingest.upload_jobs "
-				  "  WHERE state = 'running' "
-				  "    AND (COALESCE(worker_pid, 0), id) NOT IN "
-				  "        (SELECT * FROM unnest($1::int4[], $2::int8[])) "
-				  "  FOR UPDATE), "
-				  "done AS ("
-				  "  UPDATE ingest.upload_jobs j SET "
-				  "    state = CASE WHEN j.cancel_requested THEN 'cancelled' "
-				  "                 WHEN j.attempts >= $3 THEN 'failed' ELSE 'queued' END, "
-				  "    last_error = CASE WHEN j.cancel_requested THEN 'cancelled by ingest.cancel()' "
-				  "                      WHEN j.attempts >= $3 THEN 'the worker running this job exited unexpectedly ' "
-				  "                           || j.attempts || ' times; the job is not retried' "
-				  "                      ELSE j.last_error END, "
-				  "    finished_at = CASE WHEN j.cancel_requested OR j.attempts >= $3 "
-				  "                       THEN pg_catalog.clock_timestamp() END, "
-				  "    worker_pid = NULL "
-				  "  FROM orphans o WHERE j.id = o.id "
-				  "  RETURNING j.id, j.state) "
-				  "SELECT id, state, CASE WHEN state <> 'queued' THEN "
-				  "  pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
-				  "    'job_id', id, 'state', state)::text)::text END "
-				  "FROM done",
-				  3, types, values, NULL, false);
+	rc = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, false, true, 0);
+	if (rc < 0)
+		elog(ERROR, "ingest: orphan check failed: %s", SPI_result_code_string(rc));
 	requeued = (int) SPI_processed;
+	UnregisterSnapshot(snap);
+	identity_leave_system(&save);
 	SPI_finish();
 	if (requeued > 0)
 		ereport(LOG,
