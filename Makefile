@@ -30,6 +30,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: rebuild every object when a header
+# changes (a stale object reading a changed shared-memory struct misbehaves).
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 .PHONY: demo test
 demo:
 	bash test/demo.sh

@@ -66,6 +66,27 @@ SELECT ingest.enqueue_data('hard_leak', csv(E'id\n1\n')) AS id \gset
 SELECT ingest.wait(:id);
 SELECT id, seen IN ('', '<unset>') AS not_leaked, path FROM hard_leak;
 
+-- Deferred triggers run at commit: still as the owner, with the job's settings, never as
+-- the worker's superuser (a deferred trigger that tried ALTER ROLE would fail).
+SET ROLE regress_mallory;
+CREATE TABLE regress_evil.deferred (id int);
+CREATE TABLE regress_evil.seen (who name, tenant text, super boolean);
+CREATE FUNCTION regress_evil.at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO regress_evil.seen
+    SELECT current_user, current_setting('app.regress_tenant', true), rolsuper
+      FROM pg_roles WHERE rolname = current_user;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON regress_evil.deferred
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION regress_evil.at_commit();
+SET app.regress_tenant = 'acme';
+SELECT ingest.enqueue_data('regress_evil.deferred', csv(E'id\n1\n2\n')) AS id \gset
+SELECT ingest.wait(:id);
+SELECT who, tenant, super FROM regress_evil.seen;
+RESET app.regress_tenant;
+RESET ROLE;
+
 -- A record with far more fields than any table can have is rejected without being held
 -- in memory; the records around it load.
 CREATE TABLE hard_wide (a int, b int);

@@ -22,7 +22,8 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
-#include "storage/lock.h"
+#include "catalog/pg_extension.h"
+#include "storage/lmgr.h"
 
 #include "catalog/namespace.h"
 #include "commands/extension.h"
@@ -159,8 +160,8 @@ jobs_extension_ready(void)
  * cancelled, and one whose worker died INGEST_MAX_ATTEMPTS times ends failed
  * rather than take the next worker down with it again.
  */
-/* advisory lock key ("ingo") that serializes orphan checks in a database */
-#define ORPHAN_LOCK_KEY 0x696e676f
+/* objsubid of the extension object locked to serialize orphan checks */
+#define ORPHAN_LOCK_SUBID 1
 
 #define REQUEUE_ORPHANS_SQL \
 	"WITH orphans AS (" \
@@ -190,8 +191,9 @@ jobs_extension_ready(void)
 int
 jobs_requeue_orphans(void)
 {
-	int			pids[1024];
-	int64		ids[1024];
+	int			max = ingest_shared->nslots;
+	int		   *pids = palloc(sizeof(int) * max);
+	int64	   *ids = palloc(sizeof(int64) * max);
 	int			n;
 	Datum	   *pid_elems;
 	Datum	   *id_elems;
@@ -202,16 +204,17 @@ jobs_requeue_orphans(void)
 	SPIPlanPtr	plan;
 	Snapshot	snap;
 	int			rc;
-	LOCKTAG		tag;
 
 	/*
 	 * One orphan check at a time per database: otherwise a check could take
 	 * back a job that another check had just queued and a worker claimed.
 	 * Only orphan checks change rows of vanished workers, so under this lock
-	 * the orphans our snapshot sees stay orphans until we update them.
+	 * the orphans our snapshot sees stay orphans until we update them. The
+	 * lock is on a sub-object of the extension, which no SQL command can
+	 * lock, so no session can hold up the workers with it.
 	 */
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, ORPHAN_LOCK_KEY, 0, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	LockDatabaseObject(ExtensionRelationId, get_extension_oid("ingest", false),
+					   ORPHAN_LOCK_SUBID, ExclusiveLock);
 
 	SPI_connect();
 	identity_enter_system(&save);
@@ -228,7 +231,7 @@ jobs_requeue_orphans(void)
 	 * run twice.
 	 */
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	n = shmem_live_jobs(MyDatabaseId, pids, ids, lengthof(pids));
+	n = shmem_live_jobs(MyDatabaseId, pids, ids, max);
 	pid_elems = palloc(sizeof(Datum) * Max(n, 1));
 	id_elems = palloc(sizeof(Datum) * Max(n, 1));
 	for (int i = 0; i < n; i++)

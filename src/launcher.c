@@ -128,6 +128,8 @@ reap_workers(void)
 			/* died without cleaning up: its job needs a new worker to take it back */
 			Oid			db = s->slots[i].dboid;
 
+			if (s->slots[i].job_id != 0)
+				pg_atomic_fetch_add_u64(&s->orphan_epoch, 1);
 			memset(&s->slots[i], 0, offsetof(IngestWorkerSlot, rows));
 			s->slots[i].state = SLOT_FREE;
 			LWLockRelease(s->lock);

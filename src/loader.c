@@ -33,6 +33,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -44,6 +45,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -211,6 +213,19 @@ begin_xact(LoadState *st)
 static void
 commit_xact(LoadState *st)
 {
+	/*
+	 * Commit runs user code too: deferred triggers and constraints, and WITH
+	 * HOLD cursors a trigger declared. Run it now, still as the owner and
+	 * with the job's settings, exactly as CommitTransaction would (which then
+	 * finds nothing left): after identity_leave it would run as the worker's
+	 * superuser.
+	 */
+	for (;;)
+	{
+		AfterTriggerFireDeferred();
+		if (!PreCommit_Portals(false))
+			break;
+	}
 	identity_leave(&st->owner_save);
 	AtEOXact_GUC(false, st->guc_level);
 	SPI_finish();

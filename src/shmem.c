@@ -64,6 +64,7 @@ startup_shmem(void)
 		memset(ingest_shared, 0, shared_size());
 		ingest_shared->lock = &(GetNamedLWLockTranche("ingest"))->lock;
 		ingest_shared->nslots = max_worker_processes;
+		pg_atomic_init_u64(&ingest_shared->orphan_epoch, 0);
 		for (int i = 0; i < ingest_shared->nslots; i++)
 		{
 			pg_atomic_init_u64(&ingest_shared->slots[i].rows, 0);
@@ -146,7 +147,10 @@ worker_detach(int code, Datum arg)
 	 * it back, so ask for one.
 	 */
 	if (s->slots[my_slot].job_id != 0)
+	{
 		add_request_locked(s, s->slots[my_slot].dboid);
+		pg_atomic_fetch_add_u64(&s->orphan_epoch, 1);
+	}
 	memset(&s->slots[my_slot], 0, offsetof(IngestWorkerSlot, rows));
 	s->slots[my_slot].state = SLOT_FREE;
 	if (s->launcher_latch)
@@ -328,11 +332,24 @@ shmem_reset_stale_slots(void)
 		if (slot->state == SLOT_STARTING || slot->pid == 0 || kill(slot->pid, 0) != 0)
 		{
 			add_request_locked(s, slot->dboid);
+			if (slot->job_id != 0)
+				pg_atomic_fetch_add_u64(&s->orphan_epoch, 1);
 			memset(slot, 0, offsetof(IngestWorkerSlot, rows));
 			slot->state = SLOT_FREE;
 		}
 	}
 	LWLockRelease(s->lock);
+}
+
+/*
+ * Changes whenever a worker left in the middle of a job: workers that see it
+ * change look for orphans in their database, even when they are idle ones
+ * that the launcher woke instead of starting a new worker.
+ */
+uint64
+shmem_orphan_epoch(void)
+{
+	return pg_atomic_read_u64(&ingest_shared->orphan_epoch);
 }
 
 /* Flag a running job for cancellation; true if a worker runs it. */

@@ -40,6 +40,7 @@ typedef struct IngestShared
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	bool		rescan_all;		/* request list overflowed: try every database */
+	pg_atomic_uint64 orphan_epoch;	/* bumped when a worker leaves in the middle of a job */
 	int			nrequests;
 	Oid			requests[INGEST_MAX_DB_REQUESTS];	/* databases that may have queued jobs */
 	int			nslots;
@@ -64,6 +65,7 @@ extern bool shmem_worker_cancel_requested(void);
 extern void shmem_worker_progress(uint64 rows, uint64 bytes);
 extern int	shmem_live_jobs(Oid dboid, int *pids, int64 *jobs, int max);
 extern void shmem_reset_stale_slots(void);
+extern uint64 shmem_orphan_epoch(void);
 
 /* Backends. */
 extern bool shmem_cancel_job(int64 job_id);

@@ -75,12 +75,18 @@ in_transaction(bool (*fn) (void *), void *arg)
 	return result;
 }
 
+/* The orphan epoch this worker last checked at. */
+static uint64 orphans_checked = 0;
+
 static bool
 start_up(void *arg)
 {
+	uint64		epoch = shmem_orphan_epoch();
+
 	if (!jobs_extension_ready())
 		return false;
 	(void) jobs_requeue_orphans();
+	orphans_checked = epoch;
 	return true;
 }
 
@@ -104,11 +110,17 @@ claim(void *arg)
 	ClaimArgs  *c = arg;
 	MemoryContext old;
 	bool		found;
+	uint64		epoch = shmem_orphan_epoch();
 
 	if (!jobs_extension_ready())
 	{
 		c->gone = true;
 		return false;
+	}
+	if (epoch != orphans_checked)
+	{
+		(void) jobs_requeue_orphans();
+		orphans_checked = epoch;
 	}
 	old = MemoryContextSwitchTo(c->cxt);
 	found = jobs_claim(c->job, &c->more);
@@ -212,7 +224,6 @@ ingest_worker_main(Datum main_arg)
 	TimestampTz idle_since;
 	TimestampTz last_claim;
 	bool		try_claim = true;
-	int			rc;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -254,6 +265,17 @@ ingest_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/*
+		 * A wake-up is consumed only here, right before a claim: whatever
+		 * set the latch since the last claim is then either seen by this
+		 * claim or keeps shmem_worker_exit_if_idle from letting us leave.
+		 */
+		if (MyLatch->is_set)
+		{
+			ResetLatch(MyLatch);
+			try_claim = true;
+		}
+
 		now = GetCurrentTimestamp();
 		if (try_claim || TimestampDifferenceExceeds(last_claim, now, CLAIM_RECHECK_MS))
 		{
@@ -264,6 +286,7 @@ ingest_worker_main(Datum main_arg)
 			c.job = MemoryContextAllocZero(job_cxt, sizeof(IngestJob));
 			c.cxt = job_cxt;
 			last_claim = now;
+			try_claim = false;
 			if (in_transaction(claim, &c))
 			{
 				if (c.more)
@@ -298,14 +321,10 @@ ingest_worker_main(Datum main_arg)
 		{
 			if (shmem_worker_exit_if_idle())
 				proc_exit(0);
-			try_claim = true;	/* woken meanwhile: a job came */
-			ResetLatch(MyLatch);
-			continue;
+			continue;			/* woken meanwhile: the loop's top claims */
 		}
 
-		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   IDLE_CHECK_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		try_claim = (rc & WL_LATCH_SET) != 0;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 IDLE_CHECK_MS, PG_WAIT_EXTENSION);
 	}
 }
