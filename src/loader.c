@@ -669,57 +669,76 @@ convert_row(LoadState *st, int i)
 	st->pos_col = -1;
 }
 
+/*
+ * Run fn in a subtransaction. Returns NULL when it succeeded; when it raised
+ * an error that a record can be blamed for, rolls the subtransaction back and
+ * returns the error. Other errors (cancel, out of memory, serialization,
+ * max_errors exceeded) are the job's, and go on up.
+ */
+static ErrorData *
+run_isolated(LoadState *st, void (*fn) (LoadState *st, void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(st, arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+
+	if (edata != NULL && (st->fail_message != NULL || !is_record_error(edata->sqlerrcode)))
+		ReThrowError(edata);
+	return edata;
+}
+
+/* Convert rows *next onwards; *next is left at the row that failed, if one did. */
+static void
+convert_from(LoadState *st, void *arg)
+{
+	int		   *next = arg;
+
+	for (; *next < st->nrows; (*next)++)
+		convert_row(st, *next);
+}
+
 static void
 convert_batch(LoadState *st)
 {
-	volatile int i = 0;
+	int			next = 0;
 
 	st->phase = PHASE_CONVERT;
 	if (st->opts.max_errors == 0)
-	{
-		for (; i < st->nrows; i++)
-			convert_row(st, i);
-	}
+		convert_from(st, &next);
 	else
 	{
-		while (i < st->nrows)
+		while (next < st->nrows)
 		{
-			MemoryContext cxt = CurrentMemoryContext;
-			ResourceOwner owner = CurrentResourceOwner;
+			ErrorData  *edata = run_isolated(st, convert_from, &next);
 
-			BeginInternalSubTransaction(NULL);
-			MemoryContextSwitchTo(cxt);
-			PG_TRY();
-			{
-				for (; i < st->nrows; i++)
-					convert_row(st, i);
-				ReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(cxt);
-				CurrentResourceOwner = owner;
-			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-
-				MemoryContextSwitchTo(cxt);
-				edata = CopyErrorData();
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(cxt);
-				CurrentResourceOwner = owner;
-
-				if (st->fail_message != NULL || !is_record_error(edata->sqlerrcode))
-					ReThrowError(edata);
-				if (st->pos_col >= 0)
-					reject_row(st, i, edata->sqlerrcode,
-							   psprintf("column \"%s\": %s", st->colnames[st->pos_col],
-										row_message(edata)));
-				else
-					reject_row(st, i, edata->sqlerrcode, row_message(edata));
-				st->pos_col = -1;
-				i++;
-			}
-			PG_END_TRY();
+			if (edata == NULL)
+				break;
+			if (st->pos_col >= 0)
+				reject_row(st, next, edata->sqlerrcode,
+						   psprintf("column \"%s\": %s", st->colnames[st->pos_col],
+									row_message(edata)));
+			else
+				reject_row(st, next, edata->sqlerrcode, row_message(edata));
+			st->pos_col = -1;
+			next++;
 		}
 	}
 	st->pos_row = -1;
@@ -755,41 +774,31 @@ failed_row(LoadState *st)
 	return st->mark_row;
 }
 
-/* One attempt in a subtransaction; on failure returns the error. */
+typedef struct InsertRange
+{
+	int			lo;
+	int			hi;
+} InsertRange;
+
+static void
+insert_range(LoadState *st, void *arg)
+{
+	InsertRange *r = arg;
+
+	exec_insert(st, r->lo, r->hi);
+}
+
+/* One attempt in a subtransaction; on failure returns the error and the row that failed. */
 static ErrorData *
 try_insert(LoadState *st, int lo, int hi, int *bad)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile result = NULL;
+	InsertRange r = {lo, hi};
+	ErrorData  *edata = run_isolated(st, insert_range, &r);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		exec_insert(st, lo, hi);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
+	st->phase = PHASE_OTHER;
+	if (edata != NULL)
 		*bad = failed_row(st);
-		st->phase = PHASE_OTHER;
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (!is_record_error(edata->sqlerrcode))
-			ReThrowError(edata);
-		result = edata;
-	}
-	PG_END_TRY();
-	return result;
+	return edata;
 }
 
 static bool
