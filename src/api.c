@@ -31,7 +31,6 @@
 
 #include <sys/stat.h>
 
-#include "api.h"
 #include "identity.h"
 #include "ingest.h"
 #include "jobs.h"
@@ -65,12 +64,6 @@ xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
-}
-
-void
-api_init(void)
-{
-	/* nothing to set up before the first enqueue */
 }
 
 /*
@@ -245,7 +238,7 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 				 errhint("Send the file's bytes with ingest.enqueue_data instead.")));
 
 	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	resolved = reader_resolve_path(path, true);
+	resolved = reader_resolve_path(path);
 	if (stat(resolved, &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),

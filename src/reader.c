@@ -61,7 +61,7 @@ under_dir(const char *path, const char *dir)
  * The resolved path of a file a job may read, or an ERROR saying why not.
  */
 char *
-reader_resolve_path(const char *path, bool for_enqueue)
+reader_resolve_path(const char *path)
 {
 	char		resolved[PATH_MAX];
 	char	   *dirs;
@@ -115,7 +115,6 @@ reader_resolve_path(const char *path, bool for_enqueue)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a regular file", resolved)));
-	(void) for_enqueue;
 	return pstrdup(resolved);
 }
 
@@ -174,7 +173,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 
 	if (job->is_file)
 	{
-		char	   *path = reader_resolve_path(job->source, false);
+		char	   *path = reader_resolve_path(job->source);
 		char		opened[64];
 		struct stat st;
 		int			flags;
@@ -210,7 +209,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 		 */
 		snprintf(opened, sizeof(opened), "/proc/self/fd/%d", r->fd);
 		if (access("/proc/self/fd", F_OK) == 0)
-			(void) reader_resolve_path(opened, false);
+			(void) reader_resolve_path(opened);
 		r->size = st.st_size;
 	}
 	else

@@ -14,6 +14,6 @@ extern size_t reader_read(IngestReader *r, char *buf, size_t len);
 extern int64 reader_size(const IngestReader *r);
 extern void reader_close(IngestReader *r);
 
-extern char *reader_resolve_path(const char *path, bool for_enqueue);
+extern char *reader_resolve_path(const char *path);
 
 #endif							/* INGEST_READER_H */

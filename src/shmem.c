@@ -189,7 +189,7 @@ shmem_worker_attach(int slotno)
 	before_shmem_exit(worker_detach, (Datum) 0);
 }
 
-/* Publish the job this worker runs (0: none, the worker is idle). */
+/* Publish the job this worker runs (shmem_worker_end_job clears it). */
 void
 shmem_worker_set_job(int64 job_id, Oid owner)
 {
@@ -198,8 +198,8 @@ shmem_worker_set_job(int64 job_id, Oid owner)
 	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
 	slot->job_id = job_id;
 	slot->job_owner = owner;
-	slot->state = job_id ? SLOT_BUSY : SLOT_IDLE;
-	slot->started_at = job_id ? GetCurrentTimestamp() : 0;
+	slot->state = SLOT_BUSY;
+	slot->started_at = GetCurrentTimestamp();
 	slot->cancel_requested = false;
 	pg_atomic_write_u64(&slot->rows, 0);
 	pg_atomic_write_u64(&slot->bytes, 0);
