@@ -102,7 +102,7 @@ list_all_databases(void)
 	CommitTransactionCommand();
 }
 
-/* Forget workers that stopped without detaching (they failed before attaching). */
+/* Forget workers that stopped without detaching (they failed before attaching, or died). */
 static void
 reap_workers(void)
 {
@@ -118,25 +118,7 @@ reap_workers(void)
 			continue;
 		pfree(handles[i]);
 		handles[i] = NULL;
-
-		LWLockAcquire(s->lock, LW_EXCLUSIVE);
-		if (s->slots[i].state == SLOT_STARTING)
-			s->slots[i].state = SLOT_FREE;
-		else if (s->slots[i].state != SLOT_FREE && s->slots[i].pid != 0 &&
-				 kill(s->slots[i].pid, 0) != 0)
-		{
-			/* died without cleaning up: its job needs a new worker to take it back */
-			Oid			db = s->slots[i].dboid;
-
-			if (s->slots[i].job_id != 0)
-				pg_atomic_fetch_add_u64(&s->orphan_epoch, 1);
-			memset(&s->slots[i], 0, offsetof(IngestWorkerSlot, rows));
-			s->slots[i].state = SLOT_FREE;
-			LWLockRelease(s->lock);
-			overflow = list_append_unique_oid(overflow, db);
-			continue;
-		}
-		LWLockRelease(s->lock);
+		shmem_release_dead_slot(i);
 	}
 }
 

@@ -255,15 +255,3 @@ reader_read(IngestReader *r, char *buf, size_t len)
 		return (size_t) want;
 	}
 }
-
-int64
-reader_size(const IngestReader *r)
-{
-	return r->size;
-}
-
-void
-reader_close(IngestReader *r)
-{
-	reader_cleanup(r);
-}

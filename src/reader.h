@@ -11,8 +11,6 @@ typedef struct IngestReader IngestReader;
 
 extern IngestReader *reader_open(const IngestJob *job, MemoryContext cxt);
 extern size_t reader_read(IngestReader *r, char *buf, size_t len);
-extern int64 reader_size(const IngestReader *r);
-extern void reader_close(IngestReader *r);
 
 extern char *reader_resolve_path(const char *path);
 

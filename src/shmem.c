@@ -107,6 +107,44 @@ add_request_locked(IngestShared *s, Oid dboid)
 }
 
 /*
+ * Give a slot back; the caller holds the lock. A job the slot still held is
+ * an orphan now: ask for a worker of its database, and bump the epoch that
+ * tells idle workers there to look for orphans.
+ */
+static void
+release_slot_locked(IngestShared *s, IngestWorkerSlot *slot)
+{
+	if (slot->job_id != 0)
+	{
+		add_request_locked(s, slot->dboid);
+		pg_atomic_fetch_add_u64(&s->orphan_epoch, 1);
+	}
+	memset(slot, 0, offsetof(IngestWorkerSlot, rows));
+	slot->state = SLOT_FREE;
+	if (s->launcher_latch)
+		SetLatch(s->launcher_latch);
+}
+
+/* Is the slot's process gone (or never attached)? */
+static bool
+slot_is_dead(const IngestWorkerSlot *slot)
+{
+	return slot->state == SLOT_STARTING || slot->pid == 0 || kill(slot->pid, 0) != 0;
+}
+
+/* Does a database other than ours wait for a worker? The caller holds the lock. */
+static bool
+others_waiting_locked(IngestShared *s)
+{
+	if (s->rescan_all)
+		return true;
+	for (int i = 0; i < s->nrequests; i++)
+		if (s->requests[i] != MyDatabaseId)
+			return true;
+	return false;
+}
+
+/*
  * Wake idle workers of a database, and ask the launcher for one if there is
  * none. Called at commit, so it must not fail: no allocation, no ERROR.
  */
@@ -139,22 +177,13 @@ worker_detach(int code, Datum arg)
 
 	if (s == NULL || my_slot < 0)
 		return;
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-
 	/*
 	 * Leaving in the middle of a job (FATAL: terminated, or an error outside
-	 * any job): the job stays 'running' until a worker of this database takes
-	 * it back, so ask for one.
+	 * any job) leaves the job 'running' until a worker of this database takes
+	 * it back: release_slot_locked asks for one.
 	 */
-	if (s->slots[my_slot].job_id != 0)
-	{
-		add_request_locked(s, s->slots[my_slot].dboid);
-		pg_atomic_fetch_add_u64(&s->orphan_epoch, 1);
-	}
-	memset(&s->slots[my_slot], 0, offsetof(IngestWorkerSlot, rows));
-	s->slots[my_slot].state = SLOT_FREE;
-	if (s->launcher_latch)
-		SetLatch(s->launcher_latch);
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	release_slot_locked(s, &s->slots[my_slot]);
 	LWLockRelease(s->lock);
 	my_slot = -1;
 }
@@ -220,10 +249,7 @@ shmem_worker_exit_if_idle(void)
 	leave = !MyLatch->is_set;
 	if (leave)
 	{
-		memset(&ingest_shared->slots[my_slot], 0, offsetof(IngestWorkerSlot, rows));
-		ingest_shared->slots[my_slot].state = SLOT_FREE;
-		if (ingest_shared->launcher_latch)
-			SetLatch(ingest_shared->launcher_latch);
+		release_slot_locked(ingest_shared, &ingest_shared->slots[my_slot]);
 		my_slot = -1;
 	}
 	LWLockRelease(ingest_shared->lock);
@@ -243,10 +269,7 @@ shmem_worker_end_job(void)
 	bool		leave;
 
 	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
-	leave = ingest_shared->rescan_all;
-	for (int i = 0; i < ingest_shared->nrequests; i++)
-		if (ingest_shared->requests[i] != MyDatabaseId)
-			leave = true;
+	leave = others_waiting_locked(ingest_shared);
 	slot->job_id = 0;
 	slot->job_owner = InvalidOid;
 	slot->started_at = 0;
@@ -264,10 +287,7 @@ shmem_worker_others_waiting(void)
 	bool		others;
 
 	LWLockAcquire(ingest_shared->lock, LW_SHARED);
-	others = ingest_shared->rescan_all;
-	for (int i = 0; i < ingest_shared->nrequests; i++)
-		if (ingest_shared->requests[i] != MyDatabaseId)
-			others = true;
+	others = others_waiting_locked(ingest_shared);
 	LWLockRelease(ingest_shared->lock);
 	return others;
 }
@@ -313,32 +333,28 @@ shmem_live_jobs(Oid dboid, int *pids, int64 *jobs, int max)
 }
 
 /*
- * At launcher start: slots whose process is gone (reserved by a launcher
- * that died before its worker attached, or left by a worker that died
- * without detaching) are freed, and their databases asked for again.
+ * Free a slot whose process is gone: it never attached (the launcher that
+ * reserved it died, or the worker failed at start), or it died without
+ * detaching. A job it held is then an orphan (release_slot_locked).
  */
+void
+shmem_release_dead_slot(int slotno)
+{
+	IngestShared *s = ingest_shared;
+	IngestWorkerSlot *slot = &s->slots[slotno];
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	if (slot->state != SLOT_FREE && slot_is_dead(slot))
+		release_slot_locked(s, slot);
+	LWLockRelease(s->lock);
+}
+
+/* At launcher start: a new launcher has no handles of the old one's workers. */
 void
 shmem_reset_stale_slots(void)
 {
-	IngestShared *s = ingest_shared;
-
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < s->nslots; i++)
-	{
-		IngestWorkerSlot *slot = &s->slots[i];
-
-		if (slot->state == SLOT_FREE)
-			continue;
-		if (slot->state == SLOT_STARTING || slot->pid == 0 || kill(slot->pid, 0) != 0)
-		{
-			add_request_locked(s, slot->dboid);
-			if (slot->job_id != 0)
-				pg_atomic_fetch_add_u64(&s->orphan_epoch, 1);
-			memset(slot, 0, offsetof(IngestWorkerSlot, rows));
-			slot->state = SLOT_FREE;
-		}
-	}
-	LWLockRelease(s->lock);
+	for (int i = 0; i < ingest_shared->nslots; i++)
+		shmem_release_dead_slot(i);
 }
 
 /*

@@ -65,6 +65,7 @@ extern bool shmem_worker_cancel_requested(void);
 extern void shmem_worker_progress(uint64 rows, uint64 bytes);
 extern int	shmem_live_jobs(Oid dboid, int *pids, int64 *jobs, int max);
 extern void shmem_reset_stale_slots(void);
+extern void shmem_release_dead_slot(int slotno);
 extern uint64 shmem_orphan_epoch(void);
 
 /* Backends. */
