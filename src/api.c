@@ -29,8 +29,6 @@
 #include "utils/rel.h"
 #include "utils/jsonb.h"
 
-#include <sys/stat.h>
-
 #include "identity.h"
 #include "ingest.h"
 #include "jobs.h"
@@ -223,7 +221,7 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 {
 	char	   *path;
 	char	   *resolved;
-	struct stat st;
+	int64		size;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -238,14 +236,10 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 				 errhint("Send the file's bytes with ingest.enqueue_data instead.")));
 
 	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	resolved = reader_resolve_path(path);
-	if (stat(resolved, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", resolved)));
+	resolved = reader_resolve_path(path, &size);
 
 	PG_RETURN_INT64(enqueue(PG_GETARG_OID(0), resolved, true,
-							options_arg(fcinfo, 2), (int64) st.st_size, NULL));
+							options_arg(fcinfo, 2), size, NULL));
 }
 
 Datum

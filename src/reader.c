@@ -58,10 +58,11 @@ under_dir(const char *path, const char *dir)
 }
 
 /*
- * The resolved path of a file a job may read, or an ERROR saying why not.
+ * The resolved path of a file a job may read, or an ERROR saying why not;
+ * its size in *size when size is not NULL.
  */
 char *
-reader_resolve_path(const char *path)
+reader_resolve_path(const char *path, int64 *size)
 {
 	char		resolved[PATH_MAX];
 	char	   *dirs;
@@ -115,6 +116,8 @@ reader_resolve_path(const char *path)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a regular file", resolved)));
+	if (size != NULL)
+		*size = (int64) st.st_size;
 	return pstrdup(resolved);
 }
 
@@ -173,7 +176,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 
 	if (job->is_file)
 	{
-		char	   *path = reader_resolve_path(job->source);
+		char	   *path = reader_resolve_path(job->source, NULL);
 		char		opened[64];
 		struct stat st;
 		int			flags;
@@ -209,7 +212,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 		 */
 		snprintf(opened, sizeof(opened), "/proc/self/fd/%d", r->fd);
 		if (access("/proc/self/fd", F_OK) == 0)
-			(void) reader_resolve_path(opened);
+			(void) reader_resolve_path(opened, NULL);
 		r->size = st.st_size;
 	}
 	else

@@ -12,6 +12,6 @@ typedef struct IngestReader IngestReader;
 extern IngestReader *reader_open(const IngestJob *job, MemoryContext cxt);
 extern size_t reader_read(IngestReader *r, char *buf, size_t len);
 
-extern char *reader_resolve_path(const char *path);
+extern char *reader_resolve_path(const char *path, int64 *size);
 
 #endif							/* INGEST_READER_H */
