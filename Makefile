@@ -4,6 +4,7 @@ MODULE_big = ingest
 OBJS = \
 	src/ingest.o \
 	src/api.o \
+	src/upload.o \
 	src/options.o \
 	src/identity.o \
 	src/jobs.o \

@@ -1,7 +1,8 @@
 /*
  * api.c
- *		The SQL-callable functions: enqueue_data, enqueue_file, cancel, and
- *		the live rows of the ingest.workers view.
+ *		The SQL-callable functions: enqueue_data, enqueue_file, cancel, retry,
+ *		purge, queue_position, and the live rows of the ingest.workers view.
+ *		(Uploads in chunks and large objects are in upload.c.)
  *
  * Enqueueing is fast and does no loading: it validates the options and the
  * caller's privileges on the target (so a job that could never run is an
@@ -28,7 +29,9 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
+#include "api.h"
 #include "identity.h"
 #include "ingest.h"
 #include "jobs.h"
@@ -41,6 +44,9 @@ PG_FUNCTION_INFO_V1(ingest_enqueue_file);
 PG_FUNCTION_INFO_V1(ingest_cancel);
 PG_FUNCTION_INFO_V1(ingest_worker_status);
 PG_FUNCTION_INFO_V1(ingest_xid_is_current);
+PG_FUNCTION_INFO_V1(ingest_retry);
+PG_FUNCTION_INFO_V1(ingest_purge);
+PG_FUNCTION_INFO_V1(ingest_queue_position);
 
 static bool wake_at_commit = false;
 static bool callback_registered = false;
@@ -158,25 +164,64 @@ check_target(Oid relid, const IngestOptions *opts)
 	relation_close(rel, AccessShareLock);
 }
 
-static int64
-enqueue(Oid target, const char *source, bool is_file, Jsonb *options,
-		int64 size, bytea *data)
+/* Workers of this database are woken when the current transaction commits. */
+void
+api_wake_at_commit(void)
 {
-	IngestOptions opts;
-	Jsonb	   *settings;
-	int64		id;
-
-	options_parse(options, &opts);
-	check_target(target, &opts);
-	settings = identity_capture_settings();
-	id = jobs_insert(GetUserId(), target, source, is_file, options, settings, size, data);
-
 	if (!callback_registered)
 	{
 		RegisterXactCallback(xact_callback, NULL);
 		callback_registered = true;
 	}
 	wake_at_commit = true;
+}
+
+/* ingest.max_file_size, for a source of size bytes (known or so far). */
+void
+api_check_size(int64 size, const char *what)
+{
+	if (ingest_max_file_size > 0 && size > INGEST_MAX_FILE_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is " INT64_FORMAT " bytes, more than ingest.max_file_size (" INT64_FORMAT " bytes)",
+						what, size, INGEST_MAX_FILE_BYTES),
+				 errhint("Split the file, or ask an administrator to raise ingest.max_file_size.")));
+}
+
+/*
+ * Validate and create a job owned by the current role: queued, or
+ * uploading (begin_upload). size is -1 when not known yet.
+ */
+int64
+api_enqueue(Oid target, const char *source, JobSourceType source_type, Jsonb *options,
+			int64 size, bytea *data, bool uploading)
+{
+	IngestOptions opts;
+	JobSpec		spec;
+	int64		id;
+
+	options_parse(options, &opts);
+	check_target(target, &opts);
+	if (size >= 0)
+		api_check_size(size, source);
+
+	memset(&spec, 0, sizeof(spec));
+	spec.owner = GetUserId();
+	spec.target = target;
+	spec.source = source;
+	spec.source_type = source_type;
+	spec.uploading = uploading;
+	spec.options = options;
+	spec.settings = identity_capture_settings();
+	spec.bytes_total = size;
+	spec.max_attempts = opts.max_attempts > 0 ? opts.max_attempts : ingest_max_attempts;
+	spec.timeout_ms = opts.timeout_ms >= 0 ? opts.timeout_ms : ingest_job_timeout;
+	spec.priority = opts.priority;
+	spec.data = data;
+	id = jobs_insert(&spec);
+
+	if (!uploading)
+		api_wake_at_commit();
 
 	if (!ingest_preloaded || !shmem_available())
 		ereport(WARNING,
@@ -186,8 +231,8 @@ enqueue(Oid target, const char *source, bool is_file, Jsonb *options,
 }
 
 /* NULL options mean the defaults, as '{}' does. */
-static Jsonb *
-options_arg(FunctionCallInfo fcinfo, int argno)
+Jsonb *
+api_options_arg(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_ARGISNULL(argno))
 		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
@@ -211,9 +256,9 @@ ingest_enqueue_data(PG_FUNCTION_ARGS)
 	data = PG_GETARG_BYTEA_PP(1);
 	size = VARSIZE_ANY_EXHDR(data);
 
-	PG_RETURN_INT64(enqueue(PG_GETARG_OID(0),
-							psprintf("uploaded data (" INT64_FORMAT " bytes)", size),
-							false, options_arg(fcinfo, 2), size, data));
+	PG_RETURN_INT64(api_enqueue(PG_GETARG_OID(0),
+								psprintf("uploaded data (" INT64_FORMAT " bytes)", size),
+								JOB_SOURCE_DATA, api_options_arg(fcinfo, 2), size, data, false));
 }
 
 Datum
@@ -238,14 +283,44 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	resolved = reader_resolve_path(path, &size);
 
-	PG_RETURN_INT64(enqueue(PG_GETARG_OID(0), resolved, true,
-							options_arg(fcinfo, 2), size, NULL));
+	PG_RETURN_INT64(api_enqueue(PG_GETARG_OID(0), resolved, JOB_SOURCE_FILE,
+								api_options_arg(fcinfo, 2), size, NULL, false));
 }
 
 Datum
 ingest_cancel(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(jobs_cancel(PG_GETARG_INT64(0), GetUserId()));
+}
+
+Datum
+ingest_retry(PG_FUNCTION_ARGS)
+{
+	bool		queued = jobs_retry(PG_GETARG_INT64(0), GetUserId());
+
+	if (queued)
+		api_wake_at_commit();
+	PG_RETURN_BOOL(queued);
+}
+
+Datum
+ingest_purge(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("older_than must not be NULL")));
+	PG_RETURN_INT64(jobs_purge(PG_GETARG_INTERVAL_P(0), GetUserId()));
+}
+
+Datum
+ingest_queue_position(PG_FUNCTION_ARGS)
+{
+	int			position;
+
+	if (!jobs_queue_position(PG_GETARG_INT64(0), GetUserId(), &position))
+		PG_RETURN_NULL();
+	PG_RETURN_INT32(position);
 }
 
 /* One row per worker; job details only where the caller may see the job. */

@@ -26,6 +26,13 @@ int			ingest_batch_rows = 10000;
 int			ingest_worker_idle_timeout = 30000;
 char	   *ingest_allowed_dirs = NULL;
 bool		ingest_preloaded = false;
+int			ingest_max_attempts = 3;
+int			ingest_job_timeout = 0;
+int			ingest_max_file_size = 0;
+int			ingest_max_record_size = 256 * 1024 * 1024;
+int			ingest_upload_ttl = 24 * 3600;
+int			ingest_max_queued_per_role = 0;
+int			ingest_max_running_per_role = -1;
 
 void		_PG_init(void);
 
@@ -63,6 +70,62 @@ _PG_init(void)
 							   "",
 							   PGC_SIGHUP, GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_attempts",
+							"Attempts a job gets when it fails transiently or its worker vanishes.",
+							"Serialization failures, deadlocks, lock timeouts and lack of resources are retried with exponential backoff; other errors fail the job at once. Captured at enqueue; the max_attempts option overrides it.",
+							&ingest_max_attempts,
+							3, 1, INGEST_MAX_ATTEMPTS_LIMIT,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.job_timeout",
+							"Longest one attempt of a job may run; 0 means no limit.",
+							"Captured at enqueue; the timeout option overrides it.",
+							&ingest_job_timeout,
+							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_file_size",
+							"Largest source a job may load; 0 means no limit.",
+							"Checked at enqueue where the size is known, as uploaded chunks arrive, and by the worker as it reads.",
+							&ingest_max_file_size,
+							0, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_record_size",
+							"Largest CSV record (all its fields) a worker accepts.",
+							"A larger record is rejected; a worker never buffers more than this for one record.",
+							&ingest_max_record_size,
+							256 * 1024 * 1024, 1024, INGEST_MAX_RECORD_SIZE_LIMIT,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.upload_ttl",
+							"How long an upload may go without a chunk before it is removed.",
+							NULL,
+							&ingest_upload_ttl,
+							24 * 3600, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_queued_per_role",
+							"Jobs a role may have queued or uploading at once; 0 means no limit.",
+							"ALTER ROLE ... SET ingest.max_queued_per_role overrides it for one role.",
+							&ingest_max_queued_per_role,
+							0, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_running_per_role",
+							"Jobs of one role that may run at once in a database; -1 means half of ingest.max_workers, at least 1.",
+							"ALTER ROLE ... SET ingest.max_running_per_role overrides it for one role.",
+							&ingest_max_running_per_role,
+							-1, -1, MAX_BACKENDS,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ingest");
 

@@ -10,11 +10,21 @@ extern int	ingest_batch_rows;
 extern int	ingest_worker_idle_timeout;
 extern char *ingest_allowed_dirs;
 extern bool ingest_preloaded;
+extern int	ingest_max_attempts;
+extern int	ingest_job_timeout;
+extern int	ingest_max_file_size;
+extern int	ingest_max_record_size;
+extern int	ingest_upload_ttl;
+extern int	ingest_max_queued_per_role;
+extern int	ingest_max_running_per_role;
 
 #define INGEST_READ_CHUNK		(256 * 1024)
-#define INGEST_MAX_FIELD_SIZE	((size_t) 256 * 1024 * 1024)
+#define INGEST_MAX_RECORD_SIZE_LIMIT	(1024 * 1024 * 1024 - 1)	/* a varlena's limit */
+#define INGEST_MAX_ATTEMPTS_LIMIT	100
 #define INGEST_RAW_LINE_MAX		1024
 #define INGEST_RETAINED_ERRORS	100
-#define INGEST_MAX_ATTEMPTS		3	/* starts of a job whose worker keeps dying */
+
+/* ingest.max_file_size is in kB; 0 means no limit. */
+#define INGEST_MAX_FILE_BYTES	((int64) ingest_max_file_size * 1024)
 
 #endif							/* INGEST_H */

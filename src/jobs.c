@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -32,10 +33,19 @@
 #include "jobs.h"
 #include "shmem.h"
 
-/* Run one statement as the extension owner; returns SPI's result code. */
-static int
-exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
-			  const char *nulls, bool read_only)
+const char *const job_source_names[] = {"file", "data", "chunks", "lo"};
+
+/* objsubids of the extension object locked to serialize orphan checks and claims */
+#define ORPHAN_LOCK_SUBID 1
+#define CLAIM_LOCK_SUBID 2
+
+/*
+ * Run one statement as the extension owner; returns SPI's result code. The
+ * caller has SPI connected.
+ */
+int
+jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
+				   const char *nulls, bool read_only)
 {
 	IdentitySave save;
 	int			rc;
@@ -48,34 +58,122 @@ exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
 	return rc;
 }
 
-int64
-jobs_insert(Oid owner, Oid target, const char *source, bool is_file,
-			Jsonb *options, Jsonb *settings, int64 bytes_total, bytea *data)
+#define exec_as_owner jobs_exec_as_owner
+
+static bool
+is_admin(Oid role)
 {
-	Oid			types[7] = {REGROLEOID, REGCLASSOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, INT8OID};
-	Datum		values[7];
+	Oid			admin = get_role_oid("ingest_admin", true);
+
+	return superuser_arg(role) || (OidIsValid(admin) && has_privs_of_role(role, admin));
+}
+
+/*
+ * The owner of a job the caller may see (its own, or any for ingest_admin),
+ * and its state in *state when state is not NULL; an ERROR otherwise, the
+ * same whether the job does not exist or belongs to someone else.
+ */
+Oid
+jobs_check_visible(int64 job_id, Oid caller, char **state)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	Oid			owner = InvalidOid;
+	bool		isnull;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SPI_connect();
+	exec_as_owner("SELECT owner::oid, state FROM ingest.upload_jobs WHERE id = $1",
+				  1, types, values, NULL, true);
+	if (SPI_processed == 1)
+	{
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (state)
+			*state = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	}
+	SPI_finish();
+
+	if (!OidIsValid(owner) || !(owner == caller || is_admin(caller)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("ingest job " INT64_FORMAT " does not exist", job_id),
+				 errhint("A role sees and manages only its own jobs, unless it is a member of ingest_admin.")));
+	return owner;
+}
+
+/*
+ * ingest.max_queued_per_role: the owner's jobs queued or uploading. Checked
+ * under a lock on the role (in this database, held to commit) so that
+ * concurrent enqueues by one role cannot all slip under the limit.
+ */
+static void
+check_queue_quota(Oid owner)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(owner)};
+	int64		limit;
+	int64		queued;
+	bool		isnull;
+
+	exec_as_owner("SELECT ingest._role_setting($1, 'ingest.max_queued_per_role')::int",
+				  1, types, values, NULL, true);
+	limit = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull || limit <= 0)
+		return;
+
+	LockDatabaseObject(AuthIdRelationId, owner, 0, ExclusiveLock);
+	exec_as_owner("SELECT count(*) FROM ingest.upload_jobs "
+				  "WHERE owner = $1::regrole AND state IN ('queued', 'uploading')",
+				  1, types, values, NULL, false);
+	queued = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (queued >= limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("role \"%s\" already has " INT64_FORMAT " ingest jobs queued or uploading, the most ingest.max_queued_per_role allows",
+						GetUserNameFromId(owner, false), queued),
+				 errhint("Wait for some of them to finish (or cancel them), or ask an administrator to raise the limit with ALTER ROLE ... SET ingest.max_queued_per_role.")));
+}
+
+int64
+jobs_insert(const JobSpec *spec)
+{
+	Oid			types[11] = {REGROLEOID, REGCLASSOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
+	INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID};
+	Datum		values[11];
+	char		nulls[11] = "           ";
 	int64		id;
 	bool		isnull;
 
-	values[0] = ObjectIdGetDatum(owner);
-	values[1] = ObjectIdGetDatum(target);
-	values[2] = CStringGetTextDatum(source);
-	values[3] = CStringGetTextDatum(is_file ? "file" : "data");
-	values[4] = JsonbPGetDatum(options);
-	values[5] = JsonbPGetDatum(settings);
-	values[6] = Int64GetDatum(bytes_total);
+	values[0] = ObjectIdGetDatum(spec->owner);
+	values[1] = ObjectIdGetDatum(spec->target);
+	values[2] = CStringGetTextDatum(spec->source);
+	values[3] = CStringGetTextDatum(job_source_names[spec->source_type]);
+	values[4] = JsonbPGetDatum(spec->options);
+	values[5] = JsonbPGetDatum(spec->settings);
+	values[6] = Int64GetDatum(spec->bytes_total);
+	if (spec->bytes_total < 0)
+		nulls[6] = 'n';
+	values[7] = CStringGetTextDatum(spec->uploading ? "uploading" : "queued");
+	values[8] = Int32GetDatum(spec->max_attempts);
+	values[9] = Int64GetDatum(spec->timeout_ms);
+	values[10] = Int32GetDatum(spec->priority);
 
 	SPI_connect();
+	check_queue_quota(spec->owner);
 	exec_as_owner("INSERT INTO ingest.upload_jobs "
-				  "(owner, target, source, source_type, options, settings, bytes_total) "
-				  "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-				  7, types, values, NULL, false);
+				  "(owner, target, source, source_type, options, settings, bytes_total, state, "
+				  " max_attempts, timeout, priority, upload_activity_at) "
+				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+				  "  CASE WHEN $10 > 0 THEN $10 * interval '1 ms' END, $11, "
+				  "  CASE WHEN $8 = 'uploading' THEN pg_catalog.clock_timestamp() END) "
+				  "RETURNING id",
+				  11, types, values, nulls, false);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-	if (data != NULL)
+	if (spec->data != NULL)
 	{
 		Oid			dtypes[2] = {INT8OID, BYTEAOID};
-		Datum		dvalues[2] = {Int64GetDatum(id), PointerGetDatum(data)};
+		Datum		dvalues[2] = {Int64GetDatum(id), PointerGetDatum(spec->data)};
 
 		exec_as_owner("INSERT INTO ingest.job_data (job_id, data) VALUES ($1, $2)",
 					  2, dtypes, dvalues, NULL, false);
@@ -85,43 +183,28 @@ jobs_insert(Oid owner, Oid target, const char *source, bool is_file,
 }
 
 /*
- * Cancel a job the caller can see. A queued job ends at once; a running one
- * is flagged, in shared memory for its worker's next batch and in the table
- * for a worker that has claimed it but not yet published it.
+ * Cancel a job the caller can see. A queued (or uploading) job ends at once;
+ * a running one is flagged, in shared memory for its worker, which checks
+ * between records, and in the table for a worker that has claimed it but
+ * not yet published it.
  */
 bool
 jobs_cancel(int64 job_id, Oid caller)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(job_id)};
-	Oid			owner;
 	char	   *state;
-	bool		isnull;
 	bool		result = false;
-	Oid			admin = get_role_oid("ingest_admin", true);
+
+	(void) jobs_check_visible(job_id, caller, &state);
 
 	SPI_connect();
-	exec_as_owner("SELECT owner::oid, state FROM ingest.upload_jobs WHERE id = $1",
-				  1, types, values, NULL, true);
-	if (SPI_processed == 0)
-		owner = InvalidOid;
-	else
-		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
-	if (!OidIsValid(owner) ||
-		!(owner == caller || superuser_arg(caller) ||
-		  (OidIsValid(admin) && has_privs_of_role(caller, admin))))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("ingest job " INT64_FORMAT " does not exist", job_id),
-				 errhint("A role sees and cancels only its own jobs, unless it is a member of ingest_admin.")));
-
-	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (strcmp(state, "queued") == 0)
+	if (strcmp(state, "queued") == 0 || strcmp(state, "uploading") == 0)
 	{
 		exec_as_owner("WITH done AS ("
-					  "  UPDATE ingest.upload_jobs SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp()"
-					  "  WHERE id = $1 AND state = 'queued' RETURNING id)"
+					  "  UPDATE ingest.upload_jobs SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp(), "
+					  "    last_error = 'cancelled by ingest.cancel()'"
+					  "  WHERE id = $1 AND state IN ('queued', 'uploading') RETURNING id)"
 					  "SELECT pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
 					  "  'job_id', id, 'state', 'cancelled')::text) FROM done",
 					  1, types, values, NULL, false);
@@ -137,6 +220,84 @@ jobs_cancel(int64 job_id, Oid caller)
 	}
 	SPI_finish();
 	return result;
+}
+
+/*
+ * ingest.retry: a failed or cancelled job goes back to the queue with a
+ * fresh count of attempts. It resumes from its checkpoint, so rows that
+ * earlier attempts committed are not loaded twice.
+ */
+bool
+jobs_retry(int64 job_id, Oid caller)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	Oid			owner = jobs_check_visible(job_id, caller, NULL);
+	bool		result;
+
+	SPI_connect();
+	check_queue_quota(owner);
+	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', attempts = 0, run_after = NULL, "
+				  "  finished_at = NULL, cancel_requested = false, worker_pid = NULL "
+				  "WHERE id = $1 AND state IN ('failed', 'cancelled')",
+				  1, types, values, NULL, false);
+	result = (SPI_processed == 1);
+	SPI_finish();
+	return result;
+}
+
+/* ingest.purge: finished jobs older than older_than, the caller's or (admin) all. */
+int64
+jobs_purge(Interval *older_than, Oid caller)
+{
+	Oid			types[3] = {INTERVALOID, OIDOID, BOOLOID};
+	Datum		values[3];
+	int64		n;
+
+	values[0] = IntervalPGetDatum(older_than);
+	values[1] = ObjectIdGetDatum(caller);
+	values[2] = BoolGetDatum(is_admin(caller));
+	SPI_connect();
+	exec_as_owner("DELETE FROM ingest.upload_jobs "
+				  "WHERE state IN ('succeeded', 'failed', 'cancelled') "
+				  "  AND finished_at < pg_catalog.now() - $1 AND ($3 OR owner = $2::regrole)",
+				  3, types, values, NULL, false);
+	n = (int64) SPI_processed;
+	SPI_finish();
+	return n;
+}
+
+/*
+ * ingest.queue_position: place in the scheduler's order (ingest._queue),
+ * 0 for the next job or a running one; false when the job is not waiting.
+ */
+bool
+jobs_queue_position(int64 job_id, Oid caller, int *position)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	char	   *state;
+	bool		isnull;
+	bool		found = false;
+
+	(void) jobs_check_visible(job_id, caller, &state);
+	if (strcmp(state, "running") == 0)
+	{
+		*position = 0;
+		return true;
+	}
+	if (strcmp(state, "queued") != 0)
+		return false;
+
+	SPI_connect();
+	exec_as_owner("SELECT place - 1 FROM ingest._queue WHERE id = $1", 1, types, values, NULL, true);
+	if (SPI_processed == 1)
+	{
+		*position = (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		found = true;
+	}
+	SPI_finish();
+	return found;
 }
 
 /* The extension exists here and is not being created or dropped right now. */
@@ -157,12 +318,9 @@ jobs_extension_ready(void)
  * or the server restarted) go back to the queue. With commit_every the rows
  * of committed batches stay and the checkpoint says where to resume; without
  * it the aborted attempt left nothing behind. A job cancelled meanwhile ends
- * cancelled, and one whose worker died INGEST_MAX_ATTEMPTS times ends failed
+ * cancelled, and one whose worker died max_attempts times ends failed
  * rather than take the next worker down with it again.
  */
-/* objsubid of the extension object locked to serialize orphan checks */
-#define ORPHAN_LOCK_SUBID 1
-
 #define REQUEUE_ORPHANS_SQL \
 	"WITH orphans AS (" \
 	"  SELECT id FROM ingest.upload_jobs " \
@@ -173,12 +331,12 @@ jobs_extension_ready(void)
 	"done AS (" \
 	"  UPDATE ingest.upload_jobs j SET " \
 	"    state = CASE WHEN j.cancel_requested THEN 'cancelled' " \
-	"                 WHEN j.attempts >= $3 THEN 'failed' ELSE 'queued' END, " \
+	"                 WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END, " \
 	"    last_error = CASE WHEN j.cancel_requested THEN 'cancelled by ingest.cancel()' " \
-	"                      WHEN j.attempts >= $3 THEN 'the worker running this job exited unexpectedly ' " \
+	"                      WHEN j.attempts >= j.max_attempts THEN 'the worker running this job exited unexpectedly ' " \
 	"                           || j.attempts || ' times; the job is not retried' " \
-	"                      ELSE j.last_error END, " \
-	"    finished_at = CASE WHEN j.cancel_requested OR j.attempts >= $3 " \
+	"                      ELSE 'the worker running this job exited unexpectedly; the job was taken back' END, " \
+	"    finished_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts " \
 	"                       THEN pg_catalog.clock_timestamp() END, " \
 	"    worker_pid = NULL " \
 	"  FROM orphans o WHERE j.id = o.id " \
@@ -197,8 +355,8 @@ jobs_requeue_orphans(void)
 	int			n;
 	Datum	   *pid_elems;
 	Datum	   *id_elems;
-	Oid			types[3] = {INT4ARRAYOID, INT8ARRAYOID, INT4OID};
-	Datum		values[3];
+	Oid			types[2] = {INT4ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
 	int			requeued;
 	IdentitySave save;
 	SPIPlanPtr	plan;
@@ -218,7 +376,7 @@ jobs_requeue_orphans(void)
 
 	SPI_connect();
 	identity_enter_system(&save);
-	plan = SPI_prepare(REQUEUE_ORPHANS_SQL, 3, types);
+	plan = SPI_prepare(REQUEUE_ORPHANS_SQL, 2, types);
 	if (plan == NULL)
 		elog(ERROR, "ingest: could not prepare the orphan check: %s",
 			 SPI_result_code_string(SPI_result));
@@ -241,7 +399,6 @@ jobs_requeue_orphans(void)
 	}
 	values[0] = PointerGetDatum(construct_array(pid_elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(id_elems, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[2] = Int32GetDatum(INGEST_MAX_ATTEMPTS);
 
 	rc = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, false, true, 0);
 	if (rc < 0)
@@ -281,7 +438,36 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	return j;
 }
 
-/* Claim the oldest queued job of this database, if any. */
+/*
+ * Claim the next job of this database in the scheduler's order (the view
+ * ingest._queue): not waiting for a retry, its owner under
+ * ingest.max_running_per_role. Claims are serialized per database, so two
+ * workers never both count a role one short of its limit; a claim is a
+ * short transaction.
+ */
+#define CLAIM_SQL \
+	"UPDATE ingest.upload_jobs SET state = 'running', attempts = attempts + 1, " \
+	"  started_at = pg_catalog.clock_timestamp(), finished_at = NULL, last_error = NULL, " \
+	"  run_after = NULL, worker_pid = pg_catalog.pg_backend_pid() " \
+	"WHERE state = 'queued' AND id = (" \
+	"  SELECT q.id FROM ingest._queue q " \
+	"  WHERE (q.run_after IS NULL OR q.run_after <= pg_catalog.clock_timestamp()) " \
+	"    AND q.running < ingest._max_running(q.owner) " \
+	"  ORDER BY q.place LIMIT 1) " \
+	"RETURNING id, owner::oid, target::oid, source, source_type, options, settings, " \
+	"  attempts, records_done, rows_inserted, rows_rejected, " \
+	"  COALESCE(bytes_total, -1), cancel_requested, max_attempts, " \
+	"  COALESCE((EXTRACT(epoch FROM timeout) * 1000)::int8, 0)"
+
+/*
+ * Rejected records past the checkpoint were recorded by an attempt that did
+ * not commit them; the new attempt reads those records again.
+ */
+#define DROP_STALE_ERRORS_SQL \
+	"WITH stale AS (DELETE FROM ingest.job_errors WHERE job_id = $1 AND record_number > $2 RETURNING 1) " \
+	"UPDATE ingest.upload_jobs SET rows_rejected = rows_rejected - (SELECT count(*) FROM stale) " \
+	"WHERE id = $1 RETURNING rows_rejected"
+
 bool
 jobs_claim(IngestJob *job, bool *more_queued)
 {
@@ -291,18 +477,16 @@ jobs_claim(IngestJob *job, bool *more_queued)
 	bool		isnull;
 	bool		found = false;
 
+	LockDatabaseObject(ExtensionRelationId, get_extension_oid("ingest", false),
+					   CLAIM_LOCK_SUBID, ExclusiveLock);
 	SPI_connect();
-	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'running', attempts = attempts + 1, "
-				  "  started_at = pg_catalog.clock_timestamp(), finished_at = NULL, last_error = NULL, "
-				  "  worker_pid = pg_catalog.pg_backend_pid() "
-				  "WHERE id = (SELECT id FROM ingest.upload_jobs WHERE state = 'queued' "
-				  "            ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-				  "RETURNING id, owner::oid, target::oid, source, source_type, options, settings, "
-				  "  attempts, records_done, rows_inserted, rows_rejected, "
-				  "  COALESCE(bytes_total, -1), cancel_requested",
-				  0, NULL, NULL, NULL, false);
+	exec_as_owner(CLAIM_SQL, 0, NULL, NULL, NULL, false);
 	if (SPI_processed == 1)
 	{
+		const char *type;
+		Oid			types[2] = {INT8OID, INT8OID};
+		Datum		values[2];
+
 		tup = SPI_tuptable->vals[0];
 		desc = SPI_tuptable->tupdesc;
 		found = true;
@@ -310,7 +494,11 @@ jobs_claim(IngestJob *job, bool *more_queued)
 		job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		job->target = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		job->source = copy_text(tup, desc, 4, caller);
-		job->is_file = strcmp(SPI_getvalue(tup, desc, 5), "file") == 0;
+		type = SPI_getvalue(tup, desc, 5);
+		job->source_type = JOB_SOURCE_FILE;
+		for (int i = 0; i < lengthof(job_source_names); i++)
+			if (strcmp(type, job_source_names[i]) == 0)
+				job->source_type = (JobSourceType) i;
 		job->options = copy_jsonb(tup, desc, 6, caller);
 		job->settings = copy_jsonb(tup, desc, 7, caller);
 		job->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
@@ -319,6 +507,13 @@ jobs_claim(IngestJob *job, bool *more_queued)
 		job->rows_rejected = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
 		job->bytes_total = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
 		job->cancel_requested = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
+		job->timeout_ms = DatumGetInt64(SPI_getbinval(tup, desc, 15, &isnull));
+
+		values[0] = Int64GetDatum(job->id);
+		values[1] = Int64GetDatum(job->records_done);
+		exec_as_owner(DROP_STALE_ERRORS_SQL, 2, types, values, NULL, false);
+		job->rows_rejected = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 		*more_queued = jobs_queued_exist();
 	}
@@ -378,6 +573,47 @@ jobs_checkpoint(const IngestJob *job, int64 records_done, int64 rows_inserted,
 	SPI_finish();
 }
 
+/*
+ * After a transient failure: back to the queue, to be claimed again once
+ * delay_ms have passed. Counters are those of committed work.
+ */
+void
+jobs_retry_later(const IngestJob *job, int64 records_done, int64 rows_inserted,
+				 int64 rows_rejected, int64 bytes_done, const char *last_error,
+				 int64 delay_ms)
+{
+	Oid			types[7] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID};
+	Datum		values[7];
+
+	values[0] = Int64GetDatum(job->id);
+	values[1] = Int64GetDatum(records_done);
+	values[2] = Int64GetDatum(rows_inserted);
+	values[3] = Int64GetDatum(rows_rejected);
+	values[4] = Int64GetDatum(bytes_done);
+	values[5] = CStringGetTextDatum(last_error);
+	values[6] = Int64GetDatum(delay_ms);
+	SPI_connect();
+	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', records_done = $2, "
+				  "  rows_inserted = $3, rows_rejected = $4, bytes_done = $5, last_error = $6, "
+				  "  run_after = pg_catalog.clock_timestamp() + $7 * interval '1 ms', worker_pid = NULL "
+				  "WHERE id = $1",
+				  7, types, values, NULL, false);
+	SPI_finish();
+}
+
+/* A successful job's stored bytes are no longer needed (unless keep_data). */
+void
+jobs_drop_data(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+
+	SPI_connect();
+	exec_as_owner("DELETE FROM ingest.job_data WHERE job_id = $1", 1, types, values, NULL, false);
+	exec_as_owner("DELETE FROM ingest.job_chunks WHERE job_id = $1", 1, types, values, NULL, false);
+	SPI_finish();
+}
+
 /* Final state, counters and NOTIFY ingest, in the caller's transaction. */
 void
 jobs_finish(const IngestJob *job, const char *state, int64 records_done,
@@ -412,12 +648,12 @@ jobs_finish(const IngestJob *job, const char *state, int64 records_done,
 }
 
 void
-jobs_record_error(int64 job_id, int64 line, const char *sqlstate,
-				  const char *message, const char *raw_line)
+jobs_record_error(int64 job_id, int64 line, int64 record_number,
+				  const char *sqlstate, const char *message, const char *raw_line)
 {
-	Oid			types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[5];
-	char		nulls[5] = "     ";
+	Oid			types[6] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
 
 	values[0] = Int64GetDatum(job_id);
 	if (line > 0)
@@ -432,8 +668,9 @@ jobs_record_error(int64 job_id, int64 line, const char *sqlstate,
 		nulls[4] = 'n';
 
 	SPI_connect();
-	exec_as_owner("INSERT INTO ingest.job_errors (job_id, line_number, sqlstate, message, raw_line) "
-				  "VALUES ($1, $2, $3, $4, $5)",
-				  5, types, values, nulls, false);
+	values[5] = Int64GetDatum(record_number);
+	exec_as_owner("INSERT INTO ingest.job_errors (job_id, line_number, sqlstate, message, raw_line, record_number) "
+				  "VALUES ($1, $2, $3, $4, $5, $6)",
+				  6, types, values, nulls, false);
 	SPI_finish();
 }

@@ -5,7 +5,36 @@
 #ifndef INGEST_JOBS_H
 #define INGEST_JOBS_H
 
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
+
+/* Where a job's bytes come from (upload_jobs.source_type). */
+typedef enum JobSourceType
+{
+	JOB_SOURCE_FILE,			/* a file on the server */
+	JOB_SOURCE_DATA,			/* ingest.job_data */
+	JOB_SOURCE_CHUNKS,			/* ingest.job_chunks */
+	JOB_SOURCE_LO				/* a large object */
+} JobSourceType;
+
+extern const char *const job_source_names[];
+
+/* A job to create. */
+typedef struct JobSpec
+{
+	Oid			owner;
+	Oid			target;
+	const char *source;
+	JobSourceType source_type;
+	bool		uploading;		/* state 'uploading' rather than 'queued' */
+	Jsonb	   *options;
+	Jsonb	   *settings;
+	int64		bytes_total;	/* -1: unknown */
+	int			max_attempts;
+	int64		timeout_ms;		/* 0: none */
+	int			priority;
+	bytea	   *data;			/* JOB_SOURCE_DATA: the bytes, else NULL */
+} JobSpec;
 
 typedef struct IngestJob
 {
@@ -13,7 +42,7 @@ typedef struct IngestJob
 	Oid			owner;
 	Oid			target;
 	char	   *source;
-	bool		is_file;		/* source_type 'file', else 'data' */
+	JobSourceType source_type;
 	Jsonb	   *options;
 	Jsonb	   *settings;
 	int			attempts;
@@ -22,12 +51,19 @@ typedef struct IngestJob
 	int64		rows_rejected;
 	int64		bytes_total;
 	bool		cancel_requested;
+	int			max_attempts;
+	int64		timeout_ms;		/* 0: no limit */
 } IngestJob;
 
 /* Backends, at enqueue. */
-extern int64 jobs_insert(Oid owner, Oid target, const char *source, bool is_file,
-						 Jsonb *options, Jsonb *settings, int64 bytes_total, bytea *data);
+extern int64 jobs_insert(const JobSpec *spec);
 extern bool jobs_cancel(int64 job_id, Oid caller);
+extern bool jobs_retry(int64 job_id, Oid caller);
+extern int64 jobs_purge(Interval *older_than, Oid caller);
+extern bool jobs_queue_position(int64 job_id, Oid caller, int *position);
+extern Oid	jobs_check_visible(int64 job_id, Oid caller, char **state);
+extern int	jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
+							   const char *nulls, bool read_only);
 
 /* Workers; each call runs inside the caller's transaction, with SPI connected. */
 extern bool jobs_extension_ready(void);
@@ -37,10 +73,14 @@ extern bool jobs_cancel_requested(int64 job_id);
 extern bool jobs_queued_exist(void);
 extern void jobs_checkpoint(const IngestJob *job, int64 records_done, int64 rows_inserted,
 							int64 rows_rejected, int64 bytes_done);
+extern void jobs_retry_later(const IngestJob *job, int64 records_done, int64 rows_inserted,
+							 int64 rows_rejected, int64 bytes_done, const char *last_error,
+							 int64 delay_ms);
+extern void jobs_drop_data(int64 job_id);
 extern void jobs_finish(const IngestJob *job, const char *state, int64 records_done,
 						int64 rows_inserted, int64 rows_rejected, int64 bytes_done,
 						const char *last_error);
-extern void jobs_record_error(int64 job_id, int64 line, const char *sqlstate,
-							  const char *message, const char *raw_line);
+extern void jobs_record_error(int64 job_id, int64 line, int64 record_number,
+							  const char *sqlstate, const char *message, const char *raw_line);
 
 #endif							/* INGEST_JOBS_H */

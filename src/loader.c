@@ -49,6 +49,9 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+#include "storage/latch.h"
 #include "access/relation.h"
 #include "access/table.h"
 
@@ -113,6 +116,7 @@ typedef struct LoadState
 	int64		rows_rejected;
 	int64		committed_records;
 	int64		committed_inserted;
+	int64		committed_rejected;
 	int64		committed_bytes;
 	int64		since_commit;
 	List	   *pending_errors; /* rejected in the open transaction (first few) */
@@ -138,7 +142,37 @@ typedef struct LoadState
 
 static LoadState *active = NULL;
 
+/*
+ * The job's timeout fires as statement_timeout does: a query cancel that the
+ * next CHECK_FOR_INTERRUPTS (ours between records, the executor's, a
+ * sleeping trigger's) turns into an ERROR; the flag tells that error apart.
+ */
+static TimeoutId job_timeout_id;
+static volatile sig_atomic_t job_timed_out = false;
+
+static void
+job_timeout_handler(void)
+{
+	job_timed_out = true;
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
+
+/* Stop the timer; a cancel it raised that no check has seen yet is void. */
+static void
+stop_job_timer(void)
+{
+	disable_timeout(job_timeout_id, false);
+	if (job_timed_out)
+	{
+		QueryCancelPending = false;
+		job_timed_out = false;
+	}
+}
+
 static LoadState *batch_owner(void);
+static void check_cancel(LoadState *st);
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorFinish_hook_type prev_executor_finish = NULL;
@@ -177,6 +211,7 @@ loader_install_hooks(void)
 	prev_executor_finish = ExecutorFinish_hook;
 	ExecutorFinish_hook = loader_executor_finish;
 	batchscan_install();
+	job_timeout_id = RegisterTimeout(USER_TIMEOUT, job_timeout_handler);
 }
 
 /* ---------- transactions ---------- */
@@ -236,6 +271,7 @@ commit_xact(LoadState *st)
 	st->pending_errors = NIL;
 	st->committed_records = st->records_done;
 	st->committed_inserted = st->rows_inserted;
+	st->committed_rejected = st->rows_rejected;
 	st->committed_bytes = (int64) csvp_bytes(st->parser);
 }
 
@@ -323,11 +359,14 @@ row_message(ErrorData *edata)
 
 /* A rejected record as job_errors will hold it, in the current memory context. */
 static LoaderPendingError *
-make_error(LoadState *st, const CsvpRecord *rec, int sqlerrcode, const char *message)
+make_error(LoadState *st, int i, int sqlerrcode, const char *message)
 {
+	const CsvpRecord *rec = st->recs[i];
 	LoaderPendingError *pe = palloc0(sizeof(LoaderPendingError));
 
 	pe->line = rec->line;
+	/* records before this batch are counted in records_done */
+	pe->record_number = st->records_done + i + 1;
 	memcpy(pe->sqlstate, unpack_sql_state(sqlerrcode), 6);
 	pe->message = pstrdup(message);
 	pe->raw_line = raw_line(st, rec);
@@ -343,7 +382,7 @@ reject_row(LoadState *st, int i, int sqlerrcode, const char *message)
 {
 	const CsvpRecord *rec = st->recs[i];
 	MemoryContext old = MemoryContextSwitchTo(st->batch_cxt);
-	LoaderPendingError *pe = make_error(st, rec, sqlerrcode, message);
+	LoaderPendingError *pe = make_error(st, i, sqlerrcode, message);
 
 	/*
 	 * Written to job_errors when the batch is done, outside any
@@ -396,7 +435,8 @@ write_batch_errors(LoadState *st)
 	{
 		LoaderPendingError *pe = lfirst(lc);
 
-		jobs_record_error(st->job->id, pe->line, pe->sqlstate, pe->message, pe->raw_line);
+		jobs_record_error(st->job->id, pe->line, pe->record_number, pe->sqlstate,
+						  pe->message, pe->raw_line);
 	}
 	identity_enter(st->job->owner, &st->owner_save);
 	st->batch_errors = NIL;
@@ -712,7 +752,10 @@ convert_from(LoadState *st, void *arg)
 	int		   *next = arg;
 
 	for (; *next < st->nrows; (*next)++)
+	{
+		check_cancel(st);
 		convert_row(st, *next);
+	}
 }
 
 static void
@@ -988,7 +1031,12 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	 */
 	st->batch_cxt = AllocSetContextCreate(job_cxt, "ingest batch",
 										  8 * 1024 * 1024, 8 * 1024 * 1024, 8 * 1024 * 1024);
-	st->where = job->is_file ? psprintf("file \"%s\"", job->source) : pstrdup("uploaded data");
+	if (job->source_type == JOB_SOURCE_FILE)
+		st->where = psprintf("file \"%s\"", job->source);
+	else if (job->source_type == JOB_SOURCE_LO)
+		st->where = pstrdup(job->source);	/* large object 12345 */
+	else
+		st->where = pstrdup("uploaded data");
 	st->pos_row = -1;
 	st->pos_col = -1;
 	st->mark_row = -1;
@@ -997,6 +1045,7 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	st->rows_inserted = job->rows_inserted;
 	st->committed_inserted = job->rows_inserted;
 	st->rows_rejected = job->rows_rejected;
+	st->committed_rejected = job->rows_rejected;
 	st->buf = palloc(INGEST_READ_CHUNK);
 	active = st;
 	options_parse(job->options, &st->opts);
@@ -1005,6 +1054,8 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	begin_xact(st);
 	if (job->cancel_requested || jobs_cancel_requested(job->id))
 		cancel_job(st);
+	if (job->timeout_ms > 0)
+		enable_timeout_after(job_timeout_id, (int) Min(job->timeout_ms, (int64) INT_MAX));
 
 	/* what outlives this transaction lives in the job's context */
 	old = MemoryContextSwitchTo(job_cxt);
@@ -1017,8 +1068,8 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	popts.delimiter = st->opts.delimiter;
 	popts.quote = st->opts.quote;
 	popts.null_string = st->opts.null_string;
-	popts.max_field_size = INGEST_MAX_FIELD_SIZE;
-	popts.max_record_size = INGEST_MAX_FIELD_SIZE;
+	popts.max_field_size = (size_t) ingest_max_record_size;
+	popts.max_record_size = (size_t) ingest_max_record_size;
 	/* no table has more columns; one more tells "extra data" from a fit */
 	popts.max_fields = MaxHeapAttributeNumber + 1;
 	st->parser = csvp_create(&popts);
@@ -1065,7 +1116,11 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 			process_records(st);
 	}
 
+	stop_job_timer();
 	identity_leave(&st->owner_save);
+	if (!st->opts.keep_data)
+		jobs_drop_data(job->id);
+	reader_succeeded(st->reader, &st->opts);
 	jobs_finish(job, "succeeded", st->records_done, st->rows_inserted, st->rows_rejected,
 				(int64) csvp_bytes(st->parser), NULL);
 	identity_enter(job->owner, &st->owner_save);
@@ -1075,6 +1130,15 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 		SPI_freeplan(st->plan);
 	st->plan = NULL;
 	active = NULL;
+}
+
+static Interval *
+ms_interval(int64 ms)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->time = ms * 1000;
+	return iv;
 }
 
 /*
@@ -1089,6 +1153,7 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 	char	   *message = NULL;
 
 	memset(out, 0, sizeof(*out));
+	out->sqlerrcode = edata->sqlerrcode;
 	if (st == NULL)
 	{
 		out->last_error = row_message(edata);
@@ -1096,15 +1161,25 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 	}
 
 	out->cancelled = st->cancelled;
+	out->timed_out = job_timed_out && !st->cancelled && edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
 	out->records_done = st->committed_records;
 	out->rows_inserted = st->committed_inserted;
-	out->rows_rejected = st->rows_rejected;
+	/* rejected records of the aborted transaction count only as far as they are recorded */
+	out->rows_rejected = st->committed_rejected + list_length(st->pending_errors);
 	out->bytes_done = st->committed_bytes;
 	out->pending_errors = st->pending_errors;
 
 	if (st->fail_message)
 	{
 		out->last_error = pstrdup(st->fail_message);
+		return;
+	}
+	if (out->timed_out)
+	{
+		out->last_error = psprintf("%s, near line " INT64_FORMAT ": the job ran longer than its timeout of %s and was stopped",
+								   st->where, csvp_line(st->parser),
+								   DatumGetCString(DirectFunctionCall1(interval_out,
+																	   IntervalPGetDatum(ms_interval(st->job->timeout_ms)))));
 		return;
 	}
 
@@ -1132,7 +1207,7 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 
 	if (bad >= 0)
 	{
-		LoaderPendingError *pe = make_error(st, st->recs[bad], edata->sqlerrcode, message);
+		LoaderPendingError *pe = make_error(st, bad, edata->sqlerrcode, message);
 
 		out->pending_errors = lappend(out->pending_errors, pe);
 		out->rows_rejected++;
@@ -1146,6 +1221,7 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 void
 loader_forget(void)
 {
+	stop_job_timer();
 	if (active && active->plan)
 		SPI_freeplan(active->plan);
 	active = NULL;
@@ -1187,6 +1263,9 @@ loader_batch_next(Datum *values, bool *isnull)
 	LoadState  *st = active;
 	int			i;
 
+	/* a cancel is seen between rows, not only between batches */
+	if (shmem_worker_cancel_requested())
+		check_cancel(st);
 	while (st->scan_pos < st->ins_hi && st->rejected[st->scan_pos])
 		st->scan_pos++;
 	if (st->scan_pos >= st->ins_hi)

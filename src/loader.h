@@ -11,6 +11,8 @@
 typedef struct LoaderOutcome
 {
 	bool		cancelled;		/* stopped by ingest.cancel, not failed */
+	bool		timed_out;		/* stopped by the job's timeout */
+	int			sqlerrcode;		/* of the error that ended the attempt */
 	int64		records_done;	/* committed by earlier transactions of this attempt */
 	int64		rows_inserted;
 	int64		rows_rejected;
@@ -22,6 +24,7 @@ typedef struct LoaderOutcome
 typedef struct LoaderPendingError
 {
 	int64		line;
+	int64		record_number;	/* data record ordinal, 1-based */
 	char		sqlstate[6];
 	char	   *message;
 	char	   *raw_line;

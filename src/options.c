@@ -13,11 +13,15 @@
 
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/datetime.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
 
+#include "ingest.h"
 #include "options.h"
 
-#define VALID_OPTIONS "header, columns, delimiter, quote, null, max_errors, commit_every"
+#define VALID_OPTIONS "header, columns, delimiter, quote, null, max_errors, commit_every, " \
+	"max_attempts, timeout, priority, keep_data, unlink"
 
 static void
 wrong_type(const char *key, const char *expected)
@@ -35,21 +39,65 @@ string_value(const char *key, JsonbValue *v)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+static bool
+boolean_value(const char *key, JsonbValue *v)
+{
+	if (v->type != jbvBool)
+		wrong_type(key, "a boolean");
+	return v->val.boolean;
+}
+
+/* A JSON integer within [min, max]; "expected" says what is wanted. */
 static int64
-nonnegative_integer(const char *key, JsonbValue *v)
+integer_value(const char *key, JsonbValue *v, int64 min, int64 max, const char *expected)
 {
 	char	   *text;
 	char	   *end;
 	long long	n;
 
 	if (v->type != jbvNumeric)
-		wrong_type(key, "a non-negative integer");
+		wrong_type(key, expected);
 	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
 	errno = 0;
 	n = strtoll(text, &end, 10);
-	if (*end != '\0' || errno != 0 || n < 0)
-		wrong_type(key, "a non-negative integer");
+	if (*end != '\0' || errno != 0 || n < min || n > max)
+		wrong_type(key, expected);
 	return (int64) n;
+}
+
+static int64
+nonnegative_integer(const char *key, JsonbValue *v)
+{
+	return integer_value(key, v, 0, PG_INT64_MAX, "a non-negative integer");
+}
+
+/* A duration: an interval string ('30 min') or a number of seconds; in ms. */
+static int64
+duration_ms(const char *key, JsonbValue *v)
+{
+	const char *expected = "an interval such as \"30 min\" or a number of seconds, not negative";
+	double		secs;
+
+	if (v->type == jbvNumeric)
+		secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+	{
+		Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+															   CStringGetDatum(string_value(key, v)),
+															   ObjectIdGetDatum(InvalidOid),
+															   Int32GetDatum(-1)));
+
+		secs = iv->time / (double) USECS_PER_SEC +
+			((double) iv->day + (double) iv->month * DAYS_PER_MONTH) * SECS_PER_DAY;
+	}
+	else
+	{
+		wrong_type(key, expected);
+		secs = 0;				/* keep the compiler quiet */
+	}
+	if (secs < 0 || secs > (double) PG_INT32_MAX)
+		wrong_type(key, expected);
+	return (int64) (secs * 1000.0);
 }
 
 /* A delimiter or quote: one single-byte character, not a line end. */
@@ -112,6 +160,11 @@ options_parse(Jsonb *jb, IngestOptions *opts)
 	opts->null_string = NULL;
 	opts->max_errors = 0;
 	opts->commit_every = 0;
+	opts->max_attempts = -1;
+	opts->timeout_ms = -1;
+	opts->priority = 0;
+	opts->keep_data = false;
+	opts->unlink = false;
 
 	if (jb == NULL)
 		return;
@@ -133,11 +186,7 @@ options_parse(Jsonb *jb, IngestOptions *opts)
 			continue;
 
 		if (strcmp(key, "header") == 0)
-		{
-			if (v.type != jbvBool)
-				wrong_type(key, "a boolean");
-			opts->header = v.val.boolean;
-		}
+			opts->header = boolean_value(key, &v);
 		else if (strcmp(key, "columns") == 0)
 			opts->columns = column_list(key, &v);
 		else if (strcmp(key, "delimiter") == 0)
@@ -150,6 +199,17 @@ options_parse(Jsonb *jb, IngestOptions *opts)
 			opts->max_errors = nonnegative_integer(key, &v);
 		else if (strcmp(key, "commit_every") == 0)
 			opts->commit_every = nonnegative_integer(key, &v);
+		else if (strcmp(key, "max_attempts") == 0)
+			opts->max_attempts = (int) integer_value(key, &v, 1, INGEST_MAX_ATTEMPTS_LIMIT,
+													 "an integer from 1 to " CppAsString2(INGEST_MAX_ATTEMPTS_LIMIT));
+		else if (strcmp(key, "timeout") == 0)
+			opts->timeout_ms = duration_ms(key, &v);
+		else if (strcmp(key, "priority") == 0)
+			opts->priority = (int) integer_value(key, &v, PG_INT32_MIN, PG_INT32_MAX, "an integer");
+		else if (strcmp(key, "keep_data") == 0)
+			opts->keep_data = boolean_value(key, &v);
+		else if (strcmp(key, "unlink") == 0)
+			opts->unlink = boolean_value(key, &v);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -17,6 +17,11 @@ typedef struct IngestOptions
 	char	   *null_string;	/* NULL: an unquoted empty field is NULL */
 	int64		max_errors;		/* rejected records tolerated before the job fails */
 	int64		commit_every;	/* records per transaction; 0: one transaction */
+	int			max_attempts;	/* -1: not given (ingest.max_attempts applies) */
+	int64		timeout_ms;		/* -1: not given (ingest.job_timeout applies); 0: none */
+	int			priority;		/* orders the owner's own queued jobs */
+	bool		keep_data;		/* keep uploaded bytes after a successful load */
+	bool		unlink;			/* enqueue_lo: remove the large object after a successful load */
 } IngestOptions;
 
 extern void options_parse(Jsonb *jb, IngestOptions *opts);

@@ -174,7 +174,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 	r->cb.arg = r;
 	MemoryContextRegisterResetCallback(cxt, &r->cb);
 
-	if (job->is_file)
+	if (job->source_type == JOB_SOURCE_FILE)
 	{
 		char	   *path = reader_resolve_path(job->source, NULL);
 		char		opened[64];
@@ -257,4 +257,10 @@ reader_read(IngestReader *r, char *buf, size_t len)
 		r->offset += want;
 		return (size_t) want;
 	}
+}
+
+void
+reader_succeeded(IngestReader *r, const IngestOptions *opts)
+{
+	/* a large object with the unlink option is removed here (upload.c's sources) */
 }

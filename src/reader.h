@@ -6,11 +6,15 @@
 #define INGEST_READER_H
 
 #include "jobs.h"
+#include "options.h"
 
 typedef struct IngestReader IngestReader;
 
 extern IngestReader *reader_open(const IngestJob *job, MemoryContext cxt);
 extern size_t reader_read(IngestReader *r, char *buf, size_t len);
+
+/* In the transaction that records a successful load: what the source asks for then. */
+extern void reader_succeeded(IngestReader *r, const IngestOptions *opts);
 
 extern char *reader_resolve_path(const char *path, int64 *size);
 

@@ -41,6 +41,9 @@
 #define IDLE_CHECK_MS		250
 #define CLAIM_RECHECK_MS	1000
 
+#define RETRY_BASE_MS		1000
+#define RETRY_MAX_MS		(300 * 1000)
+
 /*
  * Does a session want this database to itself? DROP DATABASE, CREATE
  * DATABASE ... TEMPLATE and ALTER DATABASE ... RENAME lock the database
@@ -135,35 +138,77 @@ claim(void *arg)
 	return found;
 }
 
+/*
+ * Failures worth another attempt: the transaction lost a race (serialization
+ * failure, deadlock), waited too long for a lock, or the server ran short of
+ * memory, disk or connections. Anything else (a bad record, a missing file,
+ * a dropped table) would fail the same way again.
+ */
+static bool
+is_transient(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+}
+
+/* Exponential backoff: 1 s, 2 s, 4 s ... at most 5 min, before attempt n + 1. */
+static int64
+retry_delay_ms(int attempts)
+{
+	return Min((int64) RETRY_BASE_MS << Min(attempts - 1, 20), (int64) RETRY_MAX_MS);
+}
+
 static void
 record_failure(IngestJob *job, ErrorData *edata)
 {
 	LoaderOutcome out;
 	ListCell   *lc;
-	bool		cancelled;
+	bool		retry;
+	const char *state;
+	char	   *message;
 
 	loader_describe_failure(edata, &out);
 	loader_forget();
-	cancelled = out.cancelled;
+	retry = !out.cancelled && !out.timed_out && is_transient(out.sqlerrcode) &&
+		job->attempts < job->max_attempts;
 
-	if (cancelled)
-		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " cancelled", job->id)));
+	if (out.cancelled)
+	{
+		state = "cancelled";
+		message = "cancelled by ingest.cancel()";
+	}
 	else
+	{
+		state = "failed";
+		message = out.last_error;
+		if (is_transient(out.sqlerrcode))
+			message = psprintf("%s (attempt %d of %d)", message, job->attempts, job->max_attempts);
+	}
+	if (retry)
 		ereport(LOG,
-				(errmsg("ingest job " INT64_FORMAT " failed: %s", job->id, out.last_error)));
+				(errmsg("ingest job " INT64_FORMAT " will be retried in " INT64_FORMAT " ms: %s",
+						job->id, retry_delay_ms(job->attempts), message)));
+	else
+		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " %s: %s", job->id, state, message)));
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	/* records the next attempt reads again are forgotten when it starts */
 	foreach(lc, out.pending_errors)
 	{
 		LoaderPendingError *pe = lfirst(lc);
 
-		jobs_record_error(job->id, pe->line, pe->sqlstate, pe->message, pe->raw_line);
+		jobs_record_error(job->id, pe->line, pe->record_number, pe->sqlstate,
+						  pe->message, pe->raw_line);
 	}
-	jobs_finish(job, cancelled ? "cancelled" : "failed", out.records_done,
-				out.rows_inserted, out.rows_rejected, out.bytes_done,
-				cancelled ? "cancelled by ingest.cancel()" : out.last_error);
+	if (retry)
+		jobs_retry_later(job, out.records_done, out.rows_inserted, out.rows_rejected,
+						 out.bytes_done, message, retry_delay_ms(job->attempts));
+	else
+		jobs_finish(job, state, out.records_done, out.rows_inserted, out.rows_rejected,
+					out.bytes_done, message);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
@@ -194,7 +239,7 @@ run_job(IngestJob *job, MemoryContext job_cxt)
 		 * If even recording the failure fails (the extension being dropped,
 		 * say), leave: the job, still 'running', is then an orphan that the
 		 * next worker of this database takes back, and a job that keeps
-		 * failing that way ends failed after INGEST_MAX_ATTEMPTS.
+		 * failing that way ends failed after its max_attempts.
 		 */
 		PG_TRY();
 		{
@@ -316,11 +361,34 @@ ingest_worker_main(Datum main_arg)
 		 * DATABASE using this one as template, or the like wants this
 		 * database to itself.
 		 */
-		if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) ||
-			shmem_worker_others_waiting() || database_wanted())
+		if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) &&
+			in_transaction(queued_jobs, NULL))
+		{
+			/*
+			 * Jobs wait here but none may start yet (a retry's backoff, a
+			 * role at ingest.max_running_per_role): stay for them, as no
+			 * commit will wake a worker when their time comes.
+			 */
+			idle_since = now;
+		}
+		if (database_wanted())
 		{
 			if (shmem_worker_exit_if_idle())
 				proc_exit(0);
+			continue;			/* woken meanwhile: the loop's top claims */
+		}
+		if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) ||
+			shmem_worker_others_waiting())
+		{
+			bool		waiting = in_transaction(queued_jobs, NULL);
+
+			if (shmem_worker_exit_if_idle())
+			{
+				/* jobs not yet due go with a request for a worker, as after a job */
+				if (waiting)
+					shmem_request_db(MyDatabaseId);
+				proc_exit(0);
+			}
 			continue;			/* woken meanwhile: the loop's top claims */
 		}
 
