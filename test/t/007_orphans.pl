@@ -9,7 +9,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IngestTest;
 
-my $node = ingest_node('orphans', conf => "ingest.max_workers = 2\ningest.batch_rows = 100\n");
+my $node = ingest_node('orphans',
+	conf => "ingest.max_workers = 2\ningest.max_running_per_role = 2\ningest.batch_rows = 100\n");
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION ingest;
 	CREATE TABLE slow (job int, n int);
