@@ -122,9 +122,26 @@ check_queue_quota(Oid owner)
 		return;
 
 	LockDatabaseObject(AuthIdRelationId, owner, 0, ExclusiveLock);
-	exec_as_owner("SELECT count(*) FROM ingest.upload_jobs "
-				  "WHERE owner = $1::regrole AND state IN ('queued', 'uploading')",
-				  1, types, values, NULL, false);
+
+	/*
+	 * Count with the latest snapshot, not the transaction's: in REPEATABLE
+	 * READ or SERIALIZABLE that one may predate jobs the role queued and
+	 * committed since (the lock orders only overlapping enqueues), and would
+	 * let the role past its quota. Not read-only, so the jobs this
+	 * transaction queued itself are counted too.
+	 */
+	identity_enter_system(&save);
+	plan = SPI_prepare("SELECT count(*) FROM ingest.upload_jobs "
+					   "WHERE owner = $1::regrole AND state IN ('queued', 'uploading')",
+					   1, types);
+	if (plan == NULL)
+		elog(ERROR, "ingest: could not prepare the quota count: %s",
+			 SPI_result_code_string(SPI_result));
+	rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							  false, false, 0);
+	identity_leave_system(&save);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "ingest: quota count failed: %s", SPI_result_code_string(rc));
 	queued = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (queued >= limit)
 		ereport(ERROR,
