@@ -9,6 +9,7 @@
 use strict;
 use warnings;
 
+use FindBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -86,6 +87,42 @@ sub states
 	my (@ids) = @_;
 	return $node->safe_psql('postgres', qq{
 		SELECT string_agg(DISTINCT state, ',') FROM ingest.upload_jobs WHERE id IN (${\ sql_list(@ids)})});
+}
+
+# The restricted YAML of contrib/prometheus/queries.yaml (no YAML module needed):
+# { name => { query => text, master => 'true', metrics => [ { column, usage, description } ] } }
+sub read_exporter_queries
+{
+	my ($file) = @_;
+	my (%q, $name, $in_query);
+	for my $line (split /\n/, slurp_file($file))
+	{
+		next if $line =~ /^\s*(#.*)?$/;
+		if ($line =~ /^(\w+):\s*$/)
+		{
+			$name = $1;
+			$q{$name} = { query => '', metrics => [] };
+			$in_query = 0;
+			next;
+		}
+		die "$file: a line outside a query: $line" unless defined $name;
+		if ($in_query && $line =~ /^    (.*)$/)
+		{
+			$q{$name}{query} .= "$1\n";
+			next;
+		}
+		$in_query = 0;
+		if ($line =~ /^  query: \|\s*$/) { $in_query = 1; }
+		elsif ($line =~ /^  master: (true|false)\s*$/) { $q{$name}{master} = $1; }
+		elsif ($line =~ /^  metrics:\s*$/) { }
+		elsif ($line =~ /^    - (\w+):\s*$/) { push @{ $q{$name}{metrics} }, { column => $1 }; }
+		elsif ($line =~ /^        (usage|description): "([^"]*)"\s*$/ && @{ $q{$name}{metrics} })
+		{
+			$q{$name}{metrics}[-1]{$1} = $2;
+		}
+		else { die "$file: unexpected line: $line"; }
+	}
+	return \%q;
 }
 
 sub note_done
@@ -357,6 +394,25 @@ is($node->safe_psql('postgres', "SET ROLE watcher; $stats_sql"), $expect_stats,
 	'a member of ingest_admin reads ingest.stats');
 is($node->safe_psql('postgres', "SET ROLE watcher; $roles_sql"), $expect_roles,
 	'and ingest.role_stats');
+
+# contrib/prometheus/queries.yaml (postgres_exporter's custom queries) reads these views:
+# its queries run for an ingest_admin member and return exactly the columns it maps.
+my $exporter = read_exporter_queries("$FindBin::RealBin/../../contrib/prometheus/queries.yaml");
+is(join(' ', sort keys %$exporter), 'ingest ingest_role', 'queries.yaml: two queries');
+for my $name (sort keys %$exporter)
+{
+	my $q = $exporter->{$name};
+	my @bad = grep { ($_->{usage} // '') !~ /^(GAUGE|COUNTER|LABEL)$/ || !$_->{description} } @{ $q->{metrics} };
+	is(scalar @bad, 0, "queries.yaml: every metric of $name has a usage and a description");
+	is( $node->safe_psql('postgres', qq{
+			SET ROLE watcher;
+			SELECT (SELECT string_agg(k, ' ') FROM json_object_keys(row_to_json(q)) k)
+			  FROM ($q->{query}) q LIMIT 1}),
+		join(' ', map { $_->{column} } @{ $q->{metrics} }),
+		"queries.yaml: the query of $name runs and returns the columns it maps, in order");
+}
+is( $node->safe_psql('postgres', "SET ROLE watcher; $exporter->{ingest}{query}"),
+	$expect_stats, 'queries.yaml: the ingest query reads the values of ingest.stats');
 
 $gate->quit;
 ok(!$node->log_contains(qr/terminated by signal|PANIC|was terminated/), 'no process crashed');
