@@ -89,6 +89,7 @@ typedef struct LoadState
 	size_t		buf_off;
 	bool		eof;
 	int			batch_size;
+	int			max_record_size;	/* ingest.max_record_size for this job */
 
 	/* target columns, in file order */
 	bool		columns_ready;
@@ -266,13 +267,19 @@ commit_xact(LoadState *st)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	list_free_deep(st->pending_errors);
-	st->pending_errors = NIL;
+
+	/*
+	 * Committed: from here on a failure must report (and a retry resume
+	 * from) these counters, which the checkpoint just committed holds too,
+	 * so nothing that could fail comes between the commit and them.
+	 */
 	st->committed_records = st->records_done;
 	st->committed_inserted = st->rows_inserted;
 	st->committed_rejected = st->rows_rejected;
 	st->committed_bytes = (int64) csvp_bytes(st->parser);
+	list_free_deep(st->pending_errors);
+	st->pending_errors = NIL;
+	pgstat_report_stat(false);
 }
 
 /* ---------- rejected records ---------- */
@@ -309,6 +316,32 @@ sanitize(const char *s, size_t len)
 		}
 	}
 	return out.data;
+}
+
+/*
+ * NULL if s is valid text in the server encoding, else what is wrong with it,
+ * as PostgreSQL's own message says it: 'invalid byte sequence for encoding
+ * "UTF8": 0xe2 0x82' (a NUL byte, which no text value can hold, is 0x00).
+ */
+static char *
+invalid_text(const char *s, size_t len)
+{
+	int			enc = GetDatabaseEncoding();
+	int			valid = pg_encoding_verifymbstr(enc, s, (int) len);
+	const char *bad = s + valid;
+	int			n;
+	StringInfoData bytes;
+
+	if ((size_t) valid >= len)
+		return NULL;
+	/* the character that starts there, as far as the field holds it (at most 8 bytes) */
+	n = (*bad == '\0') ? 1 : pg_encoding_mblen(enc, bad);
+	n = Min(Min(n, (int) (len - valid)), 8);
+	initStringInfo(&bytes);
+	for (int k = 0; k < n; k++)
+		appendStringInfo(&bytes, "%s0x%02x", k ? " " : "", (unsigned char) bad[k]);
+	return psprintf("invalid byte sequence for encoding \"%s\": %s",
+					GetDatabaseEncodingName(), bytes.data);
 }
 
 /* The record's fields joined again as CSV, cut to INGEST_RAW_LINE_MAX bytes. */
@@ -539,6 +572,7 @@ setup_columns(LoadState *st, const CsvpRecord *header)
 			size_t		len;
 			bool		isnull;
 			const char *f = csvp_field(st->parser, header, i, &len, &isnull);
+			char	   *bad_text;
 
 			if (isnull || len == 0)
 				ereport(ERROR,
@@ -546,11 +580,12 @@ setup_columns(LoadState *st, const CsvpRecord *header)
 						 errmsg("%s, line " INT64_FORMAT ": header field %d is empty",
 								st->where, header->line, i + 1),
 						 errhint("Name every column in the header, or set \"header\": false and list the columns with \"columns\".")));
-			if (!pg_verify_mbstr(GetDatabaseEncoding(), f, (int) len, true))
+			bad_text = invalid_text(f, len);
+			if (bad_text != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
-						 errmsg("%s, line " INT64_FORMAT ": header field %d is not valid %s",
-								st->where, header->line, i + 1, GetDatabaseEncodingName())));
+						 errmsg("%s, line " INT64_FORMAT ": header field %d: %s",
+								st->where, header->line, i + 1, bad_text)));
 			names = lappend(names, pstrdup(f));
 		}
 	}
@@ -660,16 +695,18 @@ convert_row(LoadState *st, int i)
 	const CsvpRecord *rec = st->recs[i];
 	Datum	   *values = st->values + (size_t) i * st->ncols;
 	bool	   *nulls = st->nulls + (size_t) i * st->ncols;
-	int			enc = GetDatabaseEncoding();
 
 	if (rec->error != CSVP_OK)
 	{
+		char	   *message = pstrdup(csvp_error_message(rec->error));
+
+		/* the one limit a user meets without a hint of it in the file: name it */
+		if (rec->error == CSVP_FIELD_TOO_LARGE || rec->error == CSVP_RECORD_TOO_LARGE)
+			message = psprintf("%s: more than ingest.max_record_size (%d bytes)",
+							   message, st->max_record_size);
 		if (rec->error_line != rec->line)
-			reject_row(st, i, ERRCODE_BAD_COPY_FILE_FORMAT,
-					   psprintf("%s (at line " INT64_FORMAT ")",
-								csvp_error_message(rec->error), rec->error_line));
-		else
-			reject_row(st, i, ERRCODE_BAD_COPY_FILE_FORMAT, csvp_error_message(rec->error));
+			message = psprintf("%s (at line " INT64_FORMAT ")", message, rec->error_line);
+		reject_row(st, i, ERRCODE_BAD_COPY_FILE_FORMAT, message);
 		return;
 	}
 	if (rec->nfields > st->ncols)
@@ -692,12 +729,12 @@ convert_row(LoadState *st, int i)
 		size_t		len;
 		bool		isnull;
 		const char *f = csvp_field(st->parser, rec, j, &len, &isnull);
+		char	   *bad_text = isnull ? NULL : invalid_text(f, len);
 
-		if (!isnull && !pg_verify_mbstr(enc, f, (int) len, true))
+		if (bad_text != NULL)
 		{
 			reject_row(st, i, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-					   psprintf("column \"%s\": invalid byte sequence for encoding \"%s\"",
-								st->colnames[j], GetDatabaseEncodingName()));
+					   psprintf("column \"%s\": %s", st->colnames[j], bad_text));
 			return;
 		}
 		st->pos_row = i;
@@ -1068,8 +1105,10 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	popts.delimiter = st->opts.delimiter;
 	popts.quote = st->opts.quote;
 	popts.null_string = st->opts.null_string;
-	popts.max_field_size = (size_t) ingest_max_record_size;
-	popts.max_record_size = (size_t) ingest_max_record_size;
+	/* the value in force when the job started, as messages will name it */
+	st->max_record_size = ingest_max_record_size;
+	popts.max_field_size = (size_t) st->max_record_size;
+	popts.max_record_size = (size_t) st->max_record_size;
 	/* no table has more columns; one more tells "extra data" from a fit */
 	popts.max_fields = MaxHeapAttributeNumber + 1;
 	st->parser = csvp_create(&popts);
@@ -1174,6 +1213,12 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 		out->last_error = pstrdup(st->fail_message);
 		return;
 	}
+	if (out->cancelled)
+	{
+		/* no record is to blame, not even the one the executor was on */
+		out->last_error = row_message(edata);
+		return;
+	}
 	if (out->timed_out)
 	{
 		out->last_error = psprintf("%s, near line " INT64_FORMAT ": the job ran longer than its timeout of %s and was stopped",
@@ -1207,11 +1252,22 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 
 	if (bad >= 0)
 	{
-		LoaderPendingError *pe = make_error(st, bad, edata->sqlerrcode, message);
+		/*
+		 * A bad value, a constraint or a trigger's complaint is the record's
+		 * fault: it is listed as the one rejected record. An error that is
+		 * not (a serialization failure, a lock timeout, out of memory) only
+		 * says where the load was: the record is not bad, and an attempt
+		 * that retries it may well load it.
+		 */
+		if (is_record_error(edata->sqlerrcode))
+		{
+			LoaderPendingError *pe = make_error(st, bad, edata->sqlerrcode, message);
 
-		out->pending_errors = lappend(out->pending_errors, pe);
-		out->rows_rejected++;
-		out->last_error = psprintf("%s, line " INT64_FORMAT ": %s", st->where, pe->line, message);
+			out->pending_errors = lappend(out->pending_errors, pe);
+			out->rows_rejected++;
+		}
+		out->last_error = psprintf("%s, line " INT64_FORMAT ": %s", st->where,
+								   st->recs[bad]->line, message);
 	}
 	else
 		out->last_error = row_message(edata);
