@@ -49,6 +49,10 @@ SELECT pg_catalog.pg_extension_config_dump('ingest.job_chunks', '');
 CREATE INDEX upload_jobs_owner_started_idx ON ingest.upload_jobs (owner, started_at);
 CREATE INDEX upload_jobs_finished_idx ON ingest.upload_jobs (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX upload_jobs_uploading_idx ON ingest.upload_jobs (upload_activity_at) WHERE state = 'uploading';
+-- quotas and the scheduler count a role's unfinished jobs at every enqueue and claim:
+-- the cost must not grow with the role's history of finished jobs
+CREATE INDEX upload_jobs_active_idx ON ingest.upload_jobs (owner)
+    WHERE state IN ('uploading', 'queued', 'running');
 
 /*
  * Functions
@@ -158,13 +162,15 @@ CREATE VIEW ingest._queue AS
                row_number() OVER (PARTITION BY j.owner ORDER BY j.priority DESC, j.id) AS turn
         FROM ingest.upload_jobs j
         WHERE j.state = 'queued'),
-    roles AS (
+    -- MATERIALIZED: once per role, not once per queued job
+    roles AS MATERIALIZED (
         SELECT o.owner,
                (SELECT max(r.started_at) FROM ingest.upload_jobs r WHERE r.owner = o.owner) AS last_start,
                (SELECT count(*) FROM ingest.upload_jobs r
-                WHERE r.owner = o.owner AND r.state = 'running') AS running
+                WHERE r.owner = o.owner AND r.state = 'running') AS running,
+               ingest._max_running(o.owner) AS max_running
         FROM (SELECT DISTINCT owner FROM queued) o)
-    SELECT q.id, q.owner, q.run_after, r.running,
+    SELECT q.id, q.owner, q.run_after, r.running, r.max_running,
            row_number() OVER (ORDER BY q.turn, r.last_start NULLS FIRST, q.owner::oid, q.id) AS place
     FROM queued q JOIN roles r USING (owner);
 
@@ -180,7 +186,10 @@ CREATE VIEW ingest.stats AS
            COALESCE(EXTRACT(epoch FROM now() - min(j.created_at) FILTER (WHERE j.state = 'queued')), 0)::float8 AS oldest_queued_seconds,
            (SELECT count(*) FROM ingest._worker_status() w WHERE w.job_id IS NOT NULL) AS workers_busy,
            current_setting('ingest.max_workers')::int AS workers_allowed
-    FROM ingest.upload_jobs j;
+    FROM ingest.upload_jobs j
+    -- every count is of unfinished jobs or of the last hour: read those through
+    -- their indexes, not the whole history
+    WHERE j.state IN ('uploading', 'queued', 'running') OR j.finished_at > now() - interval '1 hour';
 
 COMMENT ON VIEW ingest.stats IS
     'one row: jobs by state, work of the last hour, age of the oldest queued job, workers busy (all databases) and allowed';
@@ -197,10 +206,11 @@ CREATE VIEW ingest.role_stats AS
            ingest._role_setting(j.owner, 'ingest.max_queued_per_role')::int AS max_queued,
            ingest._max_running(j.owner) AS max_running
     FROM ingest.upload_jobs j
+    WHERE j.state IN ('uploading', 'queued', 'running') OR j.finished_at > now() - interval '1 hour'
     GROUP BY j.owner;
 
 COMMENT ON VIEW ingest.role_stats IS
-    'ingest.stats per job owner, with the owner''s quotas (max_queued 0: no limit)';
+    'ingest.stats per job owner with jobs unfinished or finished in the last hour, with the owner''s quotas (max_queued 0: no limit)';
 
 /*
  * Privileges

@@ -469,7 +469,7 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	"WHERE state = 'queued' AND id = (" \
 	"  SELECT q.id FROM ingest._queue q " \
 	"  WHERE (q.run_after IS NULL OR q.run_after <= pg_catalog.clock_timestamp()) " \
-	"    AND q.running < ingest._max_running(q.owner) " \
+	"    AND q.running < q.max_running " \
 	"  ORDER BY q.place LIMIT 1) " \
 	"RETURNING id, owner::oid, target::oid, source, source_type, options, settings, " \
 	"  attempts, records_done, rows_inserted, rows_rejected, " \
