@@ -114,6 +114,9 @@ check_queue_quota(Oid owner)
 	int64		limit;
 	int64		queued;
 	bool		isnull;
+	IdentitySave save;
+	SPIPlanPtr	plan;
+	int			rc;
 
 	exec_as_owner("SELECT ingest._role_setting($1, 'ingest.max_queued_per_role')::int",
 				  1, types, values, NULL, true);
