@@ -213,8 +213,26 @@ COMMENT ON VIEW ingest.role_stats IS
     'ingest.stats per job owner with jobs unfinished or finished in the last hour, with the owner''s quotas (max_queued 0: no limit)';
 
 /*
+ * What a client that lost its connection in the middle of an upload asks
+ * to learn which chunks arrived. job_chunks has no policy (only the
+ * extension's owner reads it) and a view runs with its owner's rights, so
+ * the view filters as upload_jobs' policy own_jobs does; security_barrier
+ * keeps a caller's functions from seeing rows before that filter.
+ * octet_length reads the size from the TOAST pointer, not the bytes.
+ */
+CREATE VIEW ingest.upload_chunks WITH (security_barrier) AS
+    SELECT c.job_id, c.seq, pg_catalog.octet_length(c.data) AS bytes
+    FROM ingest.job_chunks c JOIN ingest.upload_jobs j ON j.id = c.job_id
+    WHERE j.owner::oid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+       OR pg_catalog.pg_has_role('ingest_admin', 'USAGE');
+
+COMMENT ON VIEW ingest.upload_chunks IS
+    'the chunks received of the caller''s uploads (every upload for ingest_admin): job_id, seq, bytes';
+
+/*
  * Privileges
  */
+GRANT SELECT ON ingest.upload_chunks TO PUBLIC;
 GRANT EXECUTE ON FUNCTION ingest.retry(bigint), ingest.begin_upload(regclass, jsonb),
     ingest.upload_chunk(bigint, int, bytea), ingest.finish_upload(bigint, bigint),
     ingest.enqueue_lo(regclass, oid, jsonb), ingest.purge(interval),

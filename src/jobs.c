@@ -694,3 +694,250 @@ jobs_record_error(int64 job_id, int64 line, int64 record_number,
 				  6, types, values, nulls, false);
 	SPI_finish();
 }
+
+/* ---------- uploads ---------- */
+
+/*
+ * An upload in chunks is a job in state 'uploading' whose bytes arrive as
+ * rows of ingest.job_chunks; finish_upload queues it. Every call on an
+ * upload first locks its job row, so the calls for one upload run one at
+ * a time and bytes_total, the bytes received so far, stays exact however
+ * many connections send chunks at once.
+ */
+
+static void
+upload_not_found(int64 job_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("ingest job " INT64_FORMAT " does not exist", job_id),
+			 errhint("A role sees and manages only its own jobs, unless it is a member of ingest_admin.")));
+}
+
+/*
+ * Lock upload job_id for a call by its owner (finishing: finish_upload,
+ * else upload_chunk) and return the bytes received so far; an ERROR
+ * unless the caller began the upload and it is still uploading. The
+ * caller has SPI connected.
+ */
+static int64
+lock_upload(int64 job_id, Oid caller, bool finishing)
+{
+	Oid			types[3] = {INT8OID, OIDOID, BOOLOID};
+	Datum		values[3];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Oid			owner;
+	char	   *state;
+	char	   *source_type;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = ObjectIdGetDatum(caller);
+	values[2] = BoolGetDatum(is_admin(caller));
+
+	/*
+	 * Never lock a job the caller may not see. Not read-only: after waiting
+	 * for the lock, see the row as it is now.
+	 */
+	exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0) "
+				  "FROM ingest.upload_jobs WHERE id = $1 AND (owner = $2::regrole OR $3) "
+				  "FOR UPDATE",
+				  3, types, values, NULL, false);
+	if (SPI_processed != 1)
+		upload_not_found(job_id);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	state = SPI_getvalue(tup, desc, 2);
+	source_type = SPI_getvalue(tup, desc, 3);
+	if (strcmp(source_type, "chunks") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("ingest job " INT64_FORMAT " is not an upload in chunks", job_id),
+				 errhint("ingest.begin_upload starts an upload.")));
+	/* ingest_admin sees every job, but only the role that began an upload sends its bytes */
+	if (owner != caller)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only role \"%s\", which began upload job " INT64_FORMAT ", may %s",
+						GetUserNameFromId(owner, false), job_id,
+						finishing ? "finish it" : "send its chunks")));
+	if (strcmp(state, "uploading") != 0)
+	{
+		bool		cancelled = (strcmp(state, "cancelled") == 0);
+
+		if (finishing)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("upload job " INT64_FORMAT " cannot be finished: it is in state \"%s\"", job_id, state),
+					 cancelled ? errdetail("It was cancelled before it was finished.")
+					 : errdetail("ingest.finish_upload has already queued it."),
+					 cancelled ? errhint("Begin a new upload with ingest.begin_upload.")
+					 : errhint("Follow it with ingest.wait(" INT64_FORMAT ") or in ingest.upload_jobs.", job_id)));
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("upload job " INT64_FORMAT " no longer accepts chunks: it is in state \"%s\"", job_id, state),
+				 cancelled ? errdetail("It was cancelled.")
+				 : errdetail("ingest.finish_upload has already queued it.")));
+	}
+	return DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+}
+
+/*
+ * Store chunk seq of an upload; returns the bytes received so far. The
+ * same chunk sent again (a client that did not see the first reply) is a
+ * no-op; other bytes under the same number are an ERROR, never a silent
+ * replacement.
+ */
+int64
+jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller)
+{
+	Oid			types[3] = {INT8OID, INT4OID, BYTEAOID};
+	Datum		values[3];
+	Oid			utypes[2] = {INT8OID, INT8OID};
+	Datum		uvalues[2];
+	int64		total;
+	bool		isnull;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(seq);
+	values[2] = PointerGetDatum(data);
+
+	SPI_connect();
+	total = lock_upload(job_id, caller, false);
+
+	/* not read-only: a chunk committed while we waited for the lock must be seen */
+	exec_as_owner("SELECT data = $3, pg_catalog.octet_length(data) FROM ingest.job_chunks "
+				  "WHERE job_id = $1 AND seq = $2",
+				  3, types, values, NULL, false);
+	if (SPI_processed == 1)
+	{
+		bool		same = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		int32		stored = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (!same)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("chunk %d of upload job " INT64_FORMAT " was already received with other bytes",
+							seq, job_id),
+					 errdetail("The chunk received has %d bytes, this one has %d.",
+							   stored, (int) VARSIZE_ANY_EXHDR(data)),
+					 errhint("Send the same bytes again, or cancel the upload and begin a new one.")));
+	}
+	else
+	{
+		exec_as_owner("INSERT INTO ingest.job_chunks (job_id, seq, data) VALUES ($1, $2, $3)",
+					  3, types, values, NULL, false);
+		total += VARSIZE_ANY_EXHDR(data);
+	}
+
+	/* a resent chunk is activity too: the client is still there */
+	uvalues[0] = Int64GetDatum(job_id);
+	uvalues[1] = Int64GetDatum(total);
+	exec_as_owner("UPDATE ingest.upload_jobs SET bytes_total = $2, "
+				  "  upload_activity_at = pg_catalog.clock_timestamp() WHERE id = $1",
+				  2, utypes, uvalues, NULL, false);
+	SPI_finish();
+	return total;
+}
+
+/*
+ * Queue an upload whose chunks 0..n-1 all arrived (and add up to
+ * total_bytes, unless that is -1); returns its size.
+ */
+int64
+jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int64		nchunks;
+	int32		first = 0;
+	int32		last = -1;
+	int64		size;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	(void) lock_upload(job_id, caller, true);
+
+	exec_as_owner("SELECT count(*), min(seq), max(seq), "
+				  "  COALESCE(sum(pg_catalog.octet_length(data)), 0)::int8 "
+				  "FROM ingest.job_chunks WHERE job_id = $1",
+				  1, types, values, NULL, false);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	nchunks = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	if (nchunks > 0)
+	{
+		first = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		last = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	}
+	size = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+
+	/* seq numbers are distinct and >= 0: n chunks are 0..n-1 exactly when the last is n-1 */
+	if (nchunks > 0 && last != nchunks - 1)
+	{
+		int32		missing;
+
+		exec_as_owner("SELECT COALESCE(prev, -1) + 1 FROM ("
+					  "  SELECT seq, lag(seq) OVER (ORDER BY seq) AS prev "
+					  "  FROM ingest.job_chunks WHERE job_id = $1) s "
+					  "WHERE seq <> COALESCE(prev, -1) + 1 ORDER BY seq LIMIT 1",
+					  1, types, values, NULL, false);
+		missing = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("chunk %d of upload job " INT64_FORMAT " is missing (chunks %d to %d received)",
+						missing, job_id, first, last),
+				 errdetail_plural("%d chunk was received.", "%d chunks were received.",
+								  (unsigned long) nchunks, (int) nchunks),
+				 errhint("Send it with ingest.upload_chunk; the view ingest.upload_chunks lists the chunks received.")));
+	}
+	if (total_bytes >= 0 && total_bytes != size)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("upload job " INT64_FORMAT " received " INT64_FORMAT " bytes, not the " INT64_FORMAT " given as total_bytes",
+						job_id, size, total_bytes),
+				 errdetail_plural("%d chunk was received.", "%d chunks were received.",
+								  (unsigned long) nchunks, (int) nchunks),
+				 errhint("The view ingest.upload_chunks lists each chunk received with its size.")));
+
+	values[1] = Int64GetDatum(size);
+	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', bytes_total = $2 WHERE id = $1",
+				  2, types, values, NULL, false);
+	SPI_finish();
+	return size;
+}
+
+/*
+ * Uploads that received nothing for longer than ingest.upload_ttl are
+ * removed, their chunks with them (ON DELETE CASCADE). Bounded per call,
+ * and an upload whose row is locked (a chunk arriving right now) is left
+ * alone. Returns how many were removed.
+ */
+int64
+jobs_expire_uploads(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(ingest_upload_ttl)};
+	int64		n;
+
+	SPI_connect();
+	exec_as_owner("DELETE FROM ingest.upload_jobs WHERE id IN ("
+				  "  SELECT id FROM ingest.upload_jobs "
+				  "  WHERE state = 'uploading' "
+				  "    AND upload_activity_at < pg_catalog.clock_timestamp() - $1 * interval '1 s' "
+				  "  ORDER BY upload_activity_at LIMIT 1000 "
+				  "  FOR UPDATE SKIP LOCKED)",
+				  1, types, values, NULL, false);
+	n = (int64) SPI_processed;
+	SPI_finish();
+	if (n > 0)
+		ereport(LOG,
+				(errmsg("ingest: removed " INT64_FORMAT " upload(s) that received no chunk for longer than ingest.upload_ttl (%d s)",
+						n, ingest_upload_ttl)));
+	return n;
+}

@@ -83,4 +83,9 @@ extern void jobs_finish(const IngestJob *job, const char *state, int64 records_d
 extern void jobs_record_error(int64 job_id, int64 line, int64 record_number,
 							  const char *sqlstate, const char *message, const char *raw_line);
 
+/* Uploads in chunks (begin_upload, upload_chunk, finish_upload) and their expiry. */
+extern int64 jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller);
+extern int64 jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller);
+extern int64 jobs_expire_uploads(void);
+
 #endif							/* INGEST_JOBS_H */

@@ -2,15 +2,22 @@
  * reader.c
  *		Byte sources of a job behind one small interface.
  *
- * A job's bytes come from a file on the server (enqueue_file) or from
- * ingest.job_data (enqueue_data). Either way the loader asks for the next
- * chunk and never holds the whole source: a file is read with read(2), and
- * stored bytes, kept uncompressed (STORAGE EXTERNAL), are fetched one TOAST
- * slice at a time.
+ * A job's bytes come from a file on the server (enqueue_file), from
+ * ingest.job_data (enqueue_data), from the rows of ingest.job_chunks
+ * (uploads in chunks) or from a large object (enqueue_lo). Whatever the
+ * source, the loader asks for the next buffer and never holds the whole
+ * source: a file is read with read(2); stored bytes, kept uncompressed
+ * (STORAGE EXTERNAL), are fetched one TOAST slice at a time, chunk after
+ * chunk for an upload; a large object is read a buffer at a time.
  *
  * Sources outlive transactions (a load with commit_every spans many), so
  * the file descriptor is ours, not fd.c's transaction-scoped kind; a reset
  * callback on the job's memory context closes it however the job ends.
+ * Large-object descriptors die with their transaction: each read opens the
+ * object, seeks to the offset reached and closes it again.
+ *
+ * ingest.max_file_size is enforced here for every source, as the bytes are
+ * read: a file can grow after its size was checked at enqueue.
  *
  * reader_resolve_path is also the enqueue-time check: the real path (no
  * "..", no symlink) must lie under a directory of ingest.allowed_dirs. The
@@ -24,11 +31,14 @@
 #include <unistd.h>
 
 #include "access/detoast.h"
-#include "catalog/pg_type.h"
-#include "miscadmin.h"
-#include "executor/spi.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_largeobject.h"
+#include "catalog/pg_largeobject_metadata.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "libpq/libpq-fs.h"
 #include "miscadmin.h"
+#include "storage/large_object.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -40,10 +50,21 @@
 
 struct IngestReader
 {
+	JobSourceType type;
+	int64		job_id;
+	Oid			owner;
+	const char *what;			/* the source, for messages: file "...", large object N */
 	int			fd;				/* file source, or -1 */
-	struct varlena *toast_ptr;	/* data source: the stored value, still toasted */
-	int64		size;
-	int64		offset;
+	struct varlena *toast_ptr;	/* data: the stored value; chunks: the current chunk;
+								 * still toasted */
+	int64		size;			/* at open: the file's, the data's, all chunks', the LO's */
+	int64		offset;			/* bytes read so far */
+	int32		nchunks;		/* chunks: how many (numbered 0..nchunks-1) */
+	int32		next_seq;		/* chunks: the next one to fetch */
+	int64		chunk_size;		/* chunks: size of the current one */
+	int64		chunk_off;		/* chunks: bytes of it read */
+	Oid			loid;			/* large object */
+	MemoryContext cxt;
 	MemoryContextCallback cb;
 };
 
@@ -131,11 +152,17 @@ reader_cleanup(void *arg)
 	r->fd = -1;
 }
 
+/*
+ * The value of a bytea column read as the extension's owner (the job
+ * tables are not readable otherwise), copied into cxt still toasted: a
+ * TOAST pointer of a few bytes, or a small value stored inline. NULL when
+ * there is no such row.
+ */
 static struct varlena *
-fetch_stored_value(int64 job_id, MemoryContext cxt)
+fetch_stored_value(const char *sql, int64 job_id, int32 seq, MemoryContext cxt)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(seq)};
 	IdentitySave save;
 	struct varlena *ptr = NULL;
 	bool		isnull;
@@ -143,8 +170,7 @@ fetch_stored_value(int64 job_id, MemoryContext cxt)
 
 	SPI_connect();
 	identity_enter_system(&save);
-	rc = SPI_execute_with_args("SELECT data FROM ingest.job_data WHERE job_id = $1",
-							   1, types, values, NULL, true, 1);
+	rc = SPI_execute_with_args(sql, seq >= 0 ? 2 : 1, types, values, NULL, true, 1);
 	identity_leave_system(&save);
 	if (rc == SPI_OK_SELECT && SPI_processed == 1)
 	{
@@ -157,11 +183,201 @@ fetch_stored_value(int64 job_id, MemoryContext cxt)
 		memcpy(ptr, v, sz);
 	}
 	SPI_finish();
+	return ptr;
+}
+
+/* Bytes [off, off + len) of a stored value into buf; returns how many. */
+static size_t
+read_slice(struct varlena *toast_ptr, int64 off, int64 len, char *buf)
+{
+	struct varlena *slice;
+	size_t		n;
+
+	slice = detoast_attr_slice(toast_ptr, (int32) off, (int32) len);
+	n = VARSIZE_ANY_EXHDR(slice);
+	memcpy(buf, VARDATA_ANY(slice), n);
+	pfree(slice);
+	return n;
+}
+
+/*
+ * An upload's chunks: how many there are and their total size. finish_upload
+ * queued the job only with chunks 0..n-1 all there; check again, as the
+ * worker trusts nothing stored in a table.
+ */
+static void
+open_chunks(IngestReader *r)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(r->job_id)};
+	IdentitySave save;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int64		n;
+	int32		last;
+	int			rc;
+
+	SPI_connect();
+	identity_enter_system(&save);
+	rc = SPI_execute_with_args("SELECT count(*), COALESCE(max(seq), -1), "
+							   "  COALESCE(sum(pg_catalog.octet_length(data)), 0)::int8 "
+							   "FROM ingest.job_chunks WHERE job_id = $1",
+							   1, types, values, NULL, true, 0);
+	identity_leave_system(&save);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "ingest: could not count the chunks of job " INT64_FORMAT, r->job_id);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	last = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	r->size = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	SPI_finish();
+
+	if (n != (int64) last + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the upload of ingest job " INT64_FORMAT " is incomplete: it has " INT64_FORMAT " chunks, numbered up to %d",
+						r->job_id, n, last)));
+	r->nchunks = (int32) n;
+	r->next_seq = 0;
+}
+
+/* Make chunk next_seq the current one. */
+static void
+next_chunk(IngestReader *r)
+{
+	struct varlena *ptr;
+
+	ptr = fetch_stored_value("SELECT data FROM ingest.job_chunks WHERE job_id = $1 AND seq = $2",
+							 r->job_id, r->next_seq, r->cxt);
 	if (ptr == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("the data of ingest job " INT64_FORMAT " is missing", job_id)));
-	return ptr;
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("chunk %d of upload job " INT64_FORMAT " is missing", r->next_seq, r->job_id)));
+	if (r->toast_ptr)
+		pfree(r->toast_ptr);
+	r->toast_ptr = ptr;
+	r->chunk_size = (int64) toast_raw_datum_size(PointerGetDatum(ptr)) - VARHDRSZ;
+	r->chunk_off = 0;
+	r->next_seq++;
+}
+
+/* Up to len bytes of the upload, across chunk boundaries. */
+static size_t
+read_chunks(IngestReader *r, char *buf, size_t len)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		int64		want;
+		size_t		n;
+
+		CHECK_FOR_INTERRUPTS();
+		if (r->chunk_off >= r->chunk_size)
+		{
+			if (r->next_seq >= r->nchunks)
+				break;
+			next_chunk(r);
+			continue;
+		}
+		want = Min((int64) (len - done), r->chunk_size - r->chunk_off);
+		n = read_slice(r->toast_ptr, r->chunk_off, want, buf + done);
+		if (n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("chunk %d of upload job " INT64_FORMAT " ends before its size of " INT64_FORMAT " bytes",
+							r->next_seq - 1, r->job_id, r->chunk_size)));
+		r->chunk_off += n;
+		done += n;
+	}
+	return done;
+}
+
+/*
+ * Read len bytes of large object loid at offset into buf (or, with buf
+ * NULL, return its size) as the current role, which needs SELECT on it.
+ *
+ * The inv_* functions leave pg_largeobject open until the transaction
+ * ends, where only the lo_* SQL functions arrange for it to be closed:
+ * close it here, and on error forget it (abort releases it), so that no
+ * later transaction of this process finds a stale relation.
+ */
+int64
+reader_lo_io(Oid loid, int64 offset, char *buf, int len)
+{
+	LargeObjectDesc *volatile desc = NULL;
+	volatile int64 result = 0;
+
+	PG_TRY();
+	{
+		desc = inv_open(loid, INV_READ, CurrentMemoryContext);
+		if (buf == NULL)
+			result = inv_seek(desc, 0, SEEK_END);
+		else
+		{
+			(void) inv_seek(desc, offset, SEEK_SET);
+			result = inv_read(desc, buf, len);
+		}
+		inv_close(desc);
+	}
+	PG_CATCH();
+	{
+		close_lo_relation(false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	close_lo_relation(true);
+	return result;
+}
+
+static bool
+lo_owned_by(Oid loid, Oid role)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(LargeObjectRelationId, loid, role);
+#else
+	return pg_largeobject_ownercheck(loid, role);
+#endif
+}
+
+/* The job's large object, still there and readable by the job's owner. */
+static void
+open_lo(IngestReader *r, const IngestJob *job)
+{
+	if (sscanf(job->source, "large object %u", &r->loid) != 1)
+		elog(ERROR, "ingest job " INT64_FORMAT " names no large object: \"%s\"", job->id, job->source);
+	if (!LargeObjectExists(r->loid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("large object %u does not exist any more", r->loid)));
+	if (pg_largeobject_aclcheck_snapshot(r->loid, job->owner, ACL_SELECT, NULL) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for large object %u", r->loid),
+				 errdetail("The owner of the job, role \"%s\", no longer has SELECT on it.",
+						   GetUserNameFromId(job->owner, false))));
+	r->size = reader_lo_io(r->loid, 0, NULL, 0);
+}
+
+/* ingest.max_file_size (0: none) against size bytes of the source. */
+static void
+check_size(IngestReader *r, int64 size, bool at_open)
+{
+	if (ingest_max_file_size <= 0 || size <= INGEST_MAX_FILE_BYTES)
+		return;
+	if (at_open)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is " INT64_FORMAT " bytes, more than ingest.max_file_size (" INT64_FORMAT " bytes)",
+						r->what, size, INGEST_MAX_FILE_BYTES)));
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("%s is larger than ingest.max_file_size (" INT64_FORMAT " bytes)",
+					r->what, INGEST_MAX_FILE_BYTES),
+			 errdetail(INT64_FORMAT " bytes were read; it was " INT64_FORMAT " bytes when the load started.",
+					   size, r->size)));
 }
 
 IngestReader *
@@ -169,6 +385,10 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 {
 	IngestReader *r = MemoryContextAllocZero(cxt, sizeof(IngestReader));
 
+	r->type = job->source_type;
+	r->job_id = job->id;
+	r->owner = job->owner;
+	r->cxt = cxt;
 	r->fd = -1;
 	r->cb.func = reader_cleanup;
 	r->cb.arg = r;
@@ -181,6 +401,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 		struct stat st;
 		int			flags;
 
+		r->what = MemoryContextStrdup(cxt, psprintf("file \"%s\"", path));
 		if (!superuser_arg(job->owner) &&
 			!has_privs_of_role(job->owner, ROLE_PG_READ_SERVER_FILES))
 			ereport(ERROR,
@@ -215,11 +436,28 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 			(void) reader_resolve_path(opened, NULL);
 		r->size = st.st_size;
 	}
-	else
+	else if (job->source_type == JOB_SOURCE_DATA)
 	{
-		r->toast_ptr = fetch_stored_value(job->id, cxt);
+		r->what = "uploaded data";
+		r->toast_ptr = fetch_stored_value("SELECT data FROM ingest.job_data WHERE job_id = $1",
+										  job->id, -1, cxt);
+		if (r->toast_ptr == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("the data of ingest job " INT64_FORMAT " is missing", job->id)));
 		r->size = (int64) toast_raw_datum_size(PointerGetDatum(r->toast_ptr)) - VARHDRSZ;
 	}
+	else if (job->source_type == JOB_SOURCE_CHUNKS)
+	{
+		r->what = "uploaded data";
+		open_chunks(r);
+	}
+	else
+	{
+		open_lo(r, job);
+		r->what = MemoryContextStrdup(cxt, psprintf("large object %u", r->loid));
+	}
+	check_size(r, r->size, true);
 	return r;
 }
 
@@ -227,40 +465,65 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 size_t
 reader_read(IngestReader *r, char *buf, size_t len)
 {
-	if (r->fd >= 0)
-	{
-		ssize_t		n;
+	size_t		n = 0;
 
-		do
-		{
+	switch (r->type)
+	{
+		case JOB_SOURCE_FILE:
+			{
+				ssize_t		got;
+
+				do
+				{
+					CHECK_FOR_INTERRUPTS();
+					got = read(r->fd, buf, len);
+				} while (got < 0 && errno == EINTR);
+				if (got < 0)
+					ereport(ERROR,
+							(errcode_for_file_access(),
+							 errmsg("could not read ingest source %s: %m", r->what)));
+				n = (size_t) got;
+				break;
+			}
+		case JOB_SOURCE_DATA:
+			{
+				int64		want = Min((int64) len, r->size - r->offset);
+
+				if (want > 0)
+					n = read_slice(r->toast_ptr, r->offset, want, buf);
+				break;
+			}
+		case JOB_SOURCE_CHUNKS:
+			n = read_chunks(r, buf, len);
+			break;
+		case JOB_SOURCE_LO:
 			CHECK_FOR_INTERRUPTS();
-			n = read(r->fd, buf, len);
-		} while (n < 0 && errno == EINTR);
-		if (n < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read ingest source: %m")));
-		r->offset += n;
-		return (size_t) n;
+			n = (size_t) reader_lo_io(r->loid, r->offset, buf, (int) Min(len, (size_t) INT_MAX));
+			break;
 	}
-	else
-	{
-		int64		want = Min((int64) len, r->size - r->offset);
-		struct varlena *slice;
-
-		if (want <= 0)
-			return 0;
-		slice = detoast_attr_slice(r->toast_ptr, (int32) r->offset, (int32) want);
-		memcpy(buf, VARDATA_ANY(slice), VARSIZE_ANY_EXHDR(slice));
-		want = VARSIZE_ANY_EXHDR(slice);
-		pfree(slice);
-		r->offset += want;
-		return (size_t) want;
-	}
+	r->offset += n;
+	check_size(r, r->offset, false);
+	return n;
 }
 
+/*
+ * In the transaction that records a successful load, as the extension's
+ * owner: a large object loaded with "unlink" is removed. enqueue_lo checked
+ * that the job's owner owned it; if that is no longer so, it stays.
+ */
 void
 reader_succeeded(IngestReader *r, const IngestOptions *opts)
 {
-	/* a large object with the unlink option is removed here (upload.c's sources) */
+	if (r->type != JOB_SOURCE_LO || !opts->unlink)
+		return;
+	if (!LargeObjectExists(r->loid))
+		return;					/* removed meanwhile: nothing left to do */
+	if (!lo_owned_by(r->loid, r->owner))
+	{
+		ereport(WARNING,
+				(errmsg("ingest job " INT64_FORMAT " did not remove large object %u: role \"%s\" no longer owns it",
+						r->job_id, r->loid, GetUserNameFromId(r->owner, false))));
+		return;
+	}
+	(void) inv_drop(r->loid);
 }

@@ -90,7 +90,17 @@ start_up(void *arg)
 		return false;
 	(void) jobs_requeue_orphans();
 	orphans_checked = epoch;
+	(void) jobs_expire_uploads();
 	return true;
+}
+
+/* Uploads idle longer than ingest.upload_ttl are removed, at most once a minute when idle. */
+#define EXPIRE_UPLOADS_MS	(60 * 1000)
+
+static bool
+expire_uploads(void *arg)
+{
+	return jobs_extension_ready() && jobs_expire_uploads() > 0;
 }
 
 static bool
@@ -390,6 +400,16 @@ ingest_worker_main(Datum main_arg)
 				proc_exit(0);
 			}
 			continue;			/* woken meanwhile: the loop's top claims */
+		}
+
+		{
+			static TimestampTz uploads_expired_at = 0;
+
+			if (TimestampDifferenceExceeds(uploads_expired_at, now, EXPIRE_UPLOADS_MS))
+			{
+				uploads_expired_at = now;
+				(void) in_transaction(expire_uploads, NULL);
+			}
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
