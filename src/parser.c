@@ -20,6 +20,7 @@
  * until csv_parse returns, so a longjmp out of a callback would corrupt it.
  * The callbacks only copy bytes into malloc'd buffers and flag failures.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@
 
 #define LIBCSV_BLOCK_SIZE	(64 * 1024)
 #define LIBCSV_ROW_NOT_BEGUN 0	/* libcsv's pstate between records */
+
+static const char utf8_bom[3] = {'\xEF', '\xBB', '\xBF'};
 
 struct CsvpParser
 {
@@ -67,20 +70,27 @@ struct CsvpParser
 	bool		prev_cr;		/* the last byte consumed was a CR */
 	bool		skip_to_eol;	/* recovering from a bad record */
 	bool		oom;
-	bool		bom_checked;
+	bool		bom_checked;	/* past the place of a byte order mark */
+	int			bom_held;		/* bytes of one consumed but not parsed yet */
 	uint64_t	bytes;
 };
 
 /*
  * libcsv's realloc hook has no context argument, and a process parses one
  * file at a time, so the limit lives in a static.
+ *
+ * The hook only bounds memory; field_cb applies the limit exactly. libcsv
+ * keeps a quoted field's closing quote in its buffer until it sees the byte
+ * after it, and wants a free byte before it reads any byte (the delimiter or
+ * line end after a field too): a quoted field of the limit's size needs two
+ * bytes more. With one more only, such a field was refused as too large.
  */
 static size_t field_size_limit = 0;
 
 static void *
 limited_realloc(void *ptr, size_t size)
 {
-	if (field_size_limit > 0 && size > field_size_limit + 1)
+	if (field_size_limit > 0 && size > 2 && size - 2 > field_size_limit)
 		return NULL;
 	return realloc(ptr, size);
 }
@@ -103,6 +113,73 @@ init_libcsv(CsvpParser *p)
 	csv_set_blk_size(&p->csv, LIBCSV_BLOCK_SIZE);
 	csv_set_realloc_func(&p->csv, limited_realloc);
 	csv_set_free_func(&p->csv, free);
+}
+
+/* What is wrong with c as a delimiter or quote character. */
+typedef enum CharProblem
+{
+	CHAR_OK,
+	CHAR_NOT_SINGLE_BYTE,
+	CHAR_LINE_END
+} CharProblem;
+
+static CharProblem
+check_char(char c)
+{
+	/* NUL stands for an empty string here (and libcsv would take it) */
+	if (c == '\0' || (unsigned char) c >= 0x80)
+		return CHAR_NOT_SINGLE_BYTE;
+	/* feeding libcsv line by line cuts the input at every CR and LF */
+	if (c == '\r' || c == '\n')
+		return CHAR_LINE_END;
+	return CHAR_OK;
+}
+
+const char *
+csvp_check_char(const char *s)
+{
+	if (strlen(s) != 1)
+		return "must be a single one-byte character";
+	switch (check_char(s[0]))
+	{
+		case CHAR_OK:
+			break;
+		case CHAR_NOT_SINGLE_BYTE:
+			return "must be a single one-byte character";
+		case CHAR_LINE_END:
+			return "cannot be a newline or carriage return";
+	}
+	return NULL;
+}
+
+const char *
+csvp_check_options(const CsvpOptions *options)
+{
+	switch (check_char(options->delimiter))
+	{
+		case CHAR_OK:
+			break;
+		case CHAR_NOT_SINGLE_BYTE:
+			return "ingest option \"delimiter\" must be a single one-byte character";
+		case CHAR_LINE_END:
+			return "ingest option \"delimiter\" cannot be a newline or carriage return";
+	}
+	switch (check_char(options->quote))
+	{
+		case CHAR_OK:
+			break;
+		case CHAR_NOT_SINGLE_BYTE:
+			return "ingest option \"quote\" must be a single one-byte character";
+		case CHAR_LINE_END:
+			return "ingest option \"quote\" cannot be a newline or carriage return";
+	}
+	if (options->delimiter == options->quote)
+		return "ingest options \"delimiter\" and \"quote\" must differ";
+	if (options->null_string != NULL &&
+		(strchr(options->null_string, options->delimiter) != NULL ||
+		 strchr(options->null_string, options->quote) != NULL))
+		return "ingest option \"null\" cannot contain the delimiter or quote character";
+	return NULL;
 }
 
 CsvpParser *
@@ -182,6 +259,19 @@ field_cb(void *s, size_t len, void *arg)
 
 	if (p->oom || p->cur_overflow != CSVP_OK)
 		return;
+
+	/*
+	 * libcsv refuses a field that does not fit its buffer (limited_realloc),
+	 * but that room is two bytes more than the limit, and libcsv checks it
+	 * only before storing the next byte: a field at the very end of the input
+	 * (no line end after it) comes from csv_fini unchecked. The exact limit
+	 * is applied here.
+	 */
+	if (p->max_field_size > 0 && len > p->max_field_size)
+	{
+		p->cur_overflow = CSVP_FIELD_TOO_LARGE;
+		return;
+	}
 	if (p->max_fields > 0 && p->nfields - p->cur_first_field >= (size_t) p->max_fields)
 	{
 		p->cur_overflow = CSVP_TOO_MANY_FIELDS;
@@ -264,20 +354,11 @@ find_line_end(const char *s, size_t len)
 	return cr ? cr : lf;
 }
 
-size_t
-csvp_feed(CsvpParser *p, const char *buf, size_t len, int max_records)
+/* Parse line by line up to len bytes; the bytes consumed. */
+static size_t
+feed_lines(CsvpParser *p, const char *buf, size_t len, int max_records)
 {
 	size_t		pos = 0;
-
-	if (p->oom)
-		return (size_t) -1;
-
-	if (!p->bom_checked && len > 0)
-	{
-		p->bom_checked = true;
-		if (p->bytes == 0 && len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
-			pos = 3;
-	}
 
 	while (pos < len && p->nrecords < max_records)
 	{
@@ -306,7 +387,7 @@ csvp_feed(CsvpParser *p, const char *buf, size_t len, int max_records)
 
 		n = csv_parse(&p->csv, start, piece, field_cb, record_cb, p);
 		if (p->oom)
-			return (size_t) -1;
+			return pos;
 
 		if (n < piece)
 		{
@@ -314,12 +395,21 @@ csvp_feed(CsvpParser *p, const char *buf, size_t len, int max_records)
 
 			add_record(p, status == CSV_EPARSE ? CSVP_BAD_QUOTE : CSVP_FIELD_TOO_LARGE);
 			if (p->oom)
-				return (size_t) -1;
+				return pos;
 			csv_free(&p->csv);
 			init_libcsv(p);
 			p->skip_to_eol = true;
 			/* resume at the offending byte; the skip consumes the line's rest */
 			pos += n;
+
+			/*
+			 * The bytes before it were no line end. Left set after a lone CR
+			 * ended the previous line, prev_cr made the skip take an LF that
+			 * was the offending byte for the second half of a CRLF, and every
+			 * later line number was one short.
+			 */
+			if (n > 0)
+				p->prev_cr = false;
 			continue;
 		}
 
@@ -329,7 +419,63 @@ csvp_feed(CsvpParser *p, const char *buf, size_t len, int max_records)
 		else
 			p->prev_cr = false;
 	}
+	return pos;
+}
 
+/*
+ * The input did not start with a byte order mark after all: parse the bytes
+ * of one that were held back. They are non-ASCII, so (csvp_check_options) no
+ * delimiter, quote or line end: at the start of the input they only begin an
+ * unquoted field, and no record can end or fail here whatever max_records.
+ */
+static void
+release_bom_bytes(CsvpParser *p)
+{
+	int			held = p->bom_held;
+
+	p->bom_held = 0;
+	if (held > 0)
+		feed_lines(p, utf8_bom, (size_t) held, INT_MAX);
+}
+
+size_t
+csvp_feed(CsvpParser *p, const char *buf, size_t len, int max_records)
+{
+	size_t		pos = 0;
+
+	if (p->oom)
+		return (size_t) -1;
+
+	/*
+	 * A UTF-8 byte order mark before the first record is dropped. A feed may
+	 * end inside it (a short read, or a file of one or two bytes), so it is
+	 * matched byte by byte across calls: matching bytes are consumed but held
+	 * back until the mark is complete (then dropped) or a byte differs (then
+	 * they were data). Deciding on the first feed alone made the records
+	 * depend on how the input was cut.
+	 */
+	if (!p->bom_checked)
+	{
+		while (pos < len && p->bom_held < 3 && buf[pos] == utf8_bom[p->bom_held])
+		{
+			pos++;
+			p->bom_held++;
+		}
+		if (p->bom_held == 3)
+		{
+			p->bom_checked = true;
+			p->bom_held = 0;
+		}
+		else if (pos < len)
+		{
+			p->bom_checked = true;
+			release_bom_bytes(p);
+		}
+	}
+
+	pos += feed_lines(p, buf + pos, len - pos, max_records);
+	if (p->oom)
+		return (size_t) -1;
 	p->bytes += pos;
 	return pos;
 }
@@ -339,6 +485,14 @@ csvp_finish(CsvpParser *p)
 {
 	if (p->oom)
 		return false;
+	if (!p->bom_checked)
+	{
+		/* the input was one or two bytes of a byte order mark: data */
+		p->bom_checked = true;
+		release_bom_bytes(p);
+		if (p->oom)
+			return false;
+	}
 	if (p->skip_to_eol)
 	{
 		p->skip_to_eol = false;

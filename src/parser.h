@@ -52,6 +52,25 @@ typedef struct CsvpOptions
 
 typedef struct CsvpParser CsvpParser;
 
+/*
+ * The checks of the CSV format options, here rather than in options.c so
+ * that the fuzzer can run them outside the server. Both return NULL when all
+ * is well, else a static message that options.c reports as an error.
+ *
+ * csvp_check_char: s, the value given for the delimiter or the quote, must be
+ * one single-byte character other than CR and LF. The message is the part
+ * that follows 'ingest option "<key>" ', for example "cannot be a newline or
+ * carriage return".
+ *
+ * csvp_check_options: the whole message. What csvp_create requires of its
+ * options (delimiter and quote single-byte, not NUL, CR or LF, different from
+ * each other; the null string contains neither); the size limits are not
+ * checked.
+ */
+extern const char *csvp_check_char(const char *s);
+extern const char *csvp_check_options(const CsvpOptions *options);
+
+/* options must pass csvp_check_options. NULL when out of memory. */
 extern CsvpParser *csvp_create(const CsvpOptions *options);
 extern void csvp_destroy(CsvpParser *p);
 

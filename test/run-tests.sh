@@ -5,18 +5,22 @@
 # directory owned by the user that runs the servers (postgres when we are root), then runs
 #   1. the pg_regress suites sql/*.sql (make installcheck: a temporary instance with
 #      ingest preloaded, see REGRESS_OPTS and test/regress.conf);
-#   2. the TAP tests test/t/*.pl (PostgreSQL::Test::Cluster, each starts its own clusters).
+#   2. the TAP tests test/t/*.pl (PostgreSQL::Test::Cluster, each starts its own clusters);
+#   3. the parser fuzzer test/fuzz/run.sh (libFuzzer, ASan, UBSan; no server): replays the seed
+#      corpus test/fuzz/corpus, then fuzzes for FUZZ_SECONDS on a copy of it.
 #
 # Counting, for the closing line "N passed, N failed":
 #   - each pg_regress test (one per sql/*.sql file) counts once;
-#   - each TAP assertion (a top-level "ok N" / "not ok N" line) counts once;
+#   - each TAP assertion (a top-level "ok N" / "not ok N" line) counts once, and so does
+#     each step of the fuzzer (build, replay, fuzzing);
 #   - a suite that breaks without a counted failure (pg_regress cannot start its server,
 #     a TAP file dies or exits non-zero with every assertion ok) adds one failure.
 # Exits non-zero when anything failed, after printing regression.diffs, the server log and
 # the TAP logs of what failed.
 #
 # Environment: KEEP_TMP=1 keeps the staged copy (it is also kept when something failed);
-# TAP_ONLY=1 / REGRESS_ONLY=1 run one half; TESTS="t/001_pickup.pl ..." picks TAP files.
+# TAP_ONLY=1 / REGRESS_ONLY=1 run one half (and no fuzzing); TESTS="t/001_pickup.pl ..." picks
+# TAP files; FUZZ_SECONDS=N fuzzes N seconds (default 30; 0: only replay the seed corpus).
 
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -124,6 +128,27 @@ if [ "${REGRESS_ONLY:-0}" != 1 ]; then
             done
         fi
     done
+fi
+
+# ---------------------------------------------------------------- parser fuzzer
+# Builds and works in the staged copy, so that a failing input is kept with it.
+if [ "${TAP_ONLY:-0}" != 1 ] && [ "${REGRESS_ONLY:-0}" != 1 ]; then
+    log "parser fuzzer (test/fuzz/run.sh, ${FUZZ_SECONDS:-30} s)"
+    fuzz_out=$INGEST_STAGE/test/fuzz.out
+    FUZZ_WORK=$INGEST_STAGE/test/fuzz-work bash "$INGEST_STAGE/test/fuzz/run.sh" "${FUZZ_SECONDS:-30}" \
+        2>&1 | tee "$fuzz_out"
+    rc=${PIPESTATUS[0]}
+    f_ok=$(grep -cE '^ok [0-9]+' "$fuzz_out")
+    f_fail=$(grep -cE '^not ok [0-9]+' "$fuzz_out")
+    if [ "$rc" -ne 0 ] && [ "$f_fail" -eq 0 ]; then
+        f_fail=1
+        echo "test/fuzz/run.sh exited $rc without a failed step: counted as one failure"
+    fi
+    passed=$((passed + f_ok))
+    failed=$((failed + f_fail))
+    if [ "$f_fail" -gt 0 ]; then
+        failures+=("fuzz: $f_fail (failing input above, kept under $INGEST_STAGE/test/fuzz-work)")
+    fi
 fi
 
 trap - EXIT

@@ -17,7 +17,8 @@ PG_REGRESS_BIN=$PGXS_DIR/src/test/regress/pg_regress
 PG_PERL_LIB=$PGXS_DIR/src/test/perl
 
 INGEST_PACKAGES=(build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcsv-dev
-                 postgresql-$PG_MAJOR-cron pgbouncer libipc-run-perl python3-psycopg)
+                 postgresql-$PG_MAJOR-cron pgbouncer libipc-run-perl python3-psycopg
+                 clang libclang-rt-14-dev llvm)   # the last three: test/fuzz/run.sh (libFuzzer)
 
 INGEST_SRC=${INGEST_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 INGEST_STAGE=
