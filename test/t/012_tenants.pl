@@ -284,8 +284,31 @@ is(states(@q[1 .. $#q], @other), 'succeeded', 'all of them succeeded');
 note_done('tq', 4, 3);
 note_done('tb', 5, 3);
 
-# TODO: jobs still uploading (ingest.begin_upload) count against the quota as well;
-# test it here once the upload functions exist.
+# Uploads in progress count too: begun (state 'uploading'), not yet finished.
+my @u = map { $node->safe_psql('postgres', "SET ROLE tq; SELECT ingest.begin_upload('t')") } 1 .. 3;
+is(scalar(grep { /^\d+$/ } @u), 3, 'tq begins 3 uploads');
+is( $node->safe_psql('postgres', q{
+		SELECT concat_ws(':', jobs_uploading, jobs_queued) FROM ingest.role_stats WHERE role = 'tq'}),
+	'3:0', 'ingest.role_stats counts them as uploading');
+is($node->safe_psql('postgres', 'SELECT jobs_uploading FROM ingest.stats'), '3', 'so does ingest.stats');
+($ret, $err) = try_sql('tq');
+like($err, qr/role "tq" already has 3 ingest jobs queued or uploading/,
+	'with 3 uploads in progress, enqueue_data is refused');
+($ret, $err) = try_sql('tq', "ingest.begin_upload('t')");
+like($err, qr/role "tq" already has 3 ingest jobs queued or uploading/, 'and so is a 4th begin_upload');
+# finishing one queues it: still 3 (queued or uploading) until it runs
+$node->safe_psql('postgres', qq{
+	SET ROLE tq;
+	SELECT ingest.upload_chunk($u[0], 0, convert_to(E'job,n\n7,1\n7,2\n', 'UTF8'));
+	SELECT ingest.finish_upload($u[0])});
+is($node->safe_psql('postgres', "SET ROLE tq; SELECT ingest.cancel($u[1])"), 't', 'tq cancels an upload');
+my ($q6) = enqueue_as('tq', 1, 3);
+ok(defined $q6 && $q6 =~ /^\d+$/, 'which frees a place for an enqueue');
+is($node->safe_psql('postgres', "SET ROLE tq; SELECT ingest.cancel($u[2])"), 't', 'tq cancels the last upload');
+ok(poll_until_finished($node, 'postgres', $u[0], $q6), 'the finished upload and the new job ran');
+is(states($u[0], $q6), 'succeeded', 'both succeeded');
+note_done('tq', 1, 2);
+note_done('tq', 1, 3);
 
 ########################################################################################
 # 4. ingest.max_running_per_role: tx may run one job at a time, ty two (the default,
