@@ -87,7 +87,7 @@ AS 'MODULE_PATHNAME', 'ingest_finish_upload'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION ingest.finish_upload(bigint, bigint) IS
-    'check that chunks 0..n-1 (and total_bytes, if given) arrived and queue the job; returns the job id';
+    'check that chunks 0..n-1 (and total_bytes, if given) arrived and queue the job; returns the job id (call ingest.wait after the commit)';
 
 CREATE FUNCTION ingest.enqueue_lo(target regclass, loid oid, options jsonb DEFAULT '{}')
 RETURNS bigint
@@ -112,6 +112,47 @@ LANGUAGE C STRICT STABLE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION ingest.queue_position(bigint) IS
     'how many queued jobs will start before this one, in the scheduler''s order (0: next or running; NULL: finished or uploading)';
+
+-- wait: an upload still receiving chunks is an error, not ten minutes of waiting
+CREATE OR REPLACE FUNCTION ingest.wait(job_id bigint, timeout interval DEFAULT '10 min')
+RETURNS text
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job_state text;
+    job_xmin  xid;
+    deadline  timestamptz := clock_timestamp() + timeout;
+BEGIN
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'ingest.wait must be called in a READ COMMITTED transaction'
+            USING ERRCODE = 'active_sql_transaction',
+                  HINT = 'A REPEATABLE READ or SERIALIZABLE snapshot never sees the job finish.';
+    END IF;
+    LOOP
+        SELECT j.state, j.xmin INTO job_state, job_xmin FROM ingest.upload_jobs j WHERE j.id = wait.job_id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'ingest job % does not exist', wait.job_id
+                USING ERRCODE = 'undefined_object',
+                      HINT = 'A role sees only its own jobs; a job is visible only once the transaction that enqueued it has committed.';
+        END IF;
+        IF job_state = 'uploading' THEN
+            RAISE EXCEPTION 'ingest job % is still uploading', wait.job_id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Send the remaining chunks and call ingest.finish_upload first.';
+        END IF;
+        IF job_state = 'queued' AND ingest._xid_is_current(job_xmin) THEN
+            RAISE EXCEPTION 'ingest job % was enqueued in this transaction and cannot start before it commits', wait.job_id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Commit, then call ingest.wait in a new transaction (in psql: a separate statement).';
+        END IF;
+        IF job_state IN ('succeeded', 'failed', 'cancelled') OR clock_timestamp() >= deadline THEN
+            RETURN job_state;
+        END IF;
+        PERFORM pg_catalog.pg_sleep(LEAST(0.05, GREATEST(EXTRACT(epoch FROM deadline - clock_timestamp()), 0)));
+    END LOOP;
+END
+$$;
 
 /*
  * A role's value of an ingest setting: ALTER ROLE ... IN DATABASE ... SET,

@@ -102,11 +102,16 @@ SELECT ingest.enqueue_data('up', csv(E'id,name\n40,data\n')) AS data_job \gset
 SELECT try_verbose(format('SELECT ingest.upload_chunk(%s, 0, %L::bytea)', :data_job, csv('x')));
 SELECT ingest.wait(:data_job);
 
+-- waiting for an upload that is not finished is an error, not ten minutes of waiting
+SELECT try_verbose(format('SELECT ingest.wait(%s)', :open_a));
 -- cancel an upload: it ends cancelled, takes no more chunks and cannot be finished
 SELECT ingest.cancel(:open_a);
 SELECT state, last_error FROM ingest.upload_jobs WHERE id = :open_a;
 SELECT try_verbose(format('SELECT ingest.upload_chunk(%s, 1, %L::bytea)', :open_a, csv(E'21,late\n')));
 SELECT try_verbose(format('SELECT ingest.finish_upload(%s)', :open_a));
+-- nor retried: it never had all its bytes
+SELECT try_verbose(format('SELECT ingest.retry(%s)', :open_a));
+SELECT state FROM ingest.upload_jobs WHERE id = :open_a;
 SELECT count(*) FROM up WHERE id IN (20, 21);
 
 -- NULL arguments: errors that say which; NULL options mean the defaults

@@ -35,6 +35,9 @@
 
 const char *const job_source_names[] = {"file", "data", "chunks", "lo"};
 
+/* last_error of an upload cancelled before finish_upload (ingest.retry refuses it) */
+#define UPLOAD_CANCELLED "upload cancelled by ingest.cancel() before it was finished"
+
 /* objsubids of the extension object locked to serialize orphan checks and claims */
 #define ORPHAN_LOCK_SUBID 1
 #define CLAIM_LOCK_SUBID 2
@@ -223,7 +226,8 @@ jobs_cancel(int64 job_id, Oid caller)
 	{
 		exec_as_owner("WITH done AS ("
 					  "  UPDATE ingest.upload_jobs SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp(), "
-					  "    last_error = 'cancelled by ingest.cancel()'"
+					  "    last_error = CASE WHEN state = 'uploading' THEN '" UPLOAD_CANCELLED "' "
+					  "                      ELSE 'cancelled by ingest.cancel()' END "
 					  "  WHERE id = $1 AND state IN ('queued', 'uploading') RETURNING id)"
 					  "SELECT pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
 					  "  'job_id', id, 'state', 'cancelled')::text) FROM done",
@@ -245,7 +249,8 @@ jobs_cancel(int64 job_id, Oid caller)
 /*
  * ingest.retry: a failed or cancelled job goes back to the queue with a
  * fresh count of attempts. It resumes from its checkpoint, so rows that
- * earlier attempts committed are not loaded twice.
+ * earlier attempts committed are not loaded twice. An upload cancelled
+ * before finish_upload never had all its bytes: it cannot be queued.
  */
 bool
 jobs_retry(int64 job_id, Oid caller)
@@ -254,8 +259,18 @@ jobs_retry(int64 job_id, Oid caller)
 	Datum		values[1] = {Int64GetDatum(job_id)};
 	Oid			owner = jobs_check_visible(job_id, caller, NULL);
 	bool		result;
+	bool		isnull;
 
 	SPI_connect();
+	exec_as_owner("SELECT state = 'cancelled' AND last_error = '" UPLOAD_CANCELLED "' "
+				  "FROM ingest.upload_jobs WHERE id = $1",
+				  1, types, values, NULL, true);
+	if (SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ingest job " INT64_FORMAT " is an upload cancelled before it was finished and cannot be retried", job_id),
+				 errhint("Begin a new upload with ingest.begin_upload.")));
 	check_queue_quota(owner);
 	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', attempts = 0, run_after = NULL, "
 				  "  finished_at = NULL, cancel_requested = false, worker_pid = NULL "
