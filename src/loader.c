@@ -1091,8 +1091,13 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	begin_xact(st);
 	if (job->cancel_requested || jobs_cancel_requested(job->id))
 		cancel_job(st);
+	/*
+	 * At a point in time, not after a delay: enable_timeout_after takes an
+	 * int of milliseconds, which would cut a timeout longer than 24.8 days.
+	 */
 	if (job->timeout_ms > 0)
-		enable_timeout_after(job_timeout_id, (int) Min(job->timeout_ms, (int64) INT_MAX));
+		enable_timeout_at(job_timeout_id,
+						  TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->timeout_ms));
 
 	/* what outlives this transaction lives in the job's context */
 	old = MemoryContextSwitchTo(job_cxt);
