@@ -55,8 +55,11 @@ SELECT ingest.upload_chunk(:id, 3, cut(:file, 29, 12));
 -- total_bytes that do not match what arrived
 SELECT try_verbose(format('SELECT ingest.finish_upload(%s, 55)', :id));
 SELECT state, bytes_total FROM ingest.upload_jobs WHERE id = :id;
+-- (queued in the finishing transaction: no worker can take it before the commit)
+BEGIN;
 SELECT ingest.finish_upload(:id, 56) = :id AS finished;
 SELECT state, bytes_total FROM ingest.upload_jobs WHERE id = :id;
+COMMIT;
 SELECT ingest.wait(:id);
 SELECT * FROM job(:id);
 SELECT * FROM errors(:id);

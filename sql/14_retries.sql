@@ -275,6 +275,12 @@ SELECT csv('id' || E'\n' || string_agg(i::text, E'\n' ORDER BY i)) AS cancel2000
   FROM generate_series(1, 2000) i \gset
 SELECT ingest.enqueue_data('rt_cancel', :'cancel2000') AS id \gset
 SELECT rt_wait_fired(5);
+-- a cancel that is rolled back cancels nothing: the job goes on past 50 rows
+BEGIN;
+SELECT ingest.cancel(:id);
+ROLLBACK;
+SELECT rt_wait_fired(50);
+SELECT state, cancel_requested FROM ingest.upload_jobs WHERE id = :id;
 SELECT ingest.cancel(:id);
 SELECT ingest.wait(:id);
 SELECT * FROM job(:id);

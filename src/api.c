@@ -50,6 +50,31 @@ PG_FUNCTION_INFO_V1(ingest_queue_position);
 
 static bool wake_at_commit = false;
 static bool callback_registered = false;
+static List *cancel_at_commit = NIL;	/* running jobs ingest.cancel flagged */
+
+static void xact_callback(XactEvent event, void *arg);
+
+/* Tell the workers of the jobs cancelled by the committed transaction. */
+static void
+cancel_flagged_jobs(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, cancel_at_commit)
+		(void) shmem_cancel_job(*(int64 *) lfirst(lc));
+	list_free_deep(cancel_at_commit);
+	cancel_at_commit = NIL;
+}
+
+static void
+register_callback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		callback_registered = true;
+	}
+}
 
 static void
 xact_callback(XactEvent event, void *arg)
@@ -60,10 +85,13 @@ xact_callback(XactEvent event, void *arg)
 			if (wake_at_commit)
 				shmem_request_db(MyDatabaseId);
 			wake_at_commit = false;
+			cancel_flagged_jobs();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			wake_at_commit = false;
+			list_free_deep(cancel_at_commit);
+			cancel_at_commit = NIL;
 			break;
 		default:
 			break;
@@ -168,11 +196,7 @@ check_target(Oid relid, const IngestOptions *opts)
 void
 api_wake_at_commit(void)
 {
-	if (!callback_registered)
-	{
-		RegisterXactCallback(xact_callback, NULL);
-		callback_registered = true;
-	}
+	register_callback();
 	wake_at_commit = true;
 }
 
@@ -183,7 +207,7 @@ api_check_size(int64 size, const char *what)
 	if (ingest_max_file_size > 0 && size > INGEST_MAX_FILE_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s is " INT64_FORMAT " bytes, more than ingest.max_file_size (" INT64_FORMAT " bytes)",
+				 errmsg("%s is too large: " INT64_FORMAT " bytes, more than ingest.max_file_size (" INT64_FORMAT " bytes)",
 						what, size, INGEST_MAX_FILE_BYTES),
 				 errhint("Split the file, or ask an administrator to raise ingest.max_file_size.")));
 }
@@ -203,7 +227,8 @@ api_enqueue(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 	options_parse(options, &opts);
 	check_target(target, &opts);
 	if (size >= 0)
-		api_check_size(size, source);
+		api_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
+					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");
 
 	memset(&spec, 0, sizeof(spec));
 	spec.owner = GetUserId();
@@ -290,7 +315,21 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 Datum
 ingest_cancel(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(jobs_cancel(PG_GETARG_INT64(0), GetUserId()));
+	int64		job_id = PG_GETARG_INT64(0);
+	bool		running = false;
+	bool		result = jobs_cancel(job_id, GetUserId(), &running);
+
+	if (running)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = job_id;
+		register_callback();
+		cancel_at_commit = lappend(cancel_at_commit, id);
+		MemoryContextSwitchTo(old);
+	}
+	PG_RETURN_BOOL(result);
 }
 
 Datum

@@ -207,12 +207,13 @@ jobs_insert(const JobSpec *spec)
 
 /*
  * Cancel a job the caller can see. A queued (or uploading) job ends at once;
- * a running one is flagged, in shared memory for its worker, which checks
- * between records, and in the table for a worker that has claimed it but
- * not yet published it.
+ * a running one is flagged in the table (*running is then set, and the
+ * caller flags it in shared memory for its worker, which checks between
+ * records, once this transaction commits: a cancel rolled back cancels
+ * nothing).
  */
 bool
-jobs_cancel(int64 job_id, Oid caller)
+jobs_cancel(int64 job_id, Oid caller, bool *running)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(job_id)};
@@ -236,11 +237,11 @@ jobs_cancel(int64 job_id, Oid caller)
 	}
 	if (!result && (strcmp(state, "running") == 0 || strcmp(state, "queued") == 0))
 	{
-		(void) shmem_cancel_job(job_id);
 		exec_as_owner("UPDATE ingest.upload_jobs SET cancel_requested = true "
 					  "WHERE id = $1 AND state = 'running'",
 					  1, types, values, NULL, false);
 		result = (SPI_processed == 1);
+		*running = result;
 	}
 	SPI_finish();
 	return result;

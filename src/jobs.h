@@ -57,7 +57,7 @@ typedef struct IngestJob
 
 /* Backends, at enqueue. */
 extern int64 jobs_insert(const JobSpec *spec);
-extern bool jobs_cancel(int64 job_id, Oid caller);
+extern bool jobs_cancel(int64 job_id, Oid caller, bool *running);
 extern bool jobs_retry(int64 job_id, Oid caller);
 extern int64 jobs_purge(Interval *older_than, Oid caller);
 extern bool jobs_queue_position(int64 job_id, Oid caller, int *position);

@@ -72,6 +72,12 @@ nonnegative_integer(const char *key, JsonbValue *v)
 	return integer_value(key, v, 0, PG_INT64_MAX, "a non-negative integer");
 }
 
+static void
+option_context(void *arg)
+{
+	errcontext("ingest option \"%s\"", (const char *) arg);
+}
+
 /* A duration: an interval string ('30 min') or a number of seconds; in ms. */
 static int64
 duration_ms(const char *key, JsonbValue *v)
@@ -83,10 +89,19 @@ duration_ms(const char *key, JsonbValue *v)
 		secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 	else if (v->type == jbvString)
 	{
-		Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
-															   CStringGetDatum(string_value(key, v)),
-															   ObjectIdGetDatum(InvalidOid),
-															   Int32GetDatum(-1)));
+		ErrorContextCallback ctx;
+		Interval   *iv;
+
+		/* interval_in's own error does not say which option it is about */
+		ctx.callback = option_context;
+		ctx.arg = (void *) key;
+		ctx.previous = error_context_stack;
+		error_context_stack = &ctx;
+		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+												   CStringGetDatum(string_value(key, v)),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+		error_context_stack = ctx.previous;
 
 		secs = iv->time / (double) USECS_PER_SEC +
 			((double) iv->day + (double) iv->month * DAYS_PER_MONTH) * SECS_PER_DAY;

@@ -90,7 +90,7 @@ ingest_upload_chunk(PG_FUNCTION_ARGS)
 	 * gigabytes in the job tables by never finishing. The ERROR rolls the
 	 * chunk back; the upload stays, for the client to cancel.
 	 */
-	api_check_size(total, psprintf("upload job " INT64_FORMAT ", with chunk %d,", job_id, seq));
+	api_check_size(total, psprintf("upload job " INT64_FORMAT " with chunk %d", job_id, seq));
 	PG_RETURN_INT64(total);
 }
 
