@@ -35,6 +35,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "ingest.h"
 #include "launcher.h"
@@ -46,7 +47,14 @@ static BackgroundWorkerHandle **handles = NULL;
 /* Databases waiting for room in the shared request list. */
 static List *overflow = NIL;
 
-static bool warned_no_slot = false;
+/*
+ * When we last said that no background worker slot was free: said again at
+ * most every NO_SLOT_WARN_MS while the shortage lasts. Under a shortage
+ * workers keep starting in the slots that free up and then ask in vain for
+ * colleagues, so "once until a start succeeds" would be said over and over.
+ */
+#define NO_SLOT_WARN_MS		(5 * 60 * 1000)
+static TimestampTz warned_no_slot_at = 0;
 
 void
 launcher_register(void)
@@ -226,16 +234,18 @@ serve_requests(void)
 			if (!start_worker(free_slot, db))
 			{
 				s->slots[free_slot].state = SLOT_FREE;
-				if (!warned_no_slot)
+				if (warned_no_slot_at == 0 ||
+					TimestampDifferenceExceeds(warned_no_slot_at, GetCurrentTimestamp(), NO_SLOT_WARN_MS))
+				{
 					ereport(LOG,
 							(errmsg("ingest launcher: no free background worker slot; queued jobs wait"),
 							 errhint("Raise max_worker_processes; ingest needs one slot per running worker.")));
-				warned_no_slot = true;
+					warned_no_slot_at = GetCurrentTimestamp();
+				}
 				waiting = true;
 				i++;
 				continue;
 			}
-			warned_no_slot = false;
 		}
 
 		/* served: drop it from the list, keeping the others in arrival order */

@@ -20,6 +20,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 
+#include "ingest.h"
 #include "shmem.h"
 
 IngestShared *ingest_shared = NULL;
@@ -253,6 +254,35 @@ shmem_worker_exit_if_idle(void)
 		my_slot = -1;
 	}
 	LWLockRelease(ingest_shared->lock);
+	return leave;
+}
+
+/*
+ * Before a claim: are more workers running than ingest.max_workers allows
+ * (it was lowered with a reload)? Then this one gives its slot back. The
+ * launcher starts no worker past the cap, but running workers go from job
+ * to job without asking it, so they must see the new cap themselves.
+ * Counting and leaving under one lock hold, of several workers deciding at
+ * once only the surplus leaves.
+ */
+bool
+shmem_worker_exit_if_surplus(void)
+{
+	IngestShared *s = ingest_shared;
+	int			active = 0;
+	bool		leave;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < s->nslots; i++)
+		if (s->slots[i].state != SLOT_FREE)
+			active++;
+	leave = active > ingest_max_workers;
+	if (leave)
+	{
+		release_slot_locked(s, &s->slots[my_slot]);
+		my_slot = -1;
+	}
+	LWLockRelease(s->lock);
 	return leave;
 }
 

@@ -59,6 +59,7 @@ extern void shmem_request_db(Oid dboid);
 extern void shmem_worker_attach(int slotno);
 extern void shmem_worker_set_job(int64 job_id, Oid owner);
 extern bool shmem_worker_exit_if_idle(void);
+extern bool shmem_worker_exit_if_surplus(void);
 extern bool shmem_worker_end_job(void);
 extern bool shmem_worker_others_waiting(void);
 extern bool shmem_worker_cancel_requested(void);

@@ -12,15 +12,34 @@
  *
  * Idle workers leave after ingest.worker_idle_timeout so that DROP DATABASE
  * and CREATE DATABASE ... TEMPLATE are not kept waiting for long.
+ *
+ * The extension itself may change under a worker. A worker holds the
+ * extension object (a session lock) from a job's claim to its recorded
+ * outcome, so DROP EXTENSION waits for the running jobs to end instead of
+ * pulling the job tables from under them, and a worker never claims while a
+ * DROP EXTENSION waits. (A job that fails loses the hold with its aborted
+ * transaction: a waiting DROP then goes first, and the failure, with no
+ * table left to go to, is only logged.) In a database whose extension is at
+ * another version than this library's SQL is written for (created before
+ * an upgrade of the library, not yet updated), a worker runs nothing and
+ * waits, while jobs are queued there, for ALTER EXTENSION ingest UPDATE.
  */
 #include "postgres.h"
 
 #include <malloc.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -28,7 +47,11 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "ingest.h"
@@ -43,6 +66,12 @@
 
 #define RETRY_BASE_MS		1000
 #define RETRY_MAX_MS		(300 * 1000)
+
+/*
+ * The extension version whose tables and views the SQL of jobs.c and
+ * loader.c is written for: raise it with every new upgrade script.
+ */
+#define INGEST_SCHEMA_VERSION	"1.1"
 
 /*
  * Does a session want this database to itself? DROP DATABASE, CREATE
@@ -78,16 +107,155 @@ in_transaction(bool (*fn) (void *), void *arg)
 	return result;
 }
 
+typedef enum ExtensionState
+{
+	EXTENSION_ABSENT,			/* not installed here (or being created) */
+	EXTENSION_OUTDATED,			/* installed at another version than ours */
+	EXTENSION_CURRENT
+} ExtensionState;
+
+/* Said once per worker: the extension here waits for ALTER EXTENSION UPDATE. */
+static bool warned_outdated = false;
+
+/*
+ * Is the extension here, and at the version this library works with? Its
+ * OID in *extoid. A database where CREATE EXTENSION ingest VERSION '1.0'
+ * was run, or that kept 1.0 when the library was upgraded, has tables
+ * without the columns our SQL names: nothing may run there until the
+ * update, or every claim would fail.
+ */
+static ExtensionState
+extension_state(Oid *extoid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	*extoid = InvalidOid;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("ingest"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		*extoid = ((Form_pg_extension) GETSTRUCT(tup))->oid;
+		version = isnull ? pstrdup("") : TextDatumGetCString(v);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(*extoid) || !jobs_extension_ready())
+		return EXTENSION_ABSENT;
+	if (strcmp(version, INGEST_SCHEMA_VERSION) != 0)
+	{
+		if (!warned_outdated)
+			ereport(LOG,
+					(errmsg("extension \"ingest\" in database \"%s\" is at version %s, but this library needs version %s: its jobs wait",
+							get_database_name(MyDatabaseId), version, INGEST_SCHEMA_VERSION),
+					 errhint("Run ALTER EXTENSION ingest UPDATE in that database.")));
+		warned_outdated = true;
+		return EXTENSION_OUTDATED;
+	}
+	warned_outdated = false;
+	return EXTENSION_CURRENT;
+}
+
+/*
+ * The extension object, locked for the whole of a job (a session lock, kept
+ * across the job's transactions). DROP EXTENSION locks the extension before
+ * anything else, so it waits here holding nothing a job needs; without this
+ * it could run between two commit_every batches, and a job whose tables
+ * were dropped and created again under it would write its progress into
+ * another job's row of the same id.
+ */
+static LOCKTAG extension_tag;
+static bool extension_held = false;
+
+/*
+ * Take the lock without waiting: if a DROP EXTENSION (or another command
+ * that wants the extension to itself) is waiting, no new job starts.
+ */
+static bool
+hold_extension(Oid extoid)
+{
+	SET_LOCKTAG_OBJECT(extension_tag, MyDatabaseId, ExtensionRelationId, extoid, 0);
+	if (LockAcquire(&extension_tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	extension_held = true;
+
+	/* a DROP EXTENSION that committed before we locked: see it now */
+	AcceptInvalidationMessages();
+	if (get_extension_oid("ingest", true) != extoid)
+	{
+		LockRelease(&extension_tag, AccessShareLock, true);
+		extension_held = false;
+		return false;
+	}
+	return true;
+}
+
+static void
+release_extension(void)
+{
+	if (extension_held)
+		LockRelease(&extension_tag, AccessShareLock, true);
+	extension_held = false;
+}
+
+/*
+ * After a job's transaction aborted: an abort releases session locks too,
+ * so the hold is gone, and a waiting DROP EXTENSION has just been granted
+ * the extension. Take it again, waiting (behind that DROP, if any), before
+ * the outcome is written; false if the extension is gone by then.
+ */
+static bool
+rehold_extension(void *arg)
+{
+	extension_held = LockHeldByMe(&extension_tag, AccessShareLock);
+	if (!extension_held)
+	{
+		(void) LockAcquire(&extension_tag, AccessShareLock, true, false);
+		extension_held = true;
+	}
+	AcceptInvalidationMessages();
+	if (get_extension_oid("ingest", true) != extension_tag.locktag_field3)
+	{
+		release_extension();
+		return false;
+	}
+	return true;
+}
+
 /* The orphan epoch this worker last checked at. */
 static uint64 orphans_checked = 0;
 
+/* Jobs left running under an outdated extension are looked at after the update. */
+static bool orphans_unchecked = false;
+
+/* false: no ingest here, the worker leaves. */
 static bool
 start_up(void *arg)
 {
 	uint64		epoch = shmem_orphan_epoch();
+	Oid			extoid;
 
-	if (!jobs_extension_ready())
-		return false;
+	switch (extension_state(&extoid))
+	{
+		case EXTENSION_ABSENT:
+			return false;
+		case EXTENSION_OUTDATED:
+			orphans_unchecked = true;
+			return true;
+		case EXTENSION_CURRENT:
+			break;
+	}
 	(void) jobs_requeue_orphans();
 	orphans_checked = epoch;
 	(void) jobs_expire_uploads();
@@ -100,7 +268,9 @@ start_up(void *arg)
 static bool
 expire_uploads(void *arg)
 {
-	return jobs_extension_ready() && jobs_expire_uploads() > 0;
+	Oid			extoid;
+
+	return extension_state(&extoid) == EXTENSION_CURRENT && jobs_expire_uploads() > 0;
 }
 
 static bool
@@ -117,6 +287,7 @@ typedef struct ClaimArgs
 	bool		gone;
 } ClaimArgs;
 
+/* true: a job was claimed, and the extension is held until its outcome is recorded */
 static bool
 claim(void *arg)
 {
@@ -124,20 +295,31 @@ claim(void *arg)
 	MemoryContext old;
 	bool		found;
 	uint64		epoch = shmem_orphan_epoch();
+	Oid			extoid;
 
-	if (!jobs_extension_ready())
+	switch (extension_state(&extoid))
 	{
-		c->gone = true;
-		return false;
+		case EXTENSION_ABSENT:
+			c->gone = true;
+			return false;
+		case EXTENSION_OUTDATED:
+			return false;
+		case EXTENSION_CURRENT:
+			break;
 	}
-	if (epoch != orphans_checked)
+	if (!hold_extension(extoid))
+		return false;			/* DROP EXTENSION waits: claim nothing */
+	if (orphans_unchecked || epoch != orphans_checked)
 	{
 		(void) jobs_requeue_orphans();
 		orphans_checked = epoch;
+		orphans_unchecked = false;
 	}
 	old = MemoryContextSwitchTo(c->cxt);
 	found = jobs_claim(c->job, &c->more);
 	MemoryContextSwitchTo(old);
+	if (!found)
+		release_extension();
 
 	/*
 	 * Publish the job before the claim commits: from the moment other
@@ -245,26 +427,41 @@ run_job(IngestJob *job, MemoryContext job_cxt)
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(job_cxt);
 
-		/*
-		 * If even recording the failure fails (the extension being dropped,
-		 * say), leave: the job, still 'running', is then an orphan that the
-		 * next worker of this database takes back, and a job that keeps
-		 * failing that way ends failed after its max_attempts.
-		 */
-		PG_TRY();
+		if (!in_transaction(rehold_extension, NULL))
 		{
-			record_failure(job, edata);
+			LoaderOutcome out;
+
+			/* the job's row went with the extension: nothing to write, nothing wrong */
+			loader_describe_failure(edata, &out);
+			loader_forget();
+			ereport(LOG,
+					(errmsg("ingest job " INT64_FORMAT " failed, but the extension was dropped meanwhile: nothing is recorded",
+							job->id),
+					 errdetail_internal("%s", out.last_error)));
 		}
-		PG_CATCH();
+		else
 		{
-			EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			ereport(FATAL,
-					(errmsg("ingest worker could not record the outcome of job " INT64_FORMAT,
-							job->id)));
+			/*
+			 * If even recording the failure fails, leave: the job, still
+			 * 'running', is then an orphan that the next worker of this
+			 * database takes back, and a job that keeps failing that way
+			 * ends failed after its max_attempts.
+			 */
+			PG_TRY();
+			{
+				record_failure(job, edata);
+			}
+			PG_CATCH();
+			{
+				EmitErrorReport();
+				FlushErrorState();
+				AbortCurrentTransaction();
+				ereport(FATAL,
+						(errmsg("ingest worker could not record the outcome of job " INT64_FORMAT,
+								job->id)));
+			}
+			PG_END_TRY();
 		}
-		PG_END_TRY();
 	}
 	PG_END_TRY();
 
@@ -334,9 +531,18 @@ ingest_worker_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (try_claim || TimestampDifferenceExceeds(last_claim, now, CLAIM_RECHECK_MS))
 		{
-			MemoryContext job_cxt = AllocSetContextCreate(TopMemoryContext, "ingest job",
-														  ALLOCSET_DEFAULT_SIZES);
+			MemoryContext job_cxt;
 			ClaimArgs	c = {0};
+
+			/* ingest.max_workers was lowered: the surplus leaves rather than claims */
+			if (shmem_worker_exit_if_surplus())
+			{
+				if (in_transaction(queued_jobs, NULL))
+					shmem_request_db(MyDatabaseId);
+				proc_exit(0);
+			}
+			job_cxt = AllocSetContextCreate(TopMemoryContext, "ingest job",
+											ALLOCSET_DEFAULT_SIZES);
 
 			c.job = MemoryContextAllocZero(job_cxt, sizeof(IngestJob));
 			c.cxt = job_cxt;
@@ -347,6 +553,7 @@ ingest_worker_main(Datum main_arg)
 				if (c.more)
 					shmem_request_db(MyDatabaseId);		/* ask for a colleague */
 				run_job(c.job, job_cxt);
+				release_extension();
 				MemoryContextDelete(job_cxt);
 				if (shmem_worker_end_job())
 				{

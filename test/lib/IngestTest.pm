@@ -10,15 +10,17 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(ingest_node enqueue_rows job_row poll_until_finished sql_list);
+our @EXPORT = qw(ingest_node enqueue_rows job_row poll_until_finished sql_list
+  ingest_worker_pids postmaster_pid log_lines_since);
 
 # A started cluster. preload => 0 leaves shared_preload_libraries empty; conf => extra
-# postgresql.conf lines.
+# postgresql.conf lines; init => { ... } parameters of Cluster::init (allows_streaming => 1
+# for a primary that a standby will follow).
 sub ingest_node
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(%{ $opts{init} // {} });
 	my $conf = "max_worker_processes = 16\n";
 	$conf .= "shared_preload_libraries = 'ingest'\n"
 	  if !defined $opts{preload} || $opts{preload};
@@ -64,5 +66,31 @@ sub poll_until_finished
 }
 
 sub sql_list { return join(', ', @_); }
+
+# Pids of the ingest workers connected (to database $db, or to any), in ascending order.
+sub ingest_worker_pids
+{
+	my ($node, $db) = @_;
+	my $where = defined $db ? " AND datname = '$db'" : '';
+	my $out = $node->safe_psql('postgres', qq{
+		SELECT pid FROM pg_stat_activity WHERE backend_type = 'ingest worker'$where ORDER BY pid});
+	return grep { /^\d+$/ } split /\n/, $out;
+}
+
+# The postmaster's pid, from postmaster.pid: unchanged unless the server was restarted.
+sub postmaster_pid
+{
+	my ($node) = @_;
+	my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+	return $pid;
+}
+
+# The server log's lines from byte offset $offset (0: the whole log) that match $re.
+sub log_lines_since
+{
+	my ($node, $offset, $re) = @_;
+	my $log = slurp_file($node->logfile, $offset // 0);
+	return grep { /$re/ } split /\n/, $log;
+}
 
 1;
