@@ -279,3 +279,15 @@ GRANT EXECUTE ON FUNCTION ingest.retry(bigint), ingest.begin_upload(regclass, js
     ingest.enqueue_lo(regclass, oid, jsonb), ingest.purge(interval),
     ingest.queue_position(bigint) TO PUBLIC;
 GRANT SELECT ON ingest.stats, ingest.role_stats TO ingest_admin;
+
+/*
+ * Jobs queued while the extension waited for this update (a worker runs
+ * nothing at an older version than its library's) start when it commits.
+ */
+CREATE FUNCTION ingest._wake_workers()
+RETURNS void
+AS 'MODULE_PATHNAME', 'ingest_wake_workers'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+REVOKE EXECUTE ON FUNCTION ingest._wake_workers() FROM PUBLIC;
+SELECT ingest._wake_workers();

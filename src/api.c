@@ -45,6 +45,7 @@ PG_FUNCTION_INFO_V1(ingest_cancel);
 PG_FUNCTION_INFO_V1(ingest_worker_status);
 PG_FUNCTION_INFO_V1(ingest_xid_is_current);
 PG_FUNCTION_INFO_V1(ingest_retry);
+PG_FUNCTION_INFO_V1(ingest_wake_workers);
 PG_FUNCTION_INFO_V1(ingest_purge);
 PG_FUNCTION_INFO_V1(ingest_queue_position);
 
@@ -340,6 +341,14 @@ ingest_retry(PG_FUNCTION_ARGS)
 	if (queued)
 		api_wake_at_commit();
 	PG_RETURN_BOOL(queued);
+}
+
+/* Called by upgrade scripts: jobs that waited for the update start at its commit. */
+Datum
+ingest_wake_workers(PG_FUNCTION_ARGS)
+{
+	api_wake_at_commit();
+	PG_RETURN_VOID();
 }
 
 Datum

@@ -18,6 +18,12 @@ extern int	ingest_upload_ttl;
 extern int	ingest_max_queued_per_role;
 extern int	ingest_max_running_per_role;
 
+/*
+ * The extension version whose tables and views the SQL of jobs.c and
+ * loader.c is written for: raise it with every new upgrade script.
+ */
+#define INGEST_SCHEMA_VERSION	"1.1"
+
 #define INGEST_READ_CHUNK		(256 * 1024)
 #define INGEST_MAX_RECORD_SIZE_LIMIT	(1024 * 1024 * 1024 - 1)	/* a varlena's limit */
 #define INGEST_MAX_ATTEMPTS_LIMIT	100

@@ -13,6 +13,10 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -22,6 +26,8 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "catalog/pg_extension.h"
 #include "storage/lmgr.h"
@@ -63,6 +69,8 @@ jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
 
 #define exec_as_owner jobs_exec_as_owner
 
+static void check_schema_version(void);
+
 static bool
 is_admin(Oid role)
 {
@@ -85,6 +93,7 @@ jobs_check_visible(int64 job_id, Oid caller, char **state)
 	bool		isnull;
 	MemoryContext cxt = CurrentMemoryContext;
 
+	check_schema_version();
 	SPI_connect();
 	exec_as_owner("SELECT owner::oid, state FROM ingest.upload_jobs WHERE id = $1",
 				  1, types, values, NULL, true);
@@ -181,6 +190,7 @@ jobs_insert(const JobSpec *spec)
 	values[9] = Int64GetDatum(spec->timeout_ms);
 	values[10] = Int32GetDatum(spec->priority);
 
+	check_schema_version();
 	SPI_connect();
 	check_queue_quota(spec->owner);
 	exec_as_owner("INSERT INTO ingest.upload_jobs "
@@ -334,6 +344,55 @@ jobs_queue_position(int64 job_id, Oid caller, int *position)
 	}
 	SPI_finish();
 	return found;
+}
+
+/* The installed version of the extension here, or NULL; its OID in *extoid. */
+char *
+jobs_extension_version(Oid *extoid)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	*extoid = InvalidOid;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("ingest"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		*extoid = ((Form_pg_extension) GETSTRUCT(tup))->oid;
+		version = isnull ? pstrdup("") : TextDatumGetCString(v);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/*
+ * Sessions calling our functions in a database whose extension was created
+ * at an older version than the loaded library's: a clear error rather than
+ * one about a missing column.
+ */
+static void
+check_schema_version(void)
+{
+	Oid			extoid;
+	char	   *version = jobs_extension_version(&extoid);
+
+	if (version != NULL && strcmp(version, INGEST_SCHEMA_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"ingest\" is at version %s, but the loaded library needs version %s",
+						version, INGEST_SCHEMA_VERSION),
+				 errhint("Run ALTER EXTENSION ingest UPDATE.")));
 }
 
 /* The extension exists here and is not being created or dropped right now. */

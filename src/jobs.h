@@ -67,6 +67,7 @@ extern int	jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *val
 
 /* Workers; each call runs inside the caller's transaction, with SPI connected. */
 extern bool jobs_extension_ready(void);
+extern char *jobs_extension_version(Oid *extoid);
 extern int	jobs_requeue_orphans(void);
 extern bool jobs_claim(IngestJob *job, bool *more_queued);
 extern bool jobs_cancel_requested(int64 job_id);

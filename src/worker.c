@@ -28,12 +28,8 @@
 
 #include <malloc.h>
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
 #include "access/xact.h"
 #include "executor/spi.h"
-#include "catalog/indexing.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
@@ -48,10 +44,8 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "ingest.h"
@@ -66,12 +60,6 @@
 
 #define RETRY_BASE_MS		1000
 #define RETRY_MAX_MS		(300 * 1000)
-
-/*
- * The extension version whose tables and views the SQL of jobs.c and
- * loader.c is written for: raise it with every new upgrade script.
- */
-#define INGEST_SCHEMA_VERSION	"1.1"
 
 /*
  * Does a session want this database to itself? DROP DATABASE, CREATE
@@ -127,29 +115,7 @@ static bool warned_outdated = false;
 static ExtensionState
 extension_state(Oid *extoid)
 {
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	char	   *version = NULL;
-
-	*extoid = InvalidOid;
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum("ingest"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		bool		isnull;
-		Datum		v = heap_getattr(tup, Anum_pg_extension_extversion,
-									 RelationGetDescr(rel), &isnull);
-
-		*extoid = ((Form_pg_extension) GETSTRUCT(tup))->oid;
-		version = isnull ? pstrdup("") : TextDatumGetCString(v);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	char	   *version = jobs_extension_version(extoid);
 
 	if (!OidIsValid(*extoid) || !jobs_extension_ready())
 		return EXTENSION_ABSENT;
