@@ -58,6 +58,8 @@
 #define IDLE_CHECK_MS		250
 #define CLAIM_RECHECK_MS	1000
 
+#define BOOKKEEPING_ERROR_PAUSE_MS	5000
+
 #define RETRY_BASE_MS		1000
 #define RETRY_MAX_MS		(300 * 1000)
 
@@ -79,18 +81,43 @@ database_wanted(void)
 	return false;
 }
 
-/* Run one short transaction around fn; returns fn's result. */
+/*
+ * Run one short bookkeeping transaction around fn; returns fn's result.
+ *
+ * An ERROR here is not a job's (the claim query failing, say, on a schema
+ * someone altered by hand): the worker reports it and exits, but only after
+ * a pause, so that the launcher, which starts a worker again while jobs wait,
+ * does not turn a persistent error into a tight loop of failing workers.
+ */
 static bool
 in_transaction(bool (*fn) (void *), void *arg)
 {
-	bool		result;
+	bool		result = false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	result = fn(arg);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		result = fn(arg);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("ingest worker leaves in %d s after an error in its own bookkeeping",
+						BOOKKEEPING_ERROR_PAUSE_MS / 1000)));
+		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 BOOKKEEPING_ERROR_PAUSE_MS, PG_WAIT_EXTENSION);
+		/* jobs may wait here: a worker is to look again, once the cause may be gone */
+		shmem_request_db(MyDatabaseId);
+		proc_exit(1);
+	}
+	PG_END_TRY();
 	pgstat_report_stat(false);
 	return result;
 }
