@@ -217,24 +217,6 @@ CREATE VIEW ingest._queue AS
 
 REVOKE ALL ON ingest._queue FROM PUBLIC;
 
-CREATE VIEW ingest.stats AS
-    SELECT count(*) FILTER (WHERE j.state = 'queued') AS jobs_queued,
-           count(*) FILTER (WHERE j.state = 'uploading') AS jobs_uploading,
-           count(*) FILTER (WHERE j.state = 'running') AS jobs_running,
-           count(*) FILTER (WHERE j.state = 'succeeded' AND j.finished_at > now() - interval '1 hour') AS jobs_succeeded_last_hour,
-           count(*) FILTER (WHERE j.state = 'failed' AND j.finished_at > now() - interval '1 hour') AS jobs_failed_last_hour,
-           COALESCE(sum(j.rows_inserted) FILTER (WHERE j.state = 'succeeded' AND j.finished_at > now() - interval '1 hour'), 0)::bigint AS rows_loaded_last_hour,
-           COALESCE(EXTRACT(epoch FROM now() - min(j.created_at) FILTER (WHERE j.state = 'queued')), 0)::float8 AS oldest_queued_seconds,
-           (SELECT count(*) FROM ingest._worker_status() w WHERE w.job_id IS NOT NULL) AS workers_busy,
-           current_setting('ingest.max_workers')::int AS workers_allowed
-    FROM ingest.upload_jobs j
-    -- every count is of unfinished jobs or of the last hour: read those through
-    -- their indexes, not the whole history
-    WHERE j.state IN ('uploading', 'queued', 'running') OR j.finished_at > now() - interval '1 hour';
-
-COMMENT ON VIEW ingest.stats IS
-    'one row: jobs by state, work of the last hour, age of the oldest queued job, workers busy (all databases) and allowed';
-
 CREATE VIEW ingest.role_stats AS
     SELECT j.owner::text AS role,
            count(*) FILTER (WHERE j.state = 'queued') AS jobs_queued,
@@ -247,11 +229,28 @@ CREATE VIEW ingest.role_stats AS
            ingest._role_setting(j.owner, 'ingest.max_queued_per_role')::int AS max_queued,
            ingest._max_running(j.owner) AS max_running
     FROM ingest.upload_jobs j
+    -- every count is of unfinished jobs or of the last hour: read those through
+    -- their indexes, not the whole history
     WHERE j.state IN ('uploading', 'queued', 'running') OR j.finished_at > now() - interval '1 hour'
     GROUP BY j.owner;
 
 COMMENT ON VIEW ingest.role_stats IS
     'ingest.stats per job owner with jobs unfinished or finished in the last hour, with the owner''s quotas (max_queued 0: no limit)';
+
+CREATE VIEW ingest.stats AS
+    SELECT COALESCE(sum(r.jobs_queued), 0)::bigint AS jobs_queued,
+           COALESCE(sum(r.jobs_uploading), 0)::bigint AS jobs_uploading,
+           COALESCE(sum(r.jobs_running), 0)::bigint AS jobs_running,
+           COALESCE(sum(r.jobs_succeeded_last_hour), 0)::bigint AS jobs_succeeded_last_hour,
+           COALESCE(sum(r.jobs_failed_last_hour), 0)::bigint AS jobs_failed_last_hour,
+           COALESCE(sum(r.rows_loaded_last_hour), 0)::bigint AS rows_loaded_last_hour,
+           COALESCE(max(r.oldest_queued_seconds), 0)::float8 AS oldest_queued_seconds,
+           (SELECT count(*) FROM ingest._worker_status() w WHERE w.job_id IS NOT NULL) AS workers_busy,
+           current_setting('ingest.max_workers')::int AS workers_allowed
+    FROM ingest.role_stats r;
+
+COMMENT ON VIEW ingest.stats IS
+    'one row: jobs by state, work of the last hour, age of the oldest queued job, workers busy (all databases) and allowed';
 
 /*
  * What a client that lost its connection in the middle of an upload asks

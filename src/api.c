@@ -201,18 +201,6 @@ api_wake_at_commit(void)
 	wake_at_commit = true;
 }
 
-/* ingest.max_file_size, for a source of size bytes (known or so far). */
-void
-api_check_size(int64 size, const char *what)
-{
-	if (ingest_max_file_size > 0 && size > INGEST_MAX_FILE_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s is too large: " INT64_FORMAT " bytes, more than ingest.max_file_size (" INT64_FORMAT " bytes)",
-						what, size, INGEST_MAX_FILE_BYTES),
-				 errhint("Split the file, or ask an administrator to raise ingest.max_file_size.")));
-}
-
 /*
  * Validate and create a job owned by the current role: queued, or
  * uploading (begin_upload). size is -1 when not known yet.
@@ -228,7 +216,7 @@ api_enqueue(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 	options_parse(options, &opts);
 	check_target(target, &opts);
 	if (size >= 0)
-		api_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
+		reader_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
 					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");
 
 	memset(&spec, 0, sizeof(spec));

@@ -10,7 +10,6 @@
 
 extern int64 api_enqueue(Oid target, const char *source, JobSourceType source_type,
 						 Jsonb *options, int64 size, bytea *data, bool uploading);
-extern void api_check_size(int64 size, const char *what);
 extern void api_wake_at_commit(void);
 extern Jsonb *api_options_arg(FunctionCallInfo fcinfo, int argno);
 

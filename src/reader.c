@@ -361,23 +361,34 @@ open_lo(IngestReader *r, const IngestJob *job)
 	r->size = reader_lo_io(r->loid, 0, NULL, 0);
 }
 
-/* ingest.max_file_size (0: none) against size bytes of the source. */
+/*
+ * ingest.max_file_size (0: none) against size bytes of a source described
+ * by "what": at enqueue (api.c, upload.c) and when a worker opens a source.
+ */
+void
+reader_check_size(int64 size, const char *what)
+{
+	if (ingest_max_file_size > 0 && size > INGEST_MAX_FILE_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is too large: " INT64_FORMAT " bytes, more than ingest.max_file_size (" INT64_FORMAT " bytes)",
+						what, size, INGEST_MAX_FILE_BYTES),
+				 errhint("Split the file, or ask an administrator to raise ingest.max_file_size.")));
+}
+
+/* The same while reading: the source grew after the load started. */
 static void
 check_size(IngestReader *r, int64 size, bool at_open)
 {
-	if (ingest_max_file_size <= 0 || size <= INGEST_MAX_FILE_BYTES)
-		return;
 	if (at_open)
+		reader_check_size(size, r->what);
+	else if (ingest_max_file_size > 0 && size > INGEST_MAX_FILE_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s is " INT64_FORMAT " bytes, more than ingest.max_file_size (" INT64_FORMAT " bytes)",
-						r->what, size, INGEST_MAX_FILE_BYTES)));
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("%s is larger than ingest.max_file_size (" INT64_FORMAT " bytes)",
-					r->what, INGEST_MAX_FILE_BYTES),
-			 errdetail(INT64_FORMAT " bytes were read; it was " INT64_FORMAT " bytes when the load started.",
-					   size, r->size)));
+				 errmsg("%s is larger than ingest.max_file_size (" INT64_FORMAT " bytes)",
+						r->what, INGEST_MAX_FILE_BYTES),
+				 errdetail(INT64_FORMAT " bytes were read; it was " INT64_FORMAT " bytes when the load started.",
+						   size, r->size)));
 }
 
 IngestReader *

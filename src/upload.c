@@ -90,7 +90,7 @@ ingest_upload_chunk(PG_FUNCTION_ARGS)
 	 * gigabytes in the job tables by never finishing. The ERROR rolls the
 	 * chunk back; the upload stays, for the client to cancel.
 	 */
-	api_check_size(total, psprintf("upload job " INT64_FORMAT " with chunk %d", job_id, seq));
+	reader_check_size(total, psprintf("upload job " INT64_FORMAT " with chunk %d", job_id, seq));
 	PG_RETURN_INT64(total);
 }
 
@@ -114,7 +114,7 @@ ingest_finish_upload(PG_FUNCTION_ARGS)
 
 	size = jobs_finish_upload(job_id, total_bytes, GetUserId());
 	/* the limit may have been lowered since the chunks arrived */
-	api_check_size(size, psprintf("upload job " INT64_FORMAT, job_id));
+	reader_check_size(size, psprintf("upload job " INT64_FORMAT, job_id));
 	api_wake_at_commit();
 	PG_RETURN_INT64(job_id);
 }

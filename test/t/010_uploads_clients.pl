@@ -167,11 +167,11 @@ my ($gjob, $glo) = split / /, $out;
 is($node->safe_psql('postgres', "SELECT ingest.wait($gjob)"), 'failed', 'the job fails');
 $j = job_row($node, 'postgres', $gjob);
 is($j->{last_error},
-	"large object $glo is 1572865 bytes, more than ingest.max_file_size (1048576 bytes)",
+	"large object $glo is too large: 1572865 bytes, more than ingest.max_file_size (1048576 bytes)",
 	'last_error names the large object, its size and the limit');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM t_grown'), 0, 'nothing was loaded');
 ($rc, $out, $err) = $node->psql('postgres', "SELECT ingest.enqueue_lo('t_grown', $glo)", @as_app);
-like($err, qr/large object $glo is 1572865 bytes, more than ingest.max_file_size/,
+like($err, qr/large object $glo is too large: 1572865 bytes, more than ingest.max_file_size/,
 	'enqueue_lo refuses it now that it is too large');
 
 # ---- 5. a worker removes uploads idle for longer than ingest.upload_ttl (when it starts,
