@@ -189,6 +189,26 @@ worker_detach(int code, Datum arg)
 	my_slot = -1;
 }
 
+/*
+ * Give the slot back now, before exiting, and with request_again ask for a
+ * new worker of this database: a request made while our slot is still taken
+ * would be seen as served by us.
+ */
+void
+shmem_worker_leave(bool request_again)
+{
+	IngestShared *s = ingest_shared;
+
+	if (s == NULL || my_slot < 0)
+		return;
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	release_slot_locked(s, &s->slots[my_slot]);
+	if (request_again)
+		add_request_locked(s, MyDatabaseId);
+	LWLockRelease(s->lock);
+	my_slot = -1;
+}
+
 /* Take the slot the launcher reserved for this process. */
 void
 shmem_worker_attach(int slotno)

@@ -57,6 +57,7 @@ extern void shmem_request_db(Oid dboid);
 
 /* Worker side. */
 extern void shmem_worker_attach(int slotno);
+extern void shmem_worker_leave(bool request_again);
 extern void shmem_worker_set_job(int64 job_id, Oid owner);
 extern bool shmem_worker_exit_if_idle(void);
 extern bool shmem_worker_exit_if_surplus(void);

@@ -114,7 +114,7 @@ in_transaction(bool (*fn) (void *), void *arg)
 		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 BOOKKEEPING_ERROR_PAUSE_MS, PG_WAIT_EXTENSION);
 		/* jobs may wait here: a worker is to look again, once the cause may be gone */
-		shmem_request_db(MyDatabaseId);
+		shmem_worker_leave(true);
 		proc_exit(1);
 	}
 	PG_END_TRY();
