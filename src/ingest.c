@@ -28,7 +28,7 @@ char	   *ingest_allowed_dirs = NULL;
 bool		ingest_preloaded = false;
 int			ingest_max_attempts = 3;
 int			ingest_job_timeout = 0;
-int			ingest_max_file_size = 0;
+double		ingest_max_file_size = 0;
 int			ingest_max_record_size = 256 * 1024 * 1024;
 int			ingest_upload_ttl = 24 * 3600;
 int			ingest_max_queued_per_role = 0;
@@ -87,13 +87,17 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("ingest.max_file_size",
-							"Largest source a job may load; 0 means no limit.",
-							"Checked at enqueue where the size is known, as uploaded chunks arrive, and by the worker as it reads.",
-							&ingest_max_file_size,
-							0, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_KB,
-							NULL, NULL, NULL);
+	/*
+	 * In bytes, as the setting is documented; a real rather than an int,
+	 * whose bytes would stop at 2 GB. Memory units ('500MB') work as usual.
+	 */
+	DefineCustomRealVariable("ingest.max_file_size",
+							 "Largest source a job may load, in bytes; 0 means no limit.",
+							 "Checked at enqueue where the size is known, as uploaded chunks arrive, and by the worker as it reads.",
+							 &ingest_max_file_size,
+							 0, 0, 1e18,
+							 PGC_SUSET, GUC_UNIT_BYTE,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ingest.max_record_size",
 							"Largest CSV record (all its fields) a worker accepts.",

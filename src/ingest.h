@@ -12,7 +12,7 @@ extern char *ingest_allowed_dirs;
 extern bool ingest_preloaded;
 extern int	ingest_max_attempts;
 extern int	ingest_job_timeout;
-extern int	ingest_max_file_size;
+extern double ingest_max_file_size;
 extern int	ingest_max_record_size;
 extern int	ingest_upload_ttl;
 extern int	ingest_max_queued_per_role;
@@ -30,7 +30,7 @@ extern int	ingest_max_running_per_role;
 #define INGEST_RAW_LINE_MAX		1024
 #define INGEST_RETAINED_ERRORS	100
 
-/* ingest.max_file_size is in kB; 0 means no limit. */
-#define INGEST_MAX_FILE_BYTES	((int64) ingest_max_file_size * 1024)
+/* ingest.max_file_size in bytes; 0 means no limit. */
+#define INGEST_MAX_FILE_BYTES	((int64) ingest_max_file_size)
 
 #endif							/* INGEST_H */
