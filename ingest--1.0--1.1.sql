@@ -160,19 +160,24 @@ $$;
  * Quotas are about the job's owner, who need not be the session's login role.
  */
 CREATE FUNCTION ingest._role_setting(role oid, name text)
-RETURNS text
+RETURNS int
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- pg_db_role_setting keeps the text as given: '2.0' is rounded as the
+    -- server rounds it, and what cannot be read as a number falls back to the
+    -- value in effect rather than stop every claim with a cast error
     SELECT COALESCE(
-        (SELECT substr(c, length(name) + 2)
-         FROM pg_db_role_setting s, unnest(s.setconfig) AS c
-         WHERE s.setrole = role
-           AND s.setdatabase IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
-           AND split_part(c, '=', 1) = name
-         ORDER BY s.setdatabase DESC
-         LIMIT 1),
-        current_setting(name))
+        (SELECT CASE WHEN r.v ~ '^\s*[-+]?[0-9]+(\.[0-9]*)?\s*$'
+                     THEN LEAST(GREATEST(round(r.v::numeric), -2147483648), 2147483647)::int END
+         FROM (SELECT substr(c, length(name) + 2) AS v
+               FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+               WHERE s.setrole = role
+                 AND s.setdatabase IN (0, (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+                 AND split_part(c, '=', 1) = name
+               ORDER BY s.setdatabase DESC
+               LIMIT 1) r),
+        current_setting(name)::int)
 $$;
 
 -- Jobs a role may have running at once in this database.
@@ -183,7 +188,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN v >= 1 THEN v
                 ELSE GREATEST(current_setting('ingest.max_workers')::int / 2, 1) END
-    FROM (SELECT ingest._role_setting(role, 'ingest.max_running_per_role')::int AS v) s
+    FROM (SELECT ingest._role_setting(role, 'ingest.max_running_per_role') AS v) s
 $$;
 
 /*
@@ -226,7 +231,7 @@ CREATE VIEW ingest.role_stats AS
            count(*) FILTER (WHERE j.state = 'failed' AND j.finished_at > now() - interval '1 hour') AS jobs_failed_last_hour,
            COALESCE(sum(j.rows_inserted) FILTER (WHERE j.state = 'succeeded' AND j.finished_at > now() - interval '1 hour'), 0)::bigint AS rows_loaded_last_hour,
            COALESCE(EXTRACT(epoch FROM now() - min(j.created_at) FILTER (WHERE j.state = 'queued')), 0)::float8 AS oldest_queued_seconds,
-           ingest._role_setting(j.owner, 'ingest.max_queued_per_role')::int AS max_queued,
+           ingest._role_setting(j.owner, 'ingest.max_queued_per_role') AS max_queued,
            ingest._max_running(j.owner) AS max_running
     FROM ingest.upload_jobs j
     -- every count is of unfinished jobs or of the last hour: read those through

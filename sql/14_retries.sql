@@ -279,6 +279,12 @@ SELECT rt_wait_fired(5);
 BEGIN;
 SELECT ingest.cancel(:id);
 ROLLBACK;
+-- nor one rolled back to a savepoint in a transaction that commits
+BEGIN;
+SAVEPOINT s;
+SELECT ingest.cancel(:id);
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
 SELECT rt_wait_fired(50);
 SELECT state, cancel_requested FROM ingest.upload_jobs WHERE id = :id;
 SELECT ingest.cancel(:id);
@@ -352,3 +358,16 @@ DROP SEQUENCE rt_calls, rt_early, rt_fired;
 DROP FUNCTION rt_flaky(), rt_locker(), rt_block(), rt_midfile(), rt_slow(), rt_counted(),
     rt_rows(), rt_err(bigint), rt_slow_outcome(bigint), rt_wait_fired(bigint);
 DROP ROLE regress_retry;
+
+-- A per-role setting is read for the job's owner as the server reads it: '2.0' is 2, and
+-- a value that cannot be read falls back to the one in effect instead of failing claims.
+CREATE ROLE rt_setting_role;
+ALTER ROLE rt_setting_role SET ingest.max_running_per_role = '3.0';
+SELECT ingest._role_setting('rt_setting_role'::regrole, 'ingest.max_running_per_role') AS three,
+       ingest._max_running('rt_setting_role'::regrole) AS max_running;
+ALTER ROLE rt_setting_role SET ingest.max_queued_per_role = '0x10';
+SELECT ingest._role_setting('rt_setting_role'::regrole, 'ingest.max_queued_per_role') AS server_value;
+DROP ROLE rt_setting_role;
+
+-- ingest.purge refuses a negative age (it would delete jobs that just finished)
+SELECT ingest.purge('-1 day');

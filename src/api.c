@@ -51,18 +51,29 @@ PG_FUNCTION_INFO_V1(ingest_queue_position);
 
 static bool wake_at_commit = false;
 static bool callback_registered = false;
-static List *cancel_at_commit = NIL;	/* running jobs ingest.cancel flagged */
+
+/*
+ * Running jobs that ingest.cancel flagged in the table: their workers are
+ * told when the transaction commits. Each entry remembers the subtransaction
+ * level it was made at, so that ROLLBACK TO SAVEPOINT (or a PL/pgSQL
+ * exception block) takes its cancel back, as it takes back the UPDATE.
+ * Allocated in TopMemoryContext, emptied at every commit and abort.
+ */
+typedef struct PendingCancel
+{
+	int64		job_id;
+	int			level;
+} PendingCancel;
+
+static List *cancel_at_commit = NIL;
 
 static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
 
-/* Tell the workers of the jobs cancelled by the committed transaction. */
 static void
-cancel_flagged_jobs(void)
+forget_cancels(void)
 {
-	ListCell   *lc;
-
-	foreach(lc, cancel_at_commit)
-		(void) shmem_cancel_job(*(int64 *) lfirst(lc));
 	list_free_deep(cancel_at_commit);
 	cancel_at_commit = NIL;
 }
@@ -73,6 +84,7 @@ register_callback(void)
 	if (!callback_registered)
 	{
 		RegisterXactCallback(xact_callback, NULL);
+		RegisterSubXactCallback(subxact_callback, NULL);
 		callback_registered = true;
 	}
 }
@@ -80,22 +92,58 @@ register_callback(void)
 static void
 xact_callback(XactEvent event, void *arg)
 {
+	ListCell   *lc;
+
 	switch (event)
 	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (cancel_at_commit != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has called ingest.cancel on a running job")));
+			break;
+		case XACT_EVENT_PREPARE:
+			/* workers of jobs enqueued in it look for work every second */
+			wake_at_commit = false;
+			break;
 		case XACT_EVENT_COMMIT:
 			if (wake_at_commit)
 				shmem_request_db(MyDatabaseId);
 			wake_at_commit = false;
-			cancel_flagged_jobs();
+			foreach(lc, cancel_at_commit)
+				(void) shmem_cancel_job(((PendingCancel *) lfirst(lc))->job_id);
+			forget_cancels();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			wake_at_commit = false;
-			list_free_deep(cancel_at_commit);
-			cancel_at_commit = NIL;
+			forget_cancels();
 			break;
 		default:
 			break;
+	}
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	foreach(lc, cancel_at_commit)
+	{
+		PendingCancel *pc = lfirst(lc);
+
+		if (pc->level < level)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			cancel_at_commit = foreach_delete_current(cancel_at_commit, lc);
+			pfree(pc);
+		}
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+			pc->level = level - 1;
 	}
 }
 
@@ -311,11 +359,12 @@ ingest_cancel(PG_FUNCTION_ARGS)
 	if (running)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-		int64	   *id = palloc(sizeof(int64));
+		PendingCancel *pc = palloc(sizeof(PendingCancel));
 
-		*id = job_id;
+		pc->job_id = job_id;
+		pc->level = GetCurrentTransactionNestLevel();
 		register_callback();
-		cancel_at_commit = lappend(cancel_at_commit, id);
+		cancel_at_commit = lappend(cancel_at_commit, pc);
 		MemoryContextSwitchTo(old);
 	}
 	PG_RETURN_BOOL(result);
@@ -342,11 +391,20 @@ ingest_wake_workers(PG_FUNCTION_ARGS)
 Datum
 ingest_purge(PG_FUNCTION_ARGS)
 {
+	Interval	zero = {0};
+	Interval   *older_than;
+
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("older_than must not be NULL")));
-	PG_RETURN_INT64(jobs_purge(PG_GETARG_INTERVAL_P(0), GetUserId()));
+	older_than = PG_GETARG_INTERVAL_P(0);
+	if (DatumGetBool(DirectFunctionCall2(interval_lt, IntervalPGetDatum(older_than),
+										 IntervalPGetDatum(&zero))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("older_than must not be negative")));
+	PG_RETURN_INT64(jobs_purge(older_than, GetUserId()));
 }
 
 Datum

@@ -130,7 +130,7 @@ check_queue_quota(Oid owner)
 	SPIPlanPtr	plan;
 	int			rc;
 
-	exec_as_owner("SELECT ingest._role_setting($1, 'ingest.max_queued_per_role')::int",
+	exec_as_owner("SELECT ingest._role_setting($1, 'ingest.max_queued_per_role')",
 				  1, types, values, NULL, true);
 	limit = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (isnull || limit <= 0)

@@ -160,16 +160,16 @@ job_timeout_handler(void)
 	SetLatch(MyLatch);
 }
 
-/* Stop the timer; a cancel it raised that no check has seen yet is void. */
-static void
-stop_job_timer(void)
+/*
+ * Stop the timer; a cancel it raised that no check has seen yet is void.
+ * The flag stays until loader_forget, for loader_describe_failure.
+ */
+void
+loader_stop_timer(void)
 {
 	disable_timeout(job_timeout_id, false);
 	if (job_timed_out)
-	{
 		QueryCancelPending = false;
-		job_timed_out = false;
-	}
 }
 
 static LoadState *batch_owner(void);
@@ -1160,7 +1160,8 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 			process_records(st);
 	}
 
-	stop_job_timer();
+	loader_stop_timer();
+	job_timed_out = false;
 	identity_leave(&st->owner_save);
 	if (!st->opts.keep_data)
 		jobs_drop_data(job->id);
@@ -1282,7 +1283,8 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 void
 loader_forget(void)
 {
-	stop_job_timer();
+	loader_stop_timer();
+	job_timed_out = false;
 	if (active && active->plan)
 		SPI_freeplan(active->plan);
 	active = NULL;

@@ -34,6 +34,7 @@ extern void loader_install_hooks(void);
 extern void loader_run(IngestJob *job, MemoryContext job_cxt);
 extern void loader_describe_failure(ErrorData *edata, LoaderOutcome *out);
 extern void loader_forget(void);
+extern void loader_stop_timer(void);
 
 /* For the batch scan (batchscan.c). */
 extern void loader_batch_begin(TupleDesc desc);

@@ -13,11 +13,11 @@
  * Idle workers leave after ingest.worker_idle_timeout so that DROP DATABASE
  * and CREATE DATABASE ... TEMPLATE are not kept waiting for long.
  *
- * The extension itself may change under a worker. A worker holds the
- * extension object (a session lock) from a job's claim to its recorded
- * outcome, so DROP EXTENSION waits for the running jobs to end instead of
- * pulling the job tables from under them, and a worker never claims while a
- * DROP EXTENSION waits. (A job that fails loses the hold with its aborted
+ * The extension itself may change under a worker. A worker holds the job
+ * table (a session lock) from a job's claim to its recorded outcome, so
+ * DROP EXTENSION waits for the running jobs to end instead of pulling the
+ * job tables from under them, and a worker never claims while a DROP
+ * EXTENSION waits. (A job that fails loses the hold with its aborted
  * transaction: a waiting DROP then goes first, and the failure, with no
  * table left to go to, is only logged.) In a database whose extension is at
  * another version than this library's SQL is written for (created before
@@ -31,6 +31,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "catalog/pg_database.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -45,6 +46,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -122,6 +124,8 @@ in_transaction(bool (*fn) (void *), void *arg)
 	return result;
 }
 
+static Oid	jobs_table_oid(void);
+
 typedef enum ExtensionState
 {
 	EXTENSION_ABSENT,			/* not installed here (or being created) */
@@ -143,8 +147,20 @@ static ExtensionState
 extension_state(Oid *extoid)
 {
 	char	   *version = jobs_extension_version(extoid);
+	Oid			relid;
 
 	if (!OidIsValid(*extoid) || !jobs_extension_ready())
+		return EXTENSION_ABSENT;
+
+	/*
+	 * Keep the job table for the rest of this transaction: a DROP EXTENSION
+	 * committing meanwhile would otherwise pull it from under the query that
+	 * follows. If one is waiting, wait for it, and see the table gone.
+	 */
+	relid = jobs_table_oid();
+	LockRelationOid(relid, AccessShareLock);
+	AcceptInvalidationMessages();
+	if (jobs_table_oid() != relid)
 		return EXTENSION_ABSENT;
 	if (strcmp(version, INGEST_SCHEMA_VERSION) != 0)
 	{
@@ -161,66 +177,81 @@ extension_state(Oid *extoid)
 }
 
 /*
- * The extension object, locked for the whole of a job (a session lock, kept
- * across the job's transactions). DROP EXTENSION locks the extension before
- * anything else, so it waits here holding nothing a job needs; without this
- * it could run between two commit_every batches, and a job whose tables
- * were dropped and created again under it would write its progress into
- * another job's row of the same id.
+ * The job table, locked (AccessShare, a session lock kept across the job's
+ * transactions) for the whole of a job. DROP EXTENSION must lock it
+ * exclusively to drop it, so it waits for running jobs; without this it
+ * could run between two commit_every batches, and a job whose tables were
+ * dropped and created again under it would write its progress into another
+ * job's row of the same id. The lock is on the table, not on the extension
+ * object: anybody can queue a lock request on the extension (DROP EXTENSION
+ * checks ownership only after it has locked), which would stall every
+ * claim, while only the table's owner can ask for a conflicting lock on it.
  */
-static LOCKTAG extension_tag;
-static bool extension_held = false;
+static LOCKTAG jobs_table_tag;
+static bool jobs_table_held = false;
+
+static Oid
+jobs_table_oid(void)
+{
+	Oid			nsp = get_namespace_oid("ingest", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("upload_jobs", nsp) : InvalidOid;
+}
 
 /*
- * Take the lock without waiting: if a DROP EXTENSION (or another command
- * that wants the extension to itself) is waiting, no new job starts.
+ * Take the lock without waiting: if a DROP EXTENSION (or anything else that
+ * wants the table to itself) is waiting, no new job starts.
  */
 static bool
-hold_extension(Oid extoid)
+hold_jobs_table(void)
 {
-	SET_LOCKTAG_OBJECT(extension_tag, MyDatabaseId, ExtensionRelationId, extoid, 0);
-	if (LockAcquire(&extension_tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	Oid			relid = jobs_table_oid();
+
+	if (!OidIsValid(relid))
 		return false;
-	extension_held = true;
+	SET_LOCKTAG_RELATION(jobs_table_tag, MyDatabaseId, relid);
+	if (LockAcquire(&jobs_table_tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	jobs_table_held = true;
 
 	/* a DROP EXTENSION that committed before we locked: see it now */
 	AcceptInvalidationMessages();
-	if (get_extension_oid("ingest", true) != extoid)
+	if (jobs_table_oid() != relid)
 	{
-		LockRelease(&extension_tag, AccessShareLock, true);
-		extension_held = false;
+		LockRelease(&jobs_table_tag, AccessShareLock, true);
+		jobs_table_held = false;
 		return false;
 	}
 	return true;
 }
 
 static void
-release_extension(void)
+release_jobs_table(void)
 {
-	if (extension_held)
-		LockRelease(&extension_tag, AccessShareLock, true);
-	extension_held = false;
+	if (jobs_table_held)
+		LockRelease(&jobs_table_tag, AccessShareLock, true);
+	jobs_table_held = false;
 }
 
 /*
  * After a job's transaction aborted: an abort releases session locks too,
  * so the hold is gone, and a waiting DROP EXTENSION has just been granted
- * the extension. Take it again, waiting (behind that DROP, if any), before
- * the outcome is written; false if the extension is gone by then.
+ * the table. Take it again, waiting (behind that DROP, if any), before the
+ * outcome is written; false if the table is gone by then.
  */
 static bool
-rehold_extension(void *arg)
+rehold_jobs_table(void *arg)
 {
-	extension_held = LockHeldByMe(&extension_tag, AccessShareLock);
-	if (!extension_held)
+	jobs_table_held = LockHeldByMe(&jobs_table_tag, AccessShareLock);
+	if (!jobs_table_held)
 	{
-		(void) LockAcquire(&extension_tag, AccessShareLock, true, false);
-		extension_held = true;
+		(void) LockAcquire(&jobs_table_tag, AccessShareLock, true, false);
+		jobs_table_held = true;
 	}
 	AcceptInvalidationMessages();
-	if (get_extension_oid("ingest", true) != extension_tag.locktag_field3)
+	if (jobs_table_oid() != jobs_table_tag.locktag_field2)
 	{
-		release_extension();
+		release_jobs_table();
 		return false;
 	}
 	return true;
@@ -269,7 +300,9 @@ expire_uploads(void *arg)
 static bool
 queued_jobs(void *arg)
 {
-	return jobs_extension_ready() && jobs_queued_exist();
+	Oid			extoid;
+
+	return extension_state(&extoid) != EXTENSION_ABSENT && jobs_queued_exist();
 }
 
 typedef struct ClaimArgs
@@ -300,7 +333,7 @@ claim(void *arg)
 		case EXTENSION_CURRENT:
 			break;
 	}
-	if (!hold_extension(extoid))
+	if (!hold_jobs_table())
 		return false;			/* DROP EXTENSION waits: claim nothing */
 	if (orphans_unchecked || epoch != orphans_checked)
 	{
@@ -312,7 +345,7 @@ claim(void *arg)
 	found = jobs_claim(c->job, &c->more);
 	MemoryContextSwitchTo(old);
 	if (!found)
-		release_extension();
+		release_jobs_table();
 
 	/*
 	 * Publish the job before the claim commits: from the moment other
@@ -418,9 +451,11 @@ run_job(IngestJob *job, MemoryContext job_cxt)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		/* before anything waits: the outcome's bookkeeping must not time out */
+		loader_stop_timer();
 		MemoryContextSwitchTo(job_cxt);
 
-		if (!in_transaction(rehold_extension, NULL))
+		if (!in_transaction(rehold_jobs_table, NULL))
 		{
 			LoaderOutcome out;
 
@@ -546,7 +581,7 @@ ingest_worker_main(Datum main_arg)
 				if (c.more)
 					shmem_request_db(MyDatabaseId);		/* ask for a colleague */
 				run_job(c.job, job_cxt);
-				release_extension();
+				release_jobs_table();
 				MemoryContextDelete(job_cxt);
 				if (shmem_worker_end_job())
 				{
