@@ -54,6 +54,21 @@ cleanup() {
 
 ingest_setup ingest-test
 
+# count_results LABEL RC FILE OK_RE FAIL_RE: add a suite's results (lines of FILE matching
+# OK_RE / FAIL_RE) to the totals; a non-zero exit without a failed line counts as one
+# failure. Leaves the suite's counts in s_ok and s_fail.
+count_results() {
+    local label=$1 rc=$2 file=$3
+    s_ok=$(grep -cE "$4" "$file")
+    s_fail=$(grep -cE "$5" "$file")
+    if [ "$rc" -ne 0 ] && [ "$s_fail" -eq 0 ]; then
+        s_fail=1
+        echo "$label exited $rc without a failed test: counted as one failure"
+    fi
+    passed=$((passed + s_ok))
+    failed=$((failed + s_fail))
+}
+
 show_file() {   # show_file FILE [MAX_LINES]: print a log, cut to its last MAX_LINES lines
     local f=$1 max=${2:-400} n
     [ -f "$f" ] || return 0
@@ -77,20 +92,14 @@ if [ "${TAP_ONLY:-0}" != 1 ]; then
     run_as make -C "$INGEST_STAGE" PG_CONFIG="$PG_CONFIG" installcheck 2>&1 | tee "$regress_log"
     rc=${PIPESTATUS[0]}
     # PG 15 prints "test NAME ... ok|FAILED|failed (ignored)"; later versions print TAP lines.
-    r_ok=$(grep -cE '^(test +[^ ]+ +\.\.\. +ok|ok [0-9]+ +[-+] )' "$regress_log")
-    r_fail=$(grep -cE '^(test +[^ ]+ +\.\.\. +(FAILED|failed)|not ok [0-9]+ )' "$regress_log")
-    if [ "$rc" -ne 0 ] && [ "$r_fail" -eq 0 ]; then
-        r_fail=1
-        echo "make installcheck exited $rc without a failed test: counted as one failure"
-    fi
-    passed=$((passed + r_ok))
-    failed=$((failed + r_fail))
-    if [ "$r_fail" -gt 0 ]; then
-        failures+=("pg_regress: $r_fail")
+    count_results "make installcheck" "$rc" "$regress_log" \
+        '^(test +[^ ]+ +\.\.\. +ok|ok [0-9]+ +[-+] )' '^(test +[^ ]+ +\.\.\. +(FAILED|failed)|not ok [0-9]+ )'
+    if [ "$s_fail" -gt 0 ]; then
+        failures+=("pg_regress: $s_fail")
         show_file "$INGEST_STAGE/regression.diffs" 3000
         show_file "$INGEST_STAGE/log/postmaster.log" 300
     fi
-    echo "pg_regress: $r_ok passed, $r_fail failed"
+    echo "pg_regress: $s_ok passed, $s_fail failed"
 fi
 
 # ---------------------------------------------------------------- TAP tests
@@ -113,16 +122,9 @@ if [ "${REGRESS_ONLY:-0}" != 1 ]; then
             bash -c 'mkdir -p "$TESTDIR" && cd "$0" && exec prove -v -I "$1" -I test/lib "$2"' \
             "$INGEST_STAGE" "$PG_PERL_LIB" "$tf" 2>&1 | tee "$tap_out"
         rc=${PIPESTATUS[0]}
-        t_ok=$(grep -cE '^ok [0-9]+' "$tap_out")
-        t_fail=$(grep -cE '^not ok [0-9]+' "$tap_out")
-        if [ "$rc" -ne 0 ] && [ "$t_fail" -eq 0 ]; then
-            t_fail=1
-            echo "$tf exited $rc without a failed assertion: counted as one failure"
-        fi
-        passed=$((passed + t_ok))
-        failed=$((failed + t_fail))
-        if [ "$t_fail" -gt 0 ]; then
-            failures+=("$tf: $t_fail")
+        count_results "$tf" "$rc" "$tap_out" '^ok [0-9]+' '^not ok [0-9]+'
+        if [ "$s_fail" -gt 0 ]; then
+            failures+=("$tf: $s_fail")
             for lf in "$INGEST_STAGE/test/tap/$name"/tmp_check/log/*; do
                 show_file "$lf" 300
             done
@@ -138,16 +140,9 @@ if [ "${TAP_ONLY:-0}" != 1 ] && [ "${REGRESS_ONLY:-0}" != 1 ]; then
     FUZZ_WORK=$INGEST_STAGE/test/fuzz-work bash "$INGEST_STAGE/test/fuzz/run.sh" "${FUZZ_SECONDS:-30}" \
         2>&1 | tee "$fuzz_out"
     rc=${PIPESTATUS[0]}
-    f_ok=$(grep -cE '^ok [0-9]+' "$fuzz_out")
-    f_fail=$(grep -cE '^not ok [0-9]+' "$fuzz_out")
-    if [ "$rc" -ne 0 ] && [ "$f_fail" -eq 0 ]; then
-        f_fail=1
-        echo "test/fuzz/run.sh exited $rc without a failed step: counted as one failure"
-    fi
-    passed=$((passed + f_ok))
-    failed=$((failed + f_fail))
-    if [ "$f_fail" -gt 0 ]; then
-        failures+=("fuzz: $f_fail (failing input above, kept under $INGEST_STAGE/test/fuzz-work)")
+    count_results "test/fuzz/run.sh" "$rc" "$fuzz_out" '^ok [0-9]+' '^not ok [0-9]+'
+    if [ "$s_fail" -gt 0 ]; then
+        failures+=("fuzz: $s_fail (failing input above, kept under $INGEST_STAGE/test/fuzz-work)")
     fi
 fi
 
