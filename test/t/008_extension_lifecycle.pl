@@ -190,13 +190,16 @@ my $before_update = $node->safe_psql('upd', q{
 	  FROM ingest.upload_jobs WHERE id <= 2});
 
 # A new library is installed with a restart; the launcher then looks at every database.
+# (the message is looked for from before the restart: the worker may say its piece before
+# restart returns; failures are looked for from the start of the new server)
+my $restart_logpos = -s $node->logfile;
 $node->restart;
 $logpos = -s $node->logfile;
 ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) >= 1 FROM pg_stat_activity
 		 WHERE backend_type = 'ingest worker' AND datname = 'upd'}),
 	'a worker came to upd, which has jobs queued under 1.0');
-ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.1/, $logpos),
+ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.1/, $restart_logpos),
 	'it says that the extension there needs ALTER EXTENSION UPDATE');
 sleep 2;    # time for a worker that would mishandle 1.0 to do so
 is( $node->safe_psql('upd',
