@@ -292,6 +292,16 @@ api_enqueue(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 	return id;
 }
 
+/* An ERROR naming argument argno when it is NULL. */
+void
+api_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name)));
+}
+
 /* NULL options mean the defaults, as '{}' does. */
 Jsonb *
 api_options_arg(FunctionCallInfo fcinfo, int argno)
@@ -307,14 +317,8 @@ ingest_enqueue_data(PG_FUNCTION_ARGS)
 	bytea	   *data;
 	int64		size;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("target table must not be NULL")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("data must not be NULL")));
+	api_not_null(fcinfo, 0, "target table");
+	api_not_null(fcinfo, 1, "data");
 	data = PG_GETARG_BYTEA_PP(1);
 	size = VARSIZE_ANY_EXHDR(data);
 
@@ -394,10 +398,7 @@ ingest_purge(PG_FUNCTION_ARGS)
 	Interval	zero = {0};
 	Interval   *older_than;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("older_than must not be NULL")));
+	api_not_null(fcinfo, 0, "older_than");
 	older_than = PG_GETARG_INTERVAL_P(0);
 	if (DatumGetBool(DirectFunctionCall2(interval_lt, IntervalPGetDatum(older_than),
 										 IntervalPGetDatum(&zero))))

@@ -12,5 +12,6 @@ extern int64 api_enqueue(Oid target, const char *source, JobSourceType source_ty
 						 Jsonb *options, int64 size, bytea *data, bool uploading);
 extern void api_wake_at_commit(void);
 extern Jsonb *api_options_arg(FunctionCallInfo fcinfo, int argno);
+extern void api_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 
 #endif							/* INGEST_API_H */

@@ -79,6 +79,16 @@ is_admin(Oid role)
 	return superuser_arg(role) || (OidIsValid(admin) && has_privs_of_role(role, admin));
 }
 
+/* The same error whether the job does not exist or is someone else's. */
+static void
+job_not_found(int64 job_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("ingest job " INT64_FORMAT " does not exist", job_id),
+			 errhint("A role sees and manages only its own jobs, unless it is a member of ingest_admin.")));
+}
+
 /*
  * The owner of a job the caller may see (its own, or any for ingest_admin),
  * and its state in *state when state is not NULL; an ERROR otherwise, the
@@ -106,10 +116,7 @@ jobs_check_visible(int64 job_id, Oid caller, char **state)
 	SPI_finish();
 
 	if (!OidIsValid(owner) || !(owner == caller || is_admin(caller)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("ingest job " INT64_FORMAT " does not exist", job_id),
-				 errhint("A role sees and manages only its own jobs, unless it is a member of ingest_admin.")));
+		job_not_found(job_id);
 	return owner;
 }
 
@@ -780,15 +787,6 @@ jobs_record_error(int64 job_id, int64 line, int64 record_number,
  * many connections send chunks at once.
  */
 
-static void
-upload_not_found(int64 job_id)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_OBJECT),
-			 errmsg("ingest job " INT64_FORMAT " does not exist", job_id),
-			 errhint("A role sees and manages only its own jobs, unless it is a member of ingest_admin.")));
-}
-
 /*
  * Lock upload job_id for a call by its owner (finishing: finish_upload,
  * else upload_chunk) and return the bytes received so far; an ERROR
@@ -820,7 +818,7 @@ lock_upload(int64 job_id, Oid caller, bool finishing)
 				  "FOR UPDATE",
 				  3, types, values, NULL, false);
 	if (SPI_processed != 1)
-		upload_not_found(job_id);
+		job_not_found(job_id);
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));

@@ -332,8 +332,9 @@ reader_lo_io(Oid loid, int64 offset, char *buf, int len)
 	return result;
 }
 
-static bool
-lo_owned_by(Oid loid, Oid role)
+/* Does role own large object loid? (enqueue_lo's unlink check, and ours before unlinking) */
+bool
+reader_lo_owned_by(Oid loid, Oid role)
 {
 #if PG_VERSION_NUM >= 160000
 	return object_ownercheck(LargeObjectRelationId, loid, role);
@@ -529,7 +530,7 @@ reader_succeeded(IngestReader *r, const IngestOptions *opts)
 		return;
 	if (!LargeObjectExists(r->loid))
 		return;					/* removed meanwhile: nothing left to do */
-	if (!lo_owned_by(r->loid, r->owner))
+	if (!reader_lo_owned_by(r->loid, r->owner))
 	{
 		ereport(WARNING,
 				(errmsg("ingest job " INT64_FORMAT " did not remove large object %u: role \"%s\" no longer owns it",

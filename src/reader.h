@@ -19,5 +19,6 @@ extern void reader_succeeded(IngestReader *r, const IngestOptions *opts);
 extern char *reader_resolve_path(const char *path, int64 *size);
 extern void reader_check_size(int64 size, const char *what);
 extern int64 reader_lo_io(Oid loid, int64 offset, char *buf, int len);
+extern bool reader_lo_owned_by(Oid loid, Oid role);
 
 #endif							/* INGEST_READER_H */

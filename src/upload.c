@@ -24,7 +24,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_largeobject.h"
-#include "catalog/pg_largeobject_metadata.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -41,19 +40,10 @@ PG_FUNCTION_INFO_V1(ingest_upload_chunk);
 PG_FUNCTION_INFO_V1(ingest_finish_upload);
 PG_FUNCTION_INFO_V1(ingest_enqueue_lo);
 
-static void
-not_null(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", name)));
-}
-
 Datum
 ingest_begin_upload(PG_FUNCTION_ARGS)
 {
-	not_null(fcinfo, 0, "target table");
+	api_not_null(fcinfo, 0, "target table");
 
 	/* abandoned uploads go first, so that they do not count against a quota */
 	(void) jobs_expire_uploads();
@@ -71,9 +61,9 @@ ingest_upload_chunk(PG_FUNCTION_ARGS)
 	bytea	   *data;
 	int64		total;
 
-	not_null(fcinfo, 0, "job_id");
-	not_null(fcinfo, 1, "seq");
-	not_null(fcinfo, 2, "data");
+	api_not_null(fcinfo, 0, "job_id");
+	api_not_null(fcinfo, 1, "seq");
+	api_not_null(fcinfo, 2, "data");
 	job_id = PG_GETARG_INT64(0);
 	seq = PG_GETARG_INT32(1);
 	data = PG_GETARG_BYTEA_PP(2);
@@ -101,7 +91,7 @@ ingest_finish_upload(PG_FUNCTION_ARGS)
 	int64		total_bytes = -1;
 	int64		size;
 
-	not_null(fcinfo, 0, "job_id");
+	api_not_null(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);
 	if (!PG_ARGISNULL(1))
 	{
@@ -128,8 +118,8 @@ ingest_enqueue_lo(PG_FUNCTION_ARGS)
 	Oid			userid = GetUserId();
 	int64		size;
 
-	not_null(fcinfo, 0, "target table");
-	not_null(fcinfo, 1, "loid");
+	api_not_null(fcinfo, 0, "target table");
+	api_not_null(fcinfo, 1, "loid");
 	loid = PG_GETARG_OID(1);
 	options = api_options_arg(fcinfo, 2);
 	options_parse(options, &opts);
@@ -152,13 +142,7 @@ ingest_enqueue_lo(PG_FUNCTION_ARGS)
 				 errhint("Its owner can GRANT SELECT ON LARGE OBJECT %u to the role that loads it.", loid)));
 
 	/* the worker removes it as the extension's owner: only its owner may ask for that */
-	if (opts.unlink &&
-#if PG_VERSION_NUM >= 160000
-		!object_ownercheck(LargeObjectRelationId, loid, userid)
-#else
-		!pg_largeobject_ownercheck(loid, userid)
-#endif
-		)
+	if (opts.unlink && !reader_lo_owned_by(loid, userid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of large object %u to load it with \"unlink\": true", loid),
