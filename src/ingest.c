@@ -33,6 +33,8 @@ int			ingest_max_record_size = 256 * 1024 * 1024;
 int			ingest_upload_ttl = 24 * 3600;
 int			ingest_max_queued_per_role = 0;
 int			ingest_max_running_per_role = -1;
+int			ingest_max_chunks_per_upload = 10000;
+int			ingest_max_worker_deaths = 3;
 
 void		_PG_init(void);
 
@@ -129,6 +131,22 @@ _PG_init(void)
 							&ingest_max_running_per_role,
 							-1, -1, MAX_BACKENDS,
 							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_chunks_per_upload",
+							"Chunks one upload may have; their numbers run from 0 to this minus 1.",
+							"Bounds the rows one upload adds to ingest.job_chunks whatever the chunk size; ingest.max_file_size bounds its bytes.",
+							&ingest_max_chunks_per_upload,
+							10000, 1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_worker_deaths",
+							"Times a job's worker may die under it (a crash, the OOM killer, a restart) before the job fails.",
+							"Counted apart from attempts, whatever the job's max_attempts; only an ingest_admin member's ingest.retry starts the count again.",
+							&ingest_max_worker_deaths,
+							3, 1, INGEST_MAX_ATTEMPTS_LIMIT,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ingest");

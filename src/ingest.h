@@ -17,18 +17,22 @@ extern int	ingest_max_record_size;
 extern int	ingest_upload_ttl;
 extern int	ingest_max_queued_per_role;
 extern int	ingest_max_running_per_role;
+extern int	ingest_max_chunks_per_upload;
+extern int	ingest_max_worker_deaths;
 
 /*
  * The extension version whose tables and views the SQL of jobs.c and
  * loader.c is written for: raise it with every new upgrade script.
  */
-#define INGEST_SCHEMA_VERSION	"1.1"
+#define INGEST_SCHEMA_VERSION	"1.2"
 
 #define INGEST_READ_CHUNK		(256 * 1024)
 #define INGEST_MAX_RECORD_SIZE_LIMIT	(1024 * 1024 * 1024 - 1)	/* a varlena's limit */
 #define INGEST_MAX_ATTEMPTS_LIMIT	100
 #define INGEST_RAW_LINE_MAX		1024
 #define INGEST_RETAINED_ERRORS	100
+/* job_errors.message and upload_jobs.last_error are cut to this many bytes */
+#define INGEST_MESSAGE_MAX		2048
 
 /* ingest.max_file_size in bytes; 0 means no limit. */
 #define INGEST_MAX_FILE_BYTES	((int64) ingest_max_file_size)

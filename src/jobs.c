@@ -20,6 +20,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -68,6 +69,23 @@ jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
 }
 
 #define exec_as_owner jobs_exec_as_owner
+
+/*
+ * A message as ingest's tables keep it: at most INGEST_MESSAGE_MAX bytes,
+ * cut between characters. Messages come from user code (a trigger may raise
+ * megabytes); what a job stores must stay small whatever they say.
+ */
+char *
+jobs_clip_message(const char *message)
+{
+	int			len = strlen(message);
+	int			keep;
+
+	if (len <= INGEST_MESSAGE_MAX)
+		return (char *) message;
+	keep = pg_mbcliplen(message, len, INGEST_MESSAGE_MAX - 4);
+	return psprintf("%.*s ...", keep, message);
+}
 
 static void check_schema_version(void);
 
@@ -273,27 +291,48 @@ jobs_cancel(int64 job_id, Oid caller, bool *running)
 bool
 jobs_retry(int64 job_id, Oid caller)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
+	Oid			types[2] = {INT8OID, BOOLOID};
+	Datum		values[2] = {Int64GetDatum(job_id)};
 	Oid			owner = jobs_check_visible(job_id, caller, NULL);
 	bool		result;
 	bool		isnull;
 
+	bool		admin = is_admin(caller);
+	int			deaths = 0;
+
 	SPI_connect();
-	exec_as_owner("SELECT state = 'cancelled' AND last_error = '" UPLOAD_CANCELLED "' "
+	exec_as_owner("SELECT state = 'cancelled' AND last_error = '" UPLOAD_CANCELLED "', worker_deaths "
 				  "FROM ingest.upload_jobs WHERE id = $1",
 				  1, types, values, NULL, true);
-	if (SPI_processed == 1 &&
-		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	if (SPI_processed == 1)
+	{
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("ingest job " INT64_FORMAT " is an upload cancelled before it was finished and cannot be retried", job_id),
+					 errhint("Begin a new upload with ingest.begin_upload.")));
+		deaths = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+
+	/*
+	 * A job under which workers died that often may take the server down
+	 * again with it: its owner cannot start it over, an administrator can.
+	 */
+	if (deaths >= ingest_max_worker_deaths && !admin)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("ingest job " INT64_FORMAT " is an upload cancelled before it was finished and cannot be retried", job_id),
-				 errhint("Begin a new upload with ingest.begin_upload.")));
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("ingest job " INT64_FORMAT " cannot be retried: the worker running it died %d times",
+						job_id, deaths),
+				 errdetail("A job whose worker died ingest.max_worker_deaths (%d) times may crash the server again.",
+						   ingest_max_worker_deaths),
+				 errhint("A member of ingest_admin can retry it after finding the cause in the server log.")));
 	check_queue_quota(owner);
+	values[1] = BoolGetDatum(admin);
 	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', attempts = 0, run_after = NULL, "
-				  "  finished_at = NULL, cancel_requested = false, worker_pid = NULL "
+				  "  finished_at = NULL, cancel_requested = false, worker_pid = NULL, "
+				  "  worker_deaths = CASE WHEN $2 THEN 0 ELSE worker_deaths END "
 				  "WHERE id = $1 AND state IN ('failed', 'cancelled')",
-				  1, types, values, NULL, false);
+				  2, types, values, NULL, false);
 	result = (SPI_processed == 1);
 	SPI_finish();
 	return result;
@@ -420,26 +459,40 @@ jobs_extension_ready(void)
  * or the server restarted) go back to the queue. With commit_every the rows
  * of committed batches stay and the checkpoint says where to resume; without
  * it the aborted attempt left nothing behind. A job cancelled meanwhile ends
- * cancelled, and one whose worker died max_attempts times ends failed
- * rather than take the next worker down with it again.
+ * cancelled. A worker's death is counted in worker_deaths, apart from the
+ * attempts a job's options allow: whatever took the worker down (a crash
+ * restarts the whole server) must not do so more than
+ * ingest.max_worker_deaths times, however many attempts the owner asked for
+ * or how often it calls ingest.retry. A job whose worker died max_attempts
+ * times ends failed as well.
+ *
+ * A row locked by a session (an ingest.cancel not yet committed) is skipped,
+ * never waited for: *incomplete then asks for another look later.
  */
+#define ORPHANS_WHERE \
+	"state = 'running' AND (COALESCE(worker_pid, 0), id) NOT IN " \
+	"  (SELECT * FROM unnest($1::int4[], $2::int8[]))"
+
 #define REQUEUE_ORPHANS_SQL \
 	"WITH orphans AS (" \
-	"  SELECT id FROM ingest.upload_jobs " \
-	"  WHERE state = 'running' " \
-	"    AND (COALESCE(worker_pid, 0), id) NOT IN " \
-	"        (SELECT * FROM unnest($1::int4[], $2::int8[])) " \
-	"  FOR UPDATE), " \
+	"  SELECT id FROM ingest.upload_jobs WHERE " ORPHANS_WHERE \
+	"  FOR NO KEY UPDATE SKIP LOCKED), " \
 	"done AS (" \
 	"  UPDATE ingest.upload_jobs j SET " \
 	"    state = CASE WHEN j.cancel_requested THEN 'cancelled' " \
-	"                 WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END, " \
+	"                 WHEN j.worker_deaths + 1 >= $3 OR j.attempts >= j.max_attempts THEN 'failed' " \
+	"                 ELSE 'queued' END, " \
 	"    last_error = CASE WHEN j.cancel_requested THEN 'cancelled by ingest.cancel()' " \
+	"                      WHEN j.worker_deaths + 1 >= $3 THEN 'the worker running this job died ' " \
+	"                           || j.worker_deaths + 1 || ' times (ingest.max_worker_deaths is ' || $3 " \
+	"                           || '); the job is not retried' " \
 	"                      WHEN j.attempts >= j.max_attempts THEN 'the worker running this job exited unexpectedly ' " \
 	"                           || j.attempts || ' times; the job is not retried' " \
 	"                      ELSE 'the worker running this job exited unexpectedly; the job was taken back' END, " \
-	"    finished_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts " \
+	"    finished_at = CASE WHEN j.cancel_requested OR j.worker_deaths + 1 >= $3 " \
+	"                            OR j.attempts >= j.max_attempts " \
 	"                       THEN pg_catalog.clock_timestamp() END, " \
+	"    worker_deaths = j.worker_deaths + 1, " \
 	"    worker_pid = NULL " \
 	"  FROM orphans o WHERE j.id = o.id " \
 	"  RETURNING j.id, j.state) " \
@@ -448,8 +501,12 @@ jobs_extension_ready(void)
 	"    'job_id', id, 'state', state)::text)::text END " \
 	"FROM done"
 
+/* after the update, which sees it: orphans left because a session had them locked */
+#define ORPHANS_LEFT_SQL \
+	"SELECT EXISTS (SELECT 1 FROM ingest.upload_jobs WHERE " ORPHANS_WHERE ")"
+
 int
-jobs_requeue_orphans(void)
+jobs_requeue_orphans(bool *incomplete)
 {
 	int			max = ingest_shared->nslots;
 	int		   *pids = palloc(sizeof(int) * max);
@@ -457,13 +514,14 @@ jobs_requeue_orphans(void)
 	int			n;
 	Datum	   *pid_elems;
 	Datum	   *id_elems;
-	Oid			types[2] = {INT4ARRAYOID, INT8ARRAYOID};
-	Datum		values[2];
+	Oid			types[3] = {INT4ARRAYOID, INT8ARRAYOID, INT4OID};
+	Datum		values[3];
 	int			requeued;
 	IdentitySave save;
 	SPIPlanPtr	plan;
 	Snapshot	snap;
 	int			rc;
+	bool		isnull;
 
 	/*
 	 * One orphan check at a time per database: otherwise a check could take
@@ -478,7 +536,7 @@ jobs_requeue_orphans(void)
 
 	SPI_connect();
 	identity_enter_system(&save);
-	plan = SPI_prepare(REQUEUE_ORPHANS_SQL, 2, types);
+	plan = SPI_prepare(REQUEUE_ORPHANS_SQL, 3, types);
 	if (plan == NULL)
 		elog(ERROR, "ingest: could not prepare the orphan check: %s",
 			 SPI_result_code_string(SPI_result));
@@ -501,12 +559,18 @@ jobs_requeue_orphans(void)
 	}
 	values[0] = PointerGetDatum(construct_array(pid_elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(id_elems, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = Int32GetDatum(ingest_max_worker_deaths);
 
 	rc = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, false, true, 0);
 	if (rc < 0)
 		elog(ERROR, "ingest: orphan check failed: %s", SPI_result_code_string(rc));
 	requeued = (int) SPI_processed;
 	UnregisterSnapshot(snap);
+
+	rc = SPI_execute_with_args(ORPHANS_LEFT_SQL, 2, types, values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "ingest: orphan check failed: %s", SPI_result_code_string(rc));
+	*incomplete = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	identity_leave_system(&save);
 	SPI_finish();
 	if (requeued > 0)
@@ -545,17 +609,25 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
  * ingest._queue): not waiting for a retry, its owner under
  * ingest.max_running_per_role. Claims are serialized per database, so two
  * workers never both count a role one short of its limit; a claim is a
- * short transaction.
+ * short transaction, and never waits for a row lock: a job row a session
+ * has locked (an ingest.cancel not yet committed, say) is skipped for the
+ * next candidate, so no user transaction can hold up the queue.
  */
+#define CANDIDATES_SQL \
+	"SELECT q.id FROM ingest._queue q " \
+	"WHERE (q.run_after IS NULL OR q.run_after <= pg_catalog.clock_timestamp()) " \
+	"  AND q.running < q.max_running " \
+	"ORDER BY q.place LIMIT 64"
+
+#define LOCK_CANDIDATE_SQL \
+	"SELECT owner::oid FROM ingest.upload_jobs WHERE id = $1 AND state = 'queued' " \
+	"FOR NO KEY UPDATE SKIP LOCKED"
+
 #define CLAIM_SQL \
 	"UPDATE ingest.upload_jobs SET state = 'running', attempts = attempts + 1, " \
 	"  started_at = pg_catalog.clock_timestamp(), finished_at = NULL, last_error = NULL, " \
 	"  run_after = NULL, worker_pid = pg_catalog.pg_backend_pid() " \
-	"WHERE state = 'queued' AND id = (" \
-	"  SELECT q.id FROM ingest._queue q " \
-	"  WHERE (q.run_after IS NULL OR q.run_after <= pg_catalog.clock_timestamp()) " \
-	"    AND q.running < q.max_running " \
-	"  ORDER BY q.place LIMIT 1) " \
+	"WHERE id = $1 " \
 	"RETURNING id, owner::oid, target::oid, source, source_type, options, settings, " \
 	"  attempts, records_done, rows_inserted, rows_rejected, " \
 	"  COALESCE(bytes_total, -1), cancel_requested, max_attempts, " \
@@ -570,28 +642,70 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	"UPDATE ingest.upload_jobs SET rows_rejected = rows_rejected - (SELECT count(*) FROM stale) " \
 	"WHERE id = $1 RETURNING rows_rejected"
 
-bool
-jobs_claim(IngestJob *job, bool *more_queued)
+/*
+ * The first candidate in the queue's order that no session has locked, now
+ * locked by us; 0 when there is none. Its owner in *owner.
+ */
+static int64
+lock_next_candidate(Oid *owner)
+{
+	SPITupleTable *candidates;
+	uint64		ncandidates;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+
+	exec_as_owner(CANDIDATES_SQL, 0, NULL, NULL, NULL, false);
+	candidates = SPI_tuptable;
+	ncandidates = SPI_processed;
+	for (uint64 i = 0; i < ncandidates; i++)
+	{
+		values[0] = SPI_getbinval(candidates->vals[i], candidates->tupdesc, 1, &isnull);
+		exec_as_owner(LOCK_CANDIDATE_SQL, 1, types, values, NULL, false);
+		if (SPI_processed == 1)
+		{
+			*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			return DatumGetInt64(values[0]);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Claim the next job. A worker that has run a job of one owner runs no
+ * other owner's job (served_owner valid): JOB_CLAIM_OTHER_OWNER says the
+ * next job is another's, to be run by a fresh worker.
+ */
+JobClaim
+jobs_claim(IngestJob *job, Oid served_owner, bool *more_queued)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
-	bool		found = false;
+	JobClaim	result = JOB_CLAIM_NONE;
+	int64		id;
+	Oid			owner = InvalidOid;
 
 	LockDatabaseObject(ExtensionRelationId, get_extension_oid("ingest", false),
 					   CLAIM_LOCK_SUBID, ExclusiveLock);
 	SPI_connect();
-	exec_as_owner(CLAIM_SQL, 0, NULL, NULL, NULL, false);
-	if (SPI_processed == 1)
+	id = lock_next_candidate(&owner);
+	if (id != 0 && OidIsValid(served_owner) && owner != served_owner)
+		result = JOB_CLAIM_OTHER_OWNER;
+	else if (id != 0)
 	{
 		const char *type;
 		Oid			types[2] = {INT8OID, INT8OID};
 		Datum		values[2];
 
+		values[0] = Int64GetDatum(id);
+		exec_as_owner(CLAIM_SQL, 1, types, values, NULL, false);
+		if (SPI_processed != 1)
+			elog(ERROR, "ingest: job " INT64_FORMAT " could not be claimed", id);
 		tup = SPI_tuptable->vals[0];
 		desc = SPI_tuptable->tupdesc;
-		found = true;
+		result = JOB_CLAIM_TAKEN;
 		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		job->target = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
@@ -620,7 +734,7 @@ jobs_claim(IngestJob *job, bool *more_queued)
 		*more_queued = jobs_queued_exist();
 	}
 	SPI_finish();
-	return found;
+	return result;
 }
 
 /* Are jobs waiting in this database? */
@@ -692,7 +806,7 @@ jobs_retry_later(const IngestJob *job, int64 records_done, int64 rows_inserted,
 	values[2] = Int64GetDatum(rows_inserted);
 	values[3] = Int64GetDatum(rows_rejected);
 	values[4] = Int64GetDatum(bytes_done);
-	values[5] = CStringGetTextDatum(last_error);
+	values[5] = CStringGetTextDatum(jobs_clip_message(last_error));
 	values[6] = Int64GetDatum(delay_ms);
 	SPI_connect();
 	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', records_done = $2, "
@@ -733,7 +847,7 @@ jobs_finish(const IngestJob *job, const char *state, int64 records_done,
 	values[4] = Int64GetDatum(rows_rejected);
 	values[5] = Int64GetDatum(bytes_done);
 	if (last_error)
-		values[6] = CStringGetTextDatum(last_error);
+		values[6] = CStringGetTextDatum(jobs_clip_message(last_error));
 	else
 		nulls[6] = 'n';
 
@@ -763,7 +877,7 @@ jobs_record_error(int64 job_id, int64 line, int64 record_number,
 	else
 		nulls[1] = 'n';
 	values[2] = CStringGetTextDatum(sqlstate);
-	values[3] = CStringGetTextDatum(message);
+	values[3] = CStringGetTextDatum(jobs_clip_message(message));
 	if (raw_line)
 		values[4] = CStringGetTextDatum(raw_line);
 	else
@@ -903,14 +1017,18 @@ jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller)
 		exec_as_owner("INSERT INTO ingest.job_chunks (job_id, seq, data) VALUES ($1, $2, $3)",
 					  3, types, values, NULL, false);
 		total += VARSIZE_ANY_EXHDR(data);
-	}
 
-	/* a resent chunk is activity too: the client is still there */
-	uvalues[0] = Int64GetDatum(job_id);
-	uvalues[1] = Int64GetDatum(total);
-	exec_as_owner("UPDATE ingest.upload_jobs SET bytes_total = $2, "
-				  "  upload_activity_at = pg_catalog.clock_timestamp() WHERE id = $1",
-				  2, utypes, uvalues, NULL, false);
+		/*
+		 * Only a new chunk is written down and keeps the upload alive: a
+		 * chunk sent again changes nothing, so resending one chunk forever
+		 * neither grows the tables nor outlives ingest.upload_ttl.
+		 */
+		uvalues[0] = Int64GetDatum(job_id);
+		uvalues[1] = Int64GetDatum(total);
+		exec_as_owner("UPDATE ingest.upload_jobs SET bytes_total = $2, "
+					  "  upload_activity_at = pg_catalog.clock_timestamp() WHERE id = $1",
+					  2, utypes, uvalues, NULL, false);
+	}
 	SPI_finish();
 	return total;
 }

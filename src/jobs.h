@@ -55,6 +55,8 @@ typedef struct IngestJob
 	int64		timeout_ms;		/* 0: no limit */
 } IngestJob;
 
+extern char *jobs_clip_message(const char *message);
+
 /* Backends, at enqueue. */
 extern int64 jobs_insert(const JobSpec *spec);
 extern bool jobs_cancel(int64 job_id, Oid caller, bool *running);
@@ -68,8 +70,16 @@ extern int	jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *val
 /* Workers; each call runs inside the caller's transaction, with SPI connected. */
 extern bool jobs_extension_ready(void);
 extern char *jobs_extension_version(Oid *extoid);
-extern int	jobs_requeue_orphans(void);
-extern bool jobs_claim(IngestJob *job, bool *more_queued);
+extern int	jobs_requeue_orphans(bool *incomplete);
+
+typedef enum JobClaim
+{
+	JOB_CLAIM_NONE,				/* nothing may start now */
+	JOB_CLAIM_TAKEN,			/* *job is ours, 'running' */
+	JOB_CLAIM_OTHER_OWNER		/* the next job is another owner's */
+} JobClaim;
+
+extern JobClaim jobs_claim(IngestJob *job, Oid served_owner, bool *more_queued);
 extern bool jobs_cancel_requested(int64 job_id);
 extern bool jobs_queued_exist(void);
 extern void jobs_checkpoint(const IngestJob *job, int64 records_done, int64 rows_inserted,

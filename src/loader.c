@@ -382,12 +382,16 @@ raw_line(LoadState *st, const CsvpRecord *rec)
 	return sanitize(out.data, out.len);
 }
 
+/* An error's message and detail, cut as job_errors keeps them (held per rejected record). */
 static char *
 row_message(ErrorData *edata)
 {
+	const char *message = edata->message ? edata->message : "";
+
 	if (edata->detail)
-		return psprintf("%s: %s", edata->message, edata->detail);
-	return pstrdup(edata->message);
+		return jobs_clip_message(psprintf("%s: %s", jobs_clip_message(message),
+										  jobs_clip_message(edata->detail)));
+	return pstrdup(jobs_clip_message(message));
 }
 
 /* A rejected record as job_errors will hold it, in the current memory context. */

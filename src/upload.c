@@ -73,6 +73,24 @@ ingest_upload_chunk(PG_FUNCTION_ARGS)
 				 errmsg("chunk number %d is negative", seq),
 				 errhint("Chunks are numbered from 0.")));
 
+	/*
+	 * What one upload may add to ingest's tables is bounded: its bytes by
+	 * ingest.max_file_size, its rows (a chunk's row, a new version of the
+	 * job's row) by the number of chunks, each of which must bring data.
+	 */
+	if (seq >= ingest_max_chunks_per_upload)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("chunk number %d is past the last an upload may have (%d)",
+						seq, ingest_max_chunks_per_upload - 1),
+				 errhint("Send fewer, larger chunks: ingest.max_chunks_per_upload is %d.",
+						 ingest_max_chunks_per_upload)));
+	if (VARSIZE_ANY_EXHDR(data) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("chunk %d of upload job " INT64_FORMAT " is empty", seq, job_id),
+				 errhint("Every chunk carries data (the last may be short); an empty upload needs no chunk at all.")));
+
 	total = jobs_upload_chunk(job_id, seq, data, GetUserId());
 
 	/*

@@ -33,7 +33,10 @@
 #include "catalog/pg_database.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "commands/async.h"
 #include "commands/dbcommands.h"
+#include "commands/prepare.h"
+#include "commands/sequence.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
@@ -48,6 +51,8 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
+#include "utils/portal.h"
 #include "utils/snapmgr.h"
 
 #include "ingest.h"
@@ -257,11 +262,43 @@ rehold_jobs_table(void *arg)
 	return true;
 }
 
+/*
+ * The owner whose jobs this worker runs. A job's code (triggers, defaults,
+ * checks, policies) runs in the worker's session, as in the owner's own,
+ * and may leave things there: temporary tables, which are searched before
+ * any schema whatever a later function's search_path says, prepared
+ * statements, cursors, LISTEN, advisory locks, settings, and state no
+ * reset reaches (an extension's connections, a PL's globals, the random
+ * seed). So a worker process runs the jobs of one owner only: when the
+ * next job is another owner's, the worker leaves and a fresh process runs
+ * it. Between jobs of its owner the session is reset (reset_session).
+ *
+ * PostgreSQL runs a table owner's code in VACUUM or CREATE INDEX under
+ * SECURITY_RESTRICTED_OPERATION instead; a load cannot, because that
+ * refuses what the owner's own INSERT allows (deferred constraint triggers,
+ * a trigger's temporary table), and a load must behave as that INSERT.
+ */
+static Oid	served_owner = InvalidOid;
+
 /* The orphan epoch this worker last checked at. */
 static uint64 orphans_checked = 0;
 
 /* Jobs left running under an outdated extension are looked at after the update. */
 static bool orphans_unchecked = false;
+
+/*
+ * Take back the jobs of vanished workers. Orphans that a session has
+ * locked are left for a later look, which the next claim makes.
+ */
+static void
+check_orphans(uint64 epoch)
+{
+	bool		incomplete;
+
+	(void) jobs_requeue_orphans(&incomplete);
+	orphans_checked = epoch;
+	orphans_unchecked = incomplete;
+}
 
 /* false: no ingest here, the worker leaves. */
 static bool
@@ -280,8 +317,7 @@ start_up(void *arg)
 		case EXTENSION_CURRENT:
 			break;
 	}
-	(void) jobs_requeue_orphans();
-	orphans_checked = epoch;
+	check_orphans(epoch);
 	(void) jobs_expire_uploads();
 	return true;
 }
@@ -311,6 +347,7 @@ typedef struct ClaimArgs
 	MemoryContext cxt;			/* where the job's fields are copied */
 	bool		more;
 	bool		gone;
+	bool		other_owner;	/* the next job is not served_owner's */
 } ClaimArgs;
 
 /* true: a job was claimed, and the extension is held until its outcome is recorded */
@@ -320,6 +357,7 @@ claim(void *arg)
 	ClaimArgs  *c = arg;
 	MemoryContext old;
 	bool		found;
+	JobClaim	outcome;
 	uint64		epoch = shmem_orphan_epoch();
 	Oid			extoid;
 
@@ -336,14 +374,12 @@ claim(void *arg)
 	if (!hold_jobs_table())
 		return false;			/* DROP EXTENSION waits: claim nothing */
 	if (orphans_unchecked || epoch != orphans_checked)
-	{
-		(void) jobs_requeue_orphans();
-		orphans_checked = epoch;
-		orphans_unchecked = false;
-	}
+		check_orphans(epoch);
 	old = MemoryContextSwitchTo(c->cxt);
-	found = jobs_claim(c->job, &c->more);
+	outcome = jobs_claim(c->job, served_owner, &c->more);
 	MemoryContextSwitchTo(old);
+	found = (outcome == JOB_CLAIM_TAKEN);
+	c->other_owner = (outcome == JOB_CLAIM_OTHER_OWNER);
 	if (!found)
 		release_jobs_table();
 
@@ -429,6 +465,31 @@ record_failure(IngestJob *job, ErrorData *edata)
 					out.bytes_done, message);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+}
+
+/*
+ * After a job, whatever its outcome: give the session back as a new one
+ * would be, as DISCARD ALL does, for the next job of the same owner.
+ * Settings the job changed were undone with each of its transactions
+ * already. false: the session has a temporary schema (a trigger made a
+ * temporary table or function), which only a new process is sure to be rid
+ * of, so the worker leaves.
+ */
+static bool
+reset_session(void *arg)
+{
+	Oid			temp_nsp;
+	Oid			temp_toast_nsp;
+
+	PortalHashTableDeleteAll();
+	DropAllPreparedStatements();
+	Async_UnlistenAll();
+	LockReleaseAll(USER_LOCKMETHOD, true);
+	ResetPlanCache();
+	ResetSequenceCaches();
+	ResetAllOptions();
+	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+	return !OidIsValid(temp_nsp);
 }
 
 static void
@@ -580,9 +641,17 @@ ingest_worker_main(Datum main_arg)
 			{
 				if (c.more)
 					shmem_request_db(MyDatabaseId);		/* ask for a colleague */
+				served_owner = c.job->owner;
 				run_job(c.job, job_cxt);
 				release_jobs_table();
 				MemoryContextDelete(job_cxt);
+				if (!in_transaction(reset_session, NULL))
+				{
+					/* something a reset cannot undo: a fresh process takes over */
+					(void) shmem_worker_end_job();
+					shmem_worker_leave(true);
+					proc_exit(0);
+				}
 				if (shmem_worker_end_job())
 				{
 					/* make way for another database, and queue up again for ours */
@@ -597,6 +666,12 @@ ingest_worker_main(Datum main_arg)
 			MemoryContextDelete(job_cxt);
 			if (c.gone)
 				proc_exit(0);
+			if (c.other_owner)
+			{
+				/* another owner's job is next: a fresh process runs it */
+				shmem_worker_leave(true);
+				proc_exit(0);
+			}
 		}
 
 		/*

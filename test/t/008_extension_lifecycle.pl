@@ -199,7 +199,7 @@ ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) >= 1 FROM pg_stat_activity
 		 WHERE backend_type = 'ingest worker' AND datname = 'upd'}),
 	'a worker came to upd, which has jobs queued under 1.0');
-ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.1/, $restart_logpos),
+ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.2/, $restart_logpos),
 	'it says that the extension there needs ALTER EXTENSION UPDATE');
 sleep 2;    # time for a worker that would mishandle 1.0 to do so
 is( $node->safe_psql('upd',
@@ -210,7 +210,7 @@ is(scalar(ingest_worker_pids($node, 'upd')), 1, 'the worker waits in upd for the
 
 $node->safe_psql('upd', 'ALTER EXTENSION ingest UPDATE');
 is($node->safe_psql('upd', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
-	'1.1', 'upd has ingest 1.1');
+	'1.2', 'upd has ingest 1.2');
 ok(poll_until_finished($node, 'upd', 3, 4, 5), 'after the update the waiting jobs ran by themselves');
 is( $node->safe_psql('upd', q{
 		SELECT string_agg(id || ':' || state || ':' || rows_inserted, ' ' ORDER BY id)

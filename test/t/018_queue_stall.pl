@@ -1,0 +1,77 @@
+# No session can stall the queue: a job row locked by an uncommitted transaction (here
+# `BEGIN; SELECT ingest.cancel(J)` on alice's queued job J, never committed) is skipped by the
+# claim, and bob's job starts at once; J ends cancelled when the transaction commits.
+# With one worker (ingest.max_workers = 1), before the fix the claim waited on J's row lock
+# while holding the per-database claim lock, and nothing else ran.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use IngestTest;
+
+my $node = ingest_node('stall', conf => "ingest.max_workers = 1\n");
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION ingest;
+	CREATE ROLE alice NOLOGIN;
+	CREATE ROLE bob NOLOGIN;
+	CREATE TABLE t (job int, n int);
+	GRANT INSERT, SELECT ON t TO alice, bob;
+	-- rows of job 0 wait at a gate while the test holds advisory lock 77
+	CREATE FUNCTION gate() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN IF NEW.job = 0 THEN PERFORM pg_advisory_xact_lock_shared(77); END IF; RETURN NEW; END $$;
+	CREATE TRIGGER gate BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION gate();
+});
+
+# bob's job 0 occupies the only worker at the gate
+my $gate = $node->background_psql('postgres', timeout => 60);
+$gate->query_safe('SELECT pg_advisory_lock(77)');
+my $s = $node->safe_psql('postgres', q{SET ROLE bob;
+	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n0,1\n', 'UTF8'))});
+ok($node->poll_query_until('postgres', "SELECT state = 'running' FROM ingest.upload_jobs WHERE id = $s"),
+	"bob's gated job runs");
+
+# alice's J is next in line (alice never started a job: her turn comes first), bob's K after it
+my $j = $node->safe_psql('postgres', q{SET ROLE alice;
+	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n1,1\n', 'UTF8'))});
+my $k = $node->safe_psql('postgres', q{SET ROLE bob;
+	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n2,1\n', 'UTF8'))});
+is($node->safe_psql('postgres', "SELECT id FROM ingest._queue ORDER BY place LIMIT 1"), $j,
+	"alice's job is the next candidate");
+
+# alice cancels J in a transaction she leaves open: J's row stays locked
+my $locker = $node->background_psql('postgres', timeout => 60);
+$locker->query_safe('SET ROLE alice');
+$locker->query_safe('BEGIN');
+is($locker->query_safe("SELECT ingest.cancel($j)"), 't', 'alice cancels J without committing');
+
+my $t0 = time;
+$gate->query_safe('SELECT pg_advisory_unlock(77)');
+ok(poll_until_finished($node, 'postgres', $s), "bob's gated job finishes");
+ok( $node->poll_query_until('postgres', qq{
+		SELECT state = 'succeeded' FROM ingest.upload_jobs WHERE id = $k}),
+	"bob's next job runs while J's row is locked");
+my $elapsed = time - $t0;
+cmp_ok($elapsed, '<', 10, sprintf('and starts without waiting for alice (%.1f s)', $elapsed));
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE job = 2'), 1, "bob's rows are in");
+is($node->safe_psql('postgres', "SELECT state FROM ingest.upload_jobs WHERE id = $j"), 'queued',
+	'J is still queued (the cancel is not committed)');
+is($node->safe_psql('postgres', "SELECT attempts FROM ingest.upload_jobs WHERE id = $j"), 0,
+	'and was never claimed');
+
+$locker->query_safe('COMMIT');
+is($node->safe_psql('postgres', "SELECT state FROM ingest.upload_jobs WHERE id = $j"), 'cancelled',
+	'J is cancelled once the transaction commits');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE job = 1'), 0, 'J loaded nothing');
+
+# the queue goes on for alice too
+my $j2 = $node->safe_psql('postgres', q{SET ROLE alice;
+	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n3,1\n', 'UTF8'))});
+ok(poll_until_finished($node, 'postgres', $j2), 'a later job of alice runs');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE job = 3'), 1, 'with its rows');
+
+$locker->quit;
+$gate->quit;
+done_testing();
