@@ -14,7 +14,8 @@ OBJS = \
 	src/reader.o \
 	src/parser.o \
 	src/loader.o \
-	src/batchscan.o
+	src/batchscan.o \
+	src/target.o
 
 EXTENSION = ingest
 DATA = $(wildcard ingest--*.sql)

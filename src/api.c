@@ -38,6 +38,7 @@
 #include "options.h"
 #include "reader.h"
 #include "shmem.h"
+#include "target.h"
 
 PG_FUNCTION_INFO_V1(ingest_enqueue_data);
 PG_FUNCTION_INFO_V1(ingest_enqueue_file);
@@ -48,6 +49,8 @@ PG_FUNCTION_INFO_V1(ingest_retry);
 PG_FUNCTION_INFO_V1(ingest_wake_workers);
 PG_FUNCTION_INFO_V1(ingest_purge);
 PG_FUNCTION_INFO_V1(ingest_queue_position);
+PG_FUNCTION_INFO_V1(ingest_current_tenant);
+PG_FUNCTION_INFO_V1(ingest_tenant_visible);
 
 static bool wake_at_commit = false;
 static bool callback_registered = false;
@@ -166,6 +169,7 @@ check_target(Oid relid, const IngestOptions *opts)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("cannot load into \"%s\": ingest loads only tables", relname)));
+	target_check_foreign_rls(relid, userid);
 
 	/* the worker names the table, which needs USAGE on its schema */
 #if PG_VERSION_NUM >= 160000
@@ -269,6 +273,7 @@ api_enqueue(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 
 	memset(&spec, 0, sizeof(spec));
 	spec.owner = GetUserId();
+	spec.tenant = identity_require_tenant();
 	spec.target = target;
 	spec.source = source;
 	spec.source_type = source_type;
@@ -455,7 +460,9 @@ ingest_worker_status(PG_FUNCTION_ARGS)
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
 		char	   *datname = get_database_name(slot->dboid);
-		bool		visible = slot->job_id != 0 && (see_all || slot->job_owner == userid);
+		bool		visible = slot->job_id != 0 &&
+			(see_all || (slot->job_owner == userid &&
+						 jobs_visible_live(slot->job_id, slot->job_owner, userid)));
 
 		values[0] = Int32GetDatum(slot->pid);
 		if (datname)
@@ -486,4 +493,25 @@ Datum
 ingest_xid_is_current(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(TransactionIdIsCurrentTransactionId(DatumGetTransactionId(PG_GETARG_DATUM(0))));
+}
+
+/* ingest.current_tenant(): this session's tenant as ingest reads it, or NULL. */
+Datum
+ingest_current_tenant(PG_FUNCTION_ARGS)
+{
+	char	   *tenant = identity_session_tenant();
+
+	if (tenant == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(tenant));
+}
+
+/*
+ * ingest._tenant_visible(tenant): may this session see a job of this
+ * tenant, as far as tenants go (the policies add the role)?
+ */
+Datum
+ingest_tenant_visible(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(identity_tenant_matches(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }

@@ -1,16 +1,25 @@
 /*
  * identity.c
- *		Who a job runs as: capture the owner's session settings at enqueue,
- *		switch to the owner (or to the extension's owner) and back.
+ *		Who a job runs as and in what context: the owner, the tenant, and the
+ *		enqueuing session's settings, captured at enqueue and re-applied by
+ *		the worker; switching to the owner (or to the extension's owner) and
+ *		back.
  *
  * A load must behave as if its owner had inserted the rows in the session
  * that enqueued them. The worker does not log in as the owner (which would
  * need LOGIN and a connection slot); it switches its effective user with
  * SetUserIdAndSecContext, so privileges, RLS and current_user follow the
  * owner. SET ROLE would not bring the owner's ALTER ROLE ... SET defaults,
- * and a worker has none of the session's SETs, so we capture at enqueue the
- * settings that change what a policy, trigger or input function sees, and
- * re-apply them in every transaction of the load.
+ * and a worker has none of the session's SETs, so we capture at enqueue
+ * every setting the session had changed from the server's defaults (but a
+ * few that must not travel) and re-apply them in every transaction of the
+ * load.
+ *
+ * Tenants: applications that connect every end user through one role tell
+ * them apart by a setting their policies read (app.tenant, or a claim in
+ * request.jwt.claims). ingest.tenant_key names it; each job records its
+ * session's value, and every user-facing read and action is scoped to the
+ * (owner, tenant) pair.
  */
 #include "postgres.h"
 
@@ -24,10 +33,13 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "identity.h"
+#include "ingest.h"
 
 /* Built-in settings that change how values are read: always captured. */
 static const char *const value_settings[] = {
@@ -35,19 +47,60 @@ static const char *const value_settings[] = {
 };
 
 /*
- * Is this setting one the load must see as the session saw it? Custom
- * (dotted) settings that a user can set and that are not at their default:
- * app.tenant, request.jwt.claims and the like, including placeholders for
- * which no extension is loaded (pg_settings does not show those).
+ * Settings that never travel with a job: who the session is, its
+ * transaction's characteristics, timeouts the job governs itself, what the
+ * connection or the log is, settings that would take the worker down with
+ * an error, and ingest's own (captured into the job's columns instead).
  */
+static const char *const staying_settings[] = {
+	"role", "session_authorization",
+	"transaction_isolation", "transaction_read_only", "transaction_deferrable",
+	"default_transaction_isolation", "default_transaction_read_only",
+	"default_transaction_deferrable",
+	"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+	"idle_session_timeout",
+	"application_name", "client_encoding", "client_min_messages", "exit_on_error"
+};
+static const char *const staying_prefixes[] = {"log_", "debug_", "trace_", "ingest."};
+
 static bool
-capture_custom(struct config_generic *gconf)
+travels(struct config_generic *gconf)
 {
-	if (strchr(gconf->name, '.') == NULL)
+	const char *name = gconf->name;
+
+	for (int i = 0; i < lengthof(value_settings); i++)
+		if (pg_strcasecmp(name, value_settings[i]) == 0)
+			return true;
+	/* a session's batch size is the one setting of ingest's that travels */
+	if (strcmp(name, "ingest.batch_rows") == 0)
+		return gconf->source > PGC_S_FILE;
+	for (int i = 0; i < lengthof(staying_settings); i++)
+		if (pg_strcasecmp(name, staying_settings[i]) == 0)
+			return false;
+	for (int i = 0; i < lengthof(staying_prefixes); i++)
+		if (pg_strncasecmp(name, staying_prefixes[i], strlen(staying_prefixes[i])) == 0)
+			return false;
+
+	/*
+	 * Changed from the server's defaults (postgresql.conf, the command line)
+	 * by whatever source: ALTER ROLE or DATABASE ... SET, the client's
+	 * connection, SET, SET LOCAL, set_config, a function's SET clause.
+	 * Custom settings no loaded module defines (placeholders) are the
+	 * application's: app.tenant, request.jwt.claims.
+	 */
+	if (gconf->source <= PGC_S_ARGV || gconf->source == PGC_S_OVERRIDE)
 		return false;
-	if (gconf->source == PGC_S_DEFAULT || gconf->source == PGC_S_OVERRIDE)
-		return false;
-	return (gconf->flags & GUC_CUSTOM_PLACEHOLDER) != 0 || gconf->context == PGC_USERSET;
+	if (gconf->flags & GUC_CUSTOM_PLACEHOLDER)
+		return true;
+
+	/*
+	 * Only what the owner could set in its own session: a superuser-only
+	 * setting travels with a superuser's job only, never lets a plain role
+	 * do more through a worker than it could do itself.
+	 */
+	if (gconf->context == PGC_USERSET)
+		return true;
+	return gconf->context == PGC_SUSET && superuser();
 }
 
 Jsonb *
@@ -68,14 +121,11 @@ identity_capture_settings(void)
 	for (int i = 0; i < nvars; i++)
 	{
 		struct config_generic *gconf = vars[i];
-		bool		wanted = capture_custom(gconf);
 		const char *value;
 		JsonbValue	k;
 		JsonbValue	v;
 
-		for (int j = 0; j < lengthof(value_settings) && !wanted; j++)
-			wanted = (pg_strcasecmp(gconf->name, value_settings[j]) == 0);
-		if (!wanted)
+		if (!travels(gconf))
 			continue;
 		value = GetConfigOption(gconf->name, true, false);
 		if (value == NULL)
@@ -114,13 +164,14 @@ identity_apply_settings(Jsonb *settings)
 			else if (tok == WJB_VALUE && v.type == jbvString && name != NULL)
 			{
 				/*
-				 * As a user could: a setting this worker knows as one only a
-				 * superuser may change (its extension is loaded here but was
-				 * not in the session) is skipped with a warning.
+				 * As the owner could: a superuser-only setting is captured
+				 * only from a superuser's session, and one this worker knows
+				 * as superuser-only although the session did not (its module
+				 * is loaded here, not there) is skipped with a warning.
 				 */
 				(void) set_config_option(name,
 										 pnstrdup(v.val.string.val, v.val.string.len),
-										 PGC_USERSET, PGC_S_SESSION,
+										 superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION,
 										 GUC_ACTION_LOCAL, true, WARNING, false);
 			}
 		}
@@ -219,4 +270,218 @@ identity_can_insert(Oid relid, AttrNumber attnum, Oid role)
 	if (attnum == 0)
 		return pg_attribute_aclcheck_all(relid, role, ACL_INSERT, ACLMASK_ANY) == ACLCHECK_OK;
 	return pg_attribute_aclcheck(relid, attnum, role, ACL_INSERT) == ACLCHECK_OK;
+}
+
+/* ---------- tenants ---------- */
+
+/*
+ * ingest.tenant_key: the name of a setting, optionally followed by a path
+ * into its JSON value, written as PostgreSQL's JSON operators write one:
+ *
+ *	 app.tenant
+ *	 request.jwt.claims->>sub
+ *	 request.jwt.claims->app_metadata->>org_id
+ *
+ * Keys are taken as written between the arrows (spaces around them
+ * dropped); -> and ->> mean the same, the last value being read as text.
+ * Returns false for a malformed key.
+ */
+static bool
+parse_tenant_key(const char *key, char **setting, List **path)
+{
+	const char *arrow = strstr(key, "->");
+	const char *p;
+
+	*path = NIL;
+	*setting = pnstrdup(key, arrow ? arrow - key : strlen(key));
+	while (**setting == ' ')
+		(*setting)++;
+	for (int n = strlen(*setting); n > 0 && (*setting)[n - 1] == ' '; n--)
+		(*setting)[n - 1] = '\0';
+	if (**setting == '\0' || strchr(*setting, ' ') != NULL)
+		return false;
+
+	p = arrow;
+	while (p != NULL)
+	{
+		const char *start = p + 2;
+		const char *next;
+		char	   *k;
+		int			len;
+
+		if (*start == '>')
+			start++;
+		next = strstr(start, "->");
+		len = next ? next - start : strlen(start);
+		while (len > 0 && *start == ' ')
+			start++, len--;
+		while (len > 0 && start[len - 1] == ' ')
+			len--;
+		if (len == 0)
+			return false;
+		k = pnstrdup(start, len);
+		*path = lappend(*path, k);
+		p = next;
+	}
+	return true;
+}
+
+bool
+identity_check_tenant_key(char **newval, void **extra, GucSource source)
+{
+	char	   *setting;
+	List	   *path;
+
+	if (*newval == NULL || **newval == '\0')
+		return true;
+	if (!parse_tenant_key(*newval, &setting, &path))
+	{
+		GUC_check_errdetail("ingest.tenant_key is a setting name, optionally followed by a path into its JSON value, such as \"app.tenant\" or \"request.jwt.claims->app_metadata->>org_id\".");
+		return false;
+	}
+	return true;
+}
+
+bool
+identity_tenant_scoped(void)
+{
+	return ingest_tenant_key != NULL && ingest_tenant_key[0] != '\0';
+}
+
+static void
+tenant_error_context(void *arg)
+{
+	errcontext("reading the tenant from setting \"%s\" (ingest.tenant_key is \"%s\")",
+			   (const char *) arg, ingest_tenant_key);
+}
+
+/* The scalar at path in a JSON text, as text; NULL if there is none. */
+static char *
+json_path_text(const char *json, List *path)
+{
+	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	JsonbContainer *c = &jb->root;
+	JsonbValue	v;
+	ListCell   *lc;
+
+	foreach(lc, path)
+	{
+		const char *key = lfirst(lc);
+
+		if (!JsonContainerIsObject(c) ||
+			getKeyJsonValueFromContainer(c, key, strlen(key), &v) == NULL)
+			return NULL;
+		if (lnext(path, lc) == NULL)
+			break;
+		if (v.type != jbvBinary)
+			return NULL;
+		c = v.val.binary.data;
+	}
+	switch (v.type)
+	{
+		case jbvString:
+			return pnstrdup(v.val.string.val, v.val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+		case jbvBool:
+			return pstrdup(v.val.boolean ? "true" : "false");
+		default:
+			return NULL;		/* null, an object or an array: no tenant */
+	}
+}
+
+/*
+ * This session's tenant: the value ingest.tenant_key names, or NULL when the
+ * key is not set, or the session has no (or an empty) value for it. The
+ * last answer is kept, for policies that ask once per row.
+ */
+char *
+identity_session_tenant(void)
+{
+	static char *cached_key = NULL;
+	static char *cached_raw = NULL;
+	static char *cached_tenant = NULL;
+	char	   *setting;
+	List	   *path;
+	const char *raw;
+	char	   *tenant;
+	ErrorContextCallback errcb;
+	MemoryContext old;
+
+	if (!identity_tenant_scoped() || !parse_tenant_key(ingest_tenant_key, &setting, &path))
+		return NULL;
+	raw = GetConfigOption(setting, true, false);
+	if (raw == NULL || raw[0] == '\0')
+		return NULL;
+	if (cached_key && strcmp(cached_key, ingest_tenant_key) == 0 &&
+		cached_raw && strcmp(cached_raw, raw) == 0)
+		return cached_tenant ? pstrdup(cached_tenant) : NULL;
+
+	errcb.callback = tenant_error_context;
+	errcb.arg = setting;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	tenant = path == NIL ? pstrdup(raw) : json_path_text(raw, path);
+	error_context_stack = errcb.previous;
+	if (tenant != NULL && tenant[0] == '\0')
+		tenant = NULL;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (cached_key)
+		pfree(cached_key);
+	if (cached_raw)
+		pfree(cached_raw);
+	if (cached_tenant)
+		pfree(cached_tenant);
+	cached_key = pstrdup(ingest_tenant_key);
+	cached_raw = pstrdup(raw);
+	cached_tenant = tenant ? pstrdup(tenant) : NULL;
+	MemoryContextSwitchTo(old);
+	return tenant;
+}
+
+/*
+ * The tenant a new job records: NULL when ingest.tenant_key is not set; an
+ * ERROR when it is and this session has no value for it, as such a job
+ * would belong to no tenant.
+ */
+char *
+identity_require_tenant(void)
+{
+	char	   *tenant;
+	char	   *setting;
+	List	   *path;
+
+	if (!identity_tenant_scoped())
+		return NULL;
+	tenant = identity_session_tenant();
+	if (tenant != NULL)
+		return tenant;
+	(void) parse_tenant_key(ingest_tenant_key, &setting, &path);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("this session has no tenant: ingest.tenant_key is \"%s\", which is missing or empty here",
+					ingest_tenant_key),
+			 path == NIL
+			 ? errhint("Set %s in the transaction that calls ingest, e.g. SET LOCAL %s = '...' or set_config('%s', '...', true).",
+					   setting, setting, setting)
+			 : errhint("Set %s, with a value at %s, in the transaction that calls ingest, e.g. with set_config('%s', '...', true).",
+					   setting, ingest_tenant_key + strlen(setting), setting)));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * May this session see a job of this tenant, as far as tenants go? Without
+ * ingest.tenant_key, yes (isolation is by role only); with it, only its own
+ * tenant's jobs.
+ */
+bool
+identity_tenant_matches(const char *job_tenant)
+{
+	char	   *mine;
+
+	if (!identity_tenant_scoped())
+		return true;
+	mine = identity_session_tenant();
+	return mine != NULL && job_tenant != NULL && strcmp(mine, job_tenant) == 0;
 }

@@ -6,6 +6,7 @@
 #ifndef INGEST_IDENTITY_H
 #define INGEST_IDENTITY_H
 
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 
 typedef struct IdentitySave
@@ -24,5 +25,11 @@ extern Oid	identity_extension_owner(void);
 extern void identity_enter_system(IdentitySave *save);
 extern void identity_leave_system(const IdentitySave *save);
 extern bool identity_can_insert(Oid relid, AttrNumber attnum, Oid role);
+
+extern bool identity_check_tenant_key(char **newval, void **extra, GucSource source);
+extern bool identity_tenant_scoped(void);
+extern char *identity_session_tenant(void);
+extern char *identity_require_tenant(void);
+extern bool identity_tenant_matches(const char *job_tenant);
 
 #endif							/* INGEST_IDENTITY_H */

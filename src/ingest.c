@@ -15,6 +15,7 @@
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
+#include "identity.h"
 #include "ingest.h"
 #include "launcher.h"
 #include "shmem.h"
@@ -35,6 +36,7 @@ int			ingest_max_queued_per_role = 0;
 int			ingest_max_running_per_role = -1;
 int			ingest_max_chunks_per_upload = 10000;
 int			ingest_max_worker_deaths = 3;
+char	   *ingest_tenant_key = NULL;
 
 void		_PG_init(void);
 
@@ -148,6 +150,14 @@ _PG_init(void)
 							3, 1, INGEST_MAX_ATTEMPTS_LIMIT,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ingest.tenant_key",
+							   "Where a session's tenant is read from: a setting, optionally with a path into its JSON value.",
+							   "For example app.tenant, or request.jwt.claims->>sub. Empty: jobs are isolated by role only.",
+							   &ingest_tenant_key,
+							   "",
+							   PGC_SUSET, 0,
+							   identity_check_tenant_key, NULL, NULL);
 
 	MarkGUCPrefixReserved("ingest");
 

@@ -19,6 +19,7 @@ extern int	ingest_max_queued_per_role;
 extern int	ingest_max_running_per_role;
 extern int	ingest_max_chunks_per_upload;
 extern int	ingest_max_worker_deaths;
+extern char *ingest_tenant_key;
 
 /*
  * The extension version whose tables and views the SQL of jobs.c and

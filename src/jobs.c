@@ -23,6 +23,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "common/hashfn.h"
 #include "utils/builtins.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -88,6 +89,7 @@ jobs_clip_message(const char *message)
 }
 
 static void check_schema_version(void);
+static char *copy_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt);
 
 static bool
 is_admin(Oid role)
@@ -97,14 +99,50 @@ is_admin(Oid role)
 	return superuser_arg(role) || (OidIsValid(admin) && has_privs_of_role(role, admin));
 }
 
-/* The same error whether the job does not exist or is someone else's. */
+/* The same error whether the job does not exist or is another role's or tenant's. */
 static void
 job_not_found(int64 job_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_OBJECT),
 			 errmsg("ingest job " INT64_FORMAT " does not exist", job_id),
-			 errhint("A role sees and manages only its own jobs, unless it is a member of ingest_admin.")));
+			 identity_tenant_scoped()
+			 ? errhint("A session sees and manages only the jobs of its own role and tenant, unless its role is a member of ingest_admin.")
+			 : errhint("A role sees and manages only its own jobs, unless it is a member of ingest_admin.")));
+}
+
+/*
+ * May caller, the session's user, see and act on a job of owner and tenant?
+ * Its own jobs of its own tenant, or every job for ingest_admin.
+ */
+static bool
+visible_to(Oid owner, const char *tenant, Oid caller)
+{
+	return (owner == caller && identity_tenant_matches(tenant)) || is_admin(caller);
+}
+
+/*
+ * The parameters that scope a query to the caller's jobs, as the policy
+ * own_jobs scopes reads: "(owner = $n::regrole AND (NOT $n+1 OR tenant =
+ * $n+2)) OR $n+3" (CALLER_SQL). Fills four parameters from values[first].
+ */
+#define CALLER_SQL(n, n1, n2, n3) \
+	"((owner = $" #n "::regrole AND (NOT $" #n1 " OR tenant = $" #n2 ")) OR $" #n3 ")"
+
+static void
+caller_params(Oid caller, Oid *types, Datum *values, char *nulls, int first)
+{
+	char	   *tenant = identity_session_tenant();
+
+	types[first] = OIDOID;
+	values[first] = ObjectIdGetDatum(caller);
+	types[first + 1] = BOOLOID;
+	values[first + 1] = BoolGetDatum(identity_tenant_scoped());
+	types[first + 2] = TEXTOID;
+	values[first + 2] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	nulls[first + 2] = tenant ? ' ' : 'n';
+	types[first + 3] = BOOLOID;
+	values[first + 3] = BoolGetDatum(is_admin(caller));
 }
 
 /*
@@ -118,24 +156,54 @@ jobs_check_visible(int64 job_id, Oid caller, char **state)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(job_id)};
 	Oid			owner = InvalidOid;
+	char	   *tenant = NULL;
 	bool		isnull;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	check_schema_version();
 	SPI_connect();
-	exec_as_owner("SELECT owner::oid, state FROM ingest.upload_jobs WHERE id = $1",
+	exec_as_owner("SELECT owner::oid, state, tenant FROM ingest.upload_jobs WHERE id = $1",
 				  1, types, values, NULL, true);
 	if (SPI_processed == 1)
 	{
 		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (state)
 			*state = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, cxt);
 	}
 	SPI_finish();
 
-	if (!OidIsValid(owner) || !(owner == caller || is_admin(caller)))
+	if (!OidIsValid(owner) || !visible_to(owner, tenant, caller))
 		job_not_found(job_id);
 	return owner;
+}
+
+/*
+ * For ingest.workers, which reads owners from shared memory: may caller see
+ * the running job of owner? Its tenant is looked up only when tenants
+ * matter.
+ */
+bool
+jobs_visible_live(int64 job_id, Oid owner, Oid caller)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	char	   *tenant = NULL;
+	bool		found;
+
+	if (is_admin(caller))
+		return true;
+	if (owner != caller)
+		return false;
+	if (!identity_tenant_scoped())
+		return true;
+	SPI_connect();
+	exec_as_owner("SELECT tenant FROM ingest.upload_jobs WHERE id = $1", 1, types, values, NULL, true);
+	found = (SPI_processed == 1);
+	if (found)
+		tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, CurrentMemoryContext);
+	SPI_finish();
+	return found && identity_tenant_matches(tenant);
 }
 
 /*
@@ -144,10 +212,11 @@ jobs_check_visible(int64 job_id, Oid caller, char **state)
  * concurrent enqueues by one role cannot all slip under the limit.
  */
 static void
-check_queue_quota(Oid owner)
+check_queue_quota(Oid owner, const char *tenant)
 {
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(owner)};
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2] = {ObjectIdGetDatum(owner), (Datum) 0};
+	char		nulls[2] = {' ', tenant ? ' ' : 'n'};
 	int64		limit;
 	int64		queued;
 	bool		isnull;
@@ -161,7 +230,12 @@ check_queue_quota(Oid owner)
 	if (isnull || limit <= 0)
 		return;
 
-	LockDatabaseObject(AuthIdRelationId, owner, 0, ExclusiveLock);
+	/* per (role, tenant): a hash of the tenant as sub-id; a collision only serializes more */
+	LockDatabaseObject(AuthIdRelationId, owner,
+					   tenant ? (hash_bytes((const unsigned char *) tenant, strlen(tenant)) & 0xFFFF) : 0,
+					   ExclusiveLock);
+	if (tenant)
+		values[1] = CStringGetTextDatum(tenant);
 
 	/*
 	 * Count with the latest snapshot, not the transaction's: in REPEATABLE
@@ -172,12 +246,13 @@ check_queue_quota(Oid owner)
 	 */
 	identity_enter_system(&save);
 	plan = SPI_prepare("SELECT count(*) FROM ingest.upload_jobs "
-					   "WHERE owner = $1::regrole AND state IN ('queued', 'uploading')",
-					   1, types);
+					   "WHERE owner = $1::regrole AND COALESCE(tenant, '') = COALESCE($2, '') "
+					   "  AND state IN ('queued', 'uploading')",
+					   2, types);
 	if (plan == NULL)
 		elog(ERROR, "ingest: could not prepare the quota count: %s",
 			 SPI_result_code_string(SPI_result));
-	rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+	rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot,
 							  false, false, 0);
 	identity_leave_system(&save);
 	if (rc != SPI_OK_SELECT)
@@ -186,18 +261,21 @@ check_queue_quota(Oid owner)
 	if (queued >= limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("role \"%s\" already has " INT64_FORMAT " ingest jobs queued or uploading, the most ingest.max_queued_per_role allows",
-						GetUserNameFromId(owner, false), queued),
+				 tenant
+				 ? errmsg("tenant \"%s\" of role \"%s\" already has " INT64_FORMAT " ingest jobs queued or uploading, the most ingest.max_queued_per_role allows",
+						  tenant, GetUserNameFromId(owner, false), queued)
+				 : errmsg("role \"%s\" already has " INT64_FORMAT " ingest jobs queued or uploading, the most ingest.max_queued_per_role allows",
+						  GetUserNameFromId(owner, false), queued),
 				 errhint("Wait for some of them to finish (or cancel them), or ask an administrator to raise the limit with ALTER ROLE ... SET ingest.max_queued_per_role.")));
 }
 
 int64
 jobs_insert(const JobSpec *spec)
 {
-	Oid			types[11] = {REGROLEOID, REGCLASSOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
-	INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID};
-	Datum		values[11];
-	char		nulls[11] = "           ";
+	Oid			types[12] = {REGROLEOID, REGCLASSOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
+	INT8OID, TEXTOID, INT4OID, INT8OID, INT4OID, TEXTOID};
+	Datum		values[12];
+	char		nulls[12] = "            ";
 	int64		id;
 	bool		isnull;
 
@@ -214,18 +292,22 @@ jobs_insert(const JobSpec *spec)
 	values[8] = Int32GetDatum(spec->max_attempts);
 	values[9] = Int64GetDatum(spec->timeout_ms);
 	values[10] = Int32GetDatum(spec->priority);
+	if (spec->tenant)
+		values[11] = CStringGetTextDatum(spec->tenant);
+	else
+		nulls[11] = 'n';
 
 	check_schema_version();
 	SPI_connect();
-	check_queue_quota(spec->owner);
+	check_queue_quota(spec->owner, spec->tenant);
 	exec_as_owner("INSERT INTO ingest.upload_jobs "
 				  "(owner, target, source, source_type, options, settings, bytes_total, state, "
-				  " max_attempts, timeout, priority, upload_activity_at) "
+				  " max_attempts, timeout, priority, upload_activity_at, tenant) "
 				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
 				  "  CASE WHEN $10 > 0 THEN $10 * interval '1 ms' END, $11, "
-				  "  CASE WHEN $8 = 'uploading' THEN pg_catalog.clock_timestamp() END) "
+				  "  CASE WHEN $8 = 'uploading' THEN pg_catalog.clock_timestamp() END, $12) "
 				  "RETURNING id",
-				  11, types, values, nulls, false);
+				  12, types, values, nulls, false);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	if (spec->data != NULL)
@@ -299,13 +381,15 @@ jobs_retry(int64 job_id, Oid caller)
 
 	bool		admin = is_admin(caller);
 	int			deaths = 0;
+	char	   *tenant = NULL;
 
 	SPI_connect();
-	exec_as_owner("SELECT state = 'cancelled' AND last_error = '" UPLOAD_CANCELLED "', worker_deaths "
+	exec_as_owner("SELECT state = 'cancelled' AND last_error = '" UPLOAD_CANCELLED "', worker_deaths, tenant "
 				  "FROM ingest.upload_jobs WHERE id = $1",
 				  1, types, values, NULL, true);
 	if (SPI_processed == 1)
 	{
+		tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, CurrentMemoryContext);
 		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -326,7 +410,7 @@ jobs_retry(int64 job_id, Oid caller)
 				 errdetail("A job whose worker died ingest.max_worker_deaths (%d) times may crash the server again.",
 						   ingest_max_worker_deaths),
 				 errhint("A member of ingest_admin can retry it after finding the cause in the server log.")));
-	check_queue_quota(owner);
+	check_queue_quota(owner, tenant);
 	values[1] = BoolGetDatum(admin);
 	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', attempts = 0, run_after = NULL, "
 				  "  finished_at = NULL, cancel_requested = false, worker_pid = NULL, "
@@ -342,18 +426,19 @@ jobs_retry(int64 job_id, Oid caller)
 int64
 jobs_purge(Interval *older_than, Oid caller)
 {
-	Oid			types[3] = {INTERVALOID, OIDOID, BOOLOID};
-	Datum		values[3];
+	Oid			types[5];
+	Datum		values[5];
+	char		nulls[5] = "     ";
 	int64		n;
 
+	types[0] = INTERVALOID;
 	values[0] = IntervalPGetDatum(older_than);
-	values[1] = ObjectIdGetDatum(caller);
-	values[2] = BoolGetDatum(is_admin(caller));
+	caller_params(caller, types, values, nulls, 1);
 	SPI_connect();
 	exec_as_owner("DELETE FROM ingest.upload_jobs "
 				  "WHERE state IN ('succeeded', 'failed', 'cancelled') "
-				  "  AND finished_at < pg_catalog.now() - $1 AND ($3 OR owner = $2::regrole)",
-				  3, types, values, NULL, false);
+				  "  AND finished_at < pg_catalog.now() - $1 AND " CALLER_SQL(2, 3, 4, 5),
+				  5, types, values, nulls, false);
 	n = (int64) SPI_processed;
 	SPI_finish();
 	return n;
@@ -620,7 +705,7 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	"ORDER BY q.place LIMIT 64"
 
 #define LOCK_CANDIDATE_SQL \
-	"SELECT owner::oid FROM ingest.upload_jobs WHERE id = $1 AND state = 'queued' " \
+	"SELECT owner::oid, tenant FROM ingest.upload_jobs WHERE id = $1 AND state = 'queued' " \
 	"FOR NO KEY UPDATE SKIP LOCKED"
 
 #define CLAIM_SQL \
@@ -631,7 +716,7 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	"RETURNING id, owner::oid, target::oid, source, source_type, options, settings, " \
 	"  attempts, records_done, rows_inserted, rows_rejected, " \
 	"  COALESCE(bytes_total, -1), cancel_requested, max_attempts, " \
-	"  COALESCE((EXTRACT(epoch FROM timeout) * 1000)::int8, 0)"
+	"  COALESCE((EXTRACT(epoch FROM timeout) * 1000)::int8, 0), tenant"
 
 /*
  * Rejected records past the checkpoint were recorded by an attempt that did
@@ -644,10 +729,11 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 
 /*
  * The first candidate in the queue's order that no session has locked, now
- * locked by us; 0 when there is none. Its owner in *owner.
+ * locked by us; 0 when there is none. Its owner and tenant in *owner and
+ * *tenant.
  */
 static int64
-lock_next_candidate(Oid *owner)
+lock_next_candidate(Oid *owner, char **tenant)
 {
 	SPITupleTable *candidates;
 	uint64		ncandidates;
@@ -665,6 +751,7 @@ lock_next_candidate(Oid *owner)
 		if (SPI_processed == 1)
 		{
 			*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			*tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 			return DatumGetInt64(values[0]);
 		}
 	}
@@ -672,12 +759,12 @@ lock_next_candidate(Oid *owner)
 }
 
 /*
- * Claim the next job. A worker that has run a job of one owner runs no
- * other owner's job (served_owner valid): JOB_CLAIM_OTHER_OWNER says the
- * next job is another's, to be run by a fresh worker.
+ * Claim the next job. A worker that has run a job of one owner and tenant
+ * runs no other's (served_owner valid): JOB_CLAIM_OTHER_OWNER says the next
+ * job is another's, to be run by a fresh worker.
  */
 JobClaim
-jobs_claim(IngestJob *job, Oid served_owner, bool *more_queued)
+jobs_claim(IngestJob *job, Oid served_owner, const char *served_tenant, bool *more_queued)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	HeapTuple	tup;
@@ -686,12 +773,15 @@ jobs_claim(IngestJob *job, Oid served_owner, bool *more_queued)
 	JobClaim	result = JOB_CLAIM_NONE;
 	int64		id;
 	Oid			owner = InvalidOid;
+	char	   *tenant = NULL;
 
 	LockDatabaseObject(ExtensionRelationId, get_extension_oid("ingest", false),
 					   CLAIM_LOCK_SUBID, ExclusiveLock);
 	SPI_connect();
-	id = lock_next_candidate(&owner);
-	if (id != 0 && OidIsValid(served_owner) && owner != served_owner)
+	id = lock_next_candidate(&owner, &tenant);
+	if (id != 0 && OidIsValid(served_owner) &&
+		(owner != served_owner || (tenant == NULL) != (served_tenant == NULL) ||
+		 (tenant != NULL && strcmp(tenant, served_tenant) != 0)))
 		result = JOB_CLAIM_OTHER_OWNER;
 	else if (id != 0)
 	{
@@ -725,6 +815,7 @@ jobs_claim(IngestJob *job, Oid served_owner, bool *more_queued)
 		job->cancel_requested = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
 		job->timeout_ms = DatumGetInt64(SPI_getbinval(tup, desc, 15, &isnull));
+		job->tenant = copy_text(tup, desc, 16, caller);
 
 		values[0] = Int64GetDatum(job->id);
 		values[1] = Int64GetDatum(job->records_done);
@@ -910,27 +1001,29 @@ jobs_record_error(int64 job_id, int64 line, int64 record_number,
 static int64
 lock_upload(int64 job_id, Oid caller, bool finishing)
 {
-	Oid			types[3] = {INT8OID, OIDOID, BOOLOID};
-	Datum		values[3];
+	Oid			types[5];
+	Datum		values[5];
+	char		nulls[5] = "     ";
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
 	Oid			owner;
 	char	   *state;
 	char	   *source_type;
+	char	   *tenant;
 
+	types[0] = INT8OID;
 	values[0] = Int64GetDatum(job_id);
-	values[1] = ObjectIdGetDatum(caller);
-	values[2] = BoolGetDatum(is_admin(caller));
+	caller_params(caller, types, values, nulls, 1);
 
 	/*
 	 * Never lock a job the caller may not see. Not read-only: after waiting
 	 * for the lock, see the row as it is now.
 	 */
-	exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0) "
-				  "FROM ingest.upload_jobs WHERE id = $1 AND (owner = $2::regrole OR $3) "
+	exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant "
+				  "FROM ingest.upload_jobs WHERE id = $1 AND " CALLER_SQL(2, 3, 4, 5) " "
 				  "FOR UPDATE",
-				  3, types, values, NULL, false);
+				  5, types, values, nulls, false);
 	if (SPI_processed != 1)
 		job_not_found(job_id);
 	tup = SPI_tuptable->vals[0];
@@ -938,18 +1031,26 @@ lock_upload(int64 job_id, Oid caller, bool finishing)
 	owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 	state = SPI_getvalue(tup, desc, 2);
 	source_type = SPI_getvalue(tup, desc, 3);
+	tenant = SPI_getvalue(tup, desc, 5);
 	if (strcmp(source_type, "chunks") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("ingest job " INT64_FORMAT " is not an upload in chunks", job_id),
 				 errhint("ingest.begin_upload starts an upload.")));
-	/* ingest_admin sees every job, but only the role that began an upload sends its bytes */
-	if (owner != caller)
+	/*
+	 * ingest_admin sees every job, but only the role (and tenant) that began
+	 * an upload sends its bytes: they are loaded with that session's settings.
+	 */
+	if (owner != caller || !identity_tenant_matches(tenant))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only role \"%s\", which began upload job " INT64_FORMAT ", may %s",
-						GetUserNameFromId(owner, false), job_id,
-						finishing ? "finish it" : "send its chunks")));
+				 tenant
+				 ? errmsg("only role \"%s\" with tenant \"%s\", which began upload job " INT64_FORMAT ", may %s",
+						  GetUserNameFromId(owner, false), tenant, job_id,
+						  finishing ? "finish it" : "send its chunks")
+				 : errmsg("only role \"%s\", which began upload job " INT64_FORMAT ", may %s",
+						  GetUserNameFromId(owner, false), job_id,
+						  finishing ? "finish it" : "send its chunks")));
 	if (strcmp(state, "uploading") != 0)
 	{
 		bool		cancelled = (strcmp(state, "cancelled") == 0);

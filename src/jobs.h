@@ -23,6 +23,7 @@ extern const char *const job_source_names[];
 typedef struct JobSpec
 {
 	Oid			owner;
+	const char *tenant;			/* NULL: none (ingest.tenant_key not set) */
 	Oid			target;
 	const char *source;
 	JobSourceType source_type;
@@ -40,6 +41,7 @@ typedef struct IngestJob
 {
 	int64		id;
 	Oid			owner;
+	char	   *tenant;			/* NULL: none */
 	Oid			target;
 	char	   *source;
 	JobSourceType source_type;
@@ -79,7 +81,9 @@ typedef enum JobClaim
 	JOB_CLAIM_OTHER_OWNER		/* the next job is another owner's */
 } JobClaim;
 
-extern JobClaim jobs_claim(IngestJob *job, Oid served_owner, bool *more_queued);
+extern JobClaim jobs_claim(IngestJob *job, Oid served_owner, const char *served_tenant,
+						   bool *more_queued);
+extern bool jobs_visible_live(int64 job_id, Oid owner, Oid caller);
 extern bool jobs_cancel_requested(int64 job_id);
 extern bool jobs_queued_exist(void);
 extern void jobs_checkpoint(const IngestJob *job, int64 records_done, int64 rows_inserted,

@@ -63,6 +63,7 @@
 #include "parser.h"
 #include "reader.h"
 #include "shmem.h"
+#include "target.h"
 
 PG_FUNCTION_INFO_V1(ingest_batch_rows_srf);
 PG_FUNCTION_INFO_V1(ingest_batch_mark_fn);
@@ -132,6 +133,7 @@ typedef struct LoadState
 	int			ins_hi;
 	int			mark_row;
 	bool		after_rows;
+	bool		rows_sent_together; /* a foreign partition may fail a batch of rows at once */
 	bool		rows_served;	/* _batch_rows answered this INSERT already */
 	int			scan_pos;		/* next row for the batch scan */
 	QueryDesc  *top_query;
@@ -853,7 +855,8 @@ exec_insert(LoadState *st, int lo, int hi)
 static int
 failed_row(LoadState *st)
 {
-	if (st->after_rows || st->mark_row < st->ins_lo || st->mark_row >= st->ins_hi)
+	if (st->rows_sent_together || st->after_rows ||
+		st->mark_row < st->ins_lo || st->mark_row >= st->ins_hi)
 		return -1;
 	return st->mark_row;
 }
@@ -1095,6 +1098,9 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	begin_xact(st);
 	if (job->cancel_requested || jobs_cancel_requested(job->id))
 		cancel_job(st);
+	/* partitions may have been attached since the enqueue */
+	target_check_foreign_rls(job->target, job->owner);
+	st->rows_sent_together = target_has_foreign_partitions(job->target);
 	/*
 	 * At a point in time, not after a delay: enable_timeout_after takes an
 	 * int of milliseconds, which would cut a timeout longer than 24.8 days.

@@ -263,7 +263,7 @@ rehold_jobs_table(void *arg)
 }
 
 /*
- * The owner whose jobs this worker runs. A job's code (triggers, defaults,
+ * The owner (and tenant) whose jobs this worker runs. A job's code (triggers, defaults,
  * checks, policies) runs in the worker's session, as in the owner's own,
  * and may leave things there: temporary tables, which are searched before
  * any schema whatever a later function's search_path says, prepared
@@ -279,6 +279,7 @@ rehold_jobs_table(void *arg)
  * a trigger's temporary table), and a load must behave as that INSERT.
  */
 static Oid	served_owner = InvalidOid;
+static char *served_tenant = NULL;	/* in TopMemoryContext */
 
 /* The orphan epoch this worker last checked at. */
 static uint64 orphans_checked = 0;
@@ -376,7 +377,7 @@ claim(void *arg)
 	if (orphans_unchecked || epoch != orphans_checked)
 		check_orphans(epoch);
 	old = MemoryContextSwitchTo(c->cxt);
-	outcome = jobs_claim(c->job, served_owner, &c->more);
+	outcome = jobs_claim(c->job, served_owner, served_tenant, &c->more);
 	MemoryContextSwitchTo(old);
 	found = (outcome == JOB_CLAIM_TAKEN);
 	c->other_owner = (outcome == JOB_CLAIM_OTHER_OWNER);
@@ -394,8 +395,9 @@ claim(void *arg)
 
 /*
  * Failures worth another attempt: the transaction lost a race (serialization
- * failure, deadlock), waited too long for a lock, or the server ran short of
- * memory, disk or connections. Anything else (a bad record, a missing file,
+ * failure, deadlock), waited too long for a lock, the server ran short of
+ * memory, disk or connections, or a remote server (a postgres_fdw partition)
+ * could not be reached or dropped the connection. Anything else (a bad record, a missing file,
  * a dropped table) would fail the same way again.
  */
 static bool
@@ -403,6 +405,7 @@ is_transient(int sqlerrcode)
 {
 	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
 		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION ||
 		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
 }
 
@@ -641,7 +644,12 @@ ingest_worker_main(Datum main_arg)
 			{
 				if (c.more)
 					shmem_request_db(MyDatabaseId);		/* ask for a colleague */
-				served_owner = c.job->owner;
+				if (!OidIsValid(served_owner))
+				{
+					served_owner = c.job->owner;
+					if (c.job->tenant)
+						served_tenant = MemoryContextStrdup(TopMemoryContext, c.job->tenant);
+				}
 				run_job(c.job, job_cxt);
 				release_jobs_table();
 				MemoryContextDelete(job_cxt);
