@@ -5,13 +5,14 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(ingest_node enqueue_rows job_row poll_until_finished sql_list
-  ingest_worker_pids postmaster_pid log_lines_since);
+  ingest_worker_pids postmaster_pid log_lines_since start_pgbouncer);
 
 # A started cluster. preload => 0 leaves shared_preload_libraries empty; conf => extra
 # postgresql.conf lines; init => { ... } parameters of Cluster::init (allows_streaming => 1
@@ -91,6 +92,49 @@ sub log_lines_since
 	my ($node, $offset, $re) = @_;
 	my $log = slurp_file($node->logfile, $offset // 0);
 	return grep { /$re/ } split /\n/, $log;
+}
+
+# PgBouncer in transaction pooling mode in front of $node, for the databases @{$opts{dbs}}
+# (default postgres) and the users @{$opts{users}} (trust). Returns (harness, port, dir) once
+# it accepts connections; the caller kills the harness. pool => default_pool_size (10).
+sub start_pgbouncer
+{
+	my ($node, %opts) = @_;
+	my ($pgbouncer) = grep { -x $_ } map { "$_/pgbouncer" } split(/:/, $ENV{PATH} // ''), '/usr/sbin';
+	die "pgbouncer is not installed (test/lib/setup.sh installs it)\n" unless defined $pgbouncer;
+	my @dbs = @{ $opts{dbs} // ['postgres'] };
+	my $dir = PostgreSQL::Test::Utils::tempdir;
+	my $bport = PostgreSQL::Test::Cluster::get_free_port();
+	my ($host, $port) = ($node->host, $node->port);
+	my $dblines = join '', map { "$_ = host=$host port=$port dbname=$_\n" } @dbs;
+	my $pool = $opts{pool} // 10;
+	PostgreSQL::Test::Utils::append_to_file("$dir/userlist.txt",
+		join('', map { qq{"$_" ""\n} } @{ $opts{users} }));
+	PostgreSQL::Test::Utils::append_to_file("$dir/pgbouncer.ini", <<"INI");
+[databases]
+$dblines
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bport
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = $pool
+max_client_conn = 200
+logfile = $dir/pgbouncer.log
+INI
+	my $h = IPC::Run::start([ $pgbouncer, "$dir/pgbouncer.ini" ],
+		'>', "$dir/pgbouncer.stdout", '2>', "$dir/pgbouncer.stderr");
+	my $conn = "host=127.0.0.1 port=$bport dbname=$dbs[0] user=$opts{users}[0]";
+	for (1 .. 100)
+	{
+		my ($out, $err) = ('', '');
+		IPC::Run::run([ 'psql', '-X', '-At', '-d', $conn, '-c', 'SELECT 1' ], '>', \$out, '2>', \$err);
+		return ($h, $bport, $dir) if $out eq "1\n";
+		usleep(100_000);
+	}
+	die "PgBouncer does not accept connections:\n" . slurp_file("$dir/pgbouncer.log");
 }
 
 1;
