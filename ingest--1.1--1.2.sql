@@ -16,6 +16,20 @@ COMMENT ON COLUMN ingest.upload_jobs.tenant IS
 COMMENT ON COLUMN ingest.upload_jobs.settings IS
     'the enqueuing session''s settings that travel with the job (every one changed from the server''s defaults, but identity, transaction, timeout, logging and connection settings), re-applied by the worker; readable by ingest_admin only';
 
+-- A cancel of a running job is a row here, not an update of the job's row: an update
+-- would lock that row until the cancelling transaction ends, and a session that left it
+-- open would hold up the worker's every write to its job. Written and read by ingest
+-- only (no policy, no grant); the worker deletes the job's row when it records the outcome.
+CREATE TABLE ingest.job_cancels (
+    job_id       bigint PRIMARY KEY,
+    requested_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ingest.job_cancels IS 'cancels of running jobs waiting to take effect (ingest.cancel)';
+ALTER TABLE ingest.job_cancels ENABLE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('ingest.job_cancels', '');
+COMMENT ON COLUMN ingest.upload_jobs.cancel_requested IS
+    'set by ingest.cancel on a running job in version 1.1; from 1.2 on a pending cancel is a row of ingest.job_cancels and this stays false';
+
 -- Turns, quotas and the running count are per (owner, tenant); '' stands for no
 -- tenant, which a session with ingest.tenant_key set can never have.
 DROP INDEX ingest.upload_jobs_owner_started_idx;

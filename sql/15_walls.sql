@@ -5,7 +5,8 @@
 --   2. messages from user code (a trigger raising 1 MB) are cut to 2 kB in job_errors and
 --      in last_error;
 --   3. ingest.retry of a job whose worker died ingest.max_worker_deaths times is for
---      ingest_admin only (the deaths themselves: TAP test 019).
+--      ingest_admin only (the deaths themselves: TAP test 019);
+--   4. job_errors keeps at most ingest.max_error_rows rejected records per job.
 CREATE ROLE regress_walls NOLOGIN;
 CREATE ROLE regress_walls_admin NOLOGIN IN ROLE ingest_admin;
 CREATE TABLE walls (n int);
@@ -65,6 +66,23 @@ SELECT ingest.retry(:louder);
 RESET ROLE;
 SELECT state IN ('queued', 'running') AS back_in_queue, worker_deaths FROM ingest.upload_jobs WHERE id = :louder;
 SELECT ingest.wait(:louder);
+
+-- 4. rejected records kept per job: ingest.max_error_rows (the workers' value), the rest
+--    counted in rows_rejected only
+ALTER SYSTEM SET ingest.max_error_rows = 3;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+SET ROLE regress_walls;
+SELECT ingest.enqueue_data('walls', convert_to(E'n\n-1\n-2\n7\n-3\n-4\n-5\n', 'UTF8'), '{"max_errors": 100}') AS kept \gset
+SELECT ingest.enqueue_data('walls', convert_to(E'n\n-1\n-2\n-3\n-4\n-5\n', 'UTF8'), '{"max_errors": 4}') AS over \gset
+RESET ROLE;
+SELECT ingest.wait(:kept), ingest.wait(:over);
+SELECT id = :kept AS kept, state, rows_inserted, rows_rejected,
+       (SELECT count(*) FROM ingest.job_errors e WHERE e.job_id = j.id) AS error_rows
+  FROM ingest.upload_jobs j WHERE id IN (:kept, :over) ORDER BY id;
+SELECT line_number FROM ingest.job_errors WHERE job_id = :kept ORDER BY line_number;
+ALTER SYSTEM RESET ingest.max_error_rows;
+SELECT pg_reload_conf();
 
 DROP TABLE walls;
 DROP FUNCTION walls_loud();

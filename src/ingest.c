@@ -37,6 +37,7 @@ int			ingest_max_running_per_role = -1;
 int			ingest_max_chunks_per_upload = 10000;
 int			ingest_max_worker_deaths = 3;
 char	   *ingest_tenant_key = NULL;
+int			ingest_max_error_rows = 10000;
 
 void		_PG_init(void);
 
@@ -158,6 +159,14 @@ _PG_init(void)
 							   "",
 							   PGC_SUSET, 0,
 							   identity_check_tenant_key, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_error_rows",
+							"Rejected records kept in ingest.job_errors per job.",
+							"Past it rejected records are counted in rows_rejected but not kept, so a job's rejections take bounded room whatever max_errors allows.",
+							&ingest_max_error_rows,
+							10000, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ingest");
 

@@ -20,6 +20,7 @@ extern int	ingest_max_running_per_role;
 extern int	ingest_max_chunks_per_upload;
 extern int	ingest_max_worker_deaths;
 extern char *ingest_tenant_key;
+extern int	ingest_max_error_rows;
 
 /*
  * The extension version whose tables and views the SQL of jobs.c and

@@ -46,6 +46,17 @@ const char *const job_source_names[] = {"file", "data", "chunks", "lo"};
 /* last_error of an upload cancelled before finish_upload (ingest.retry refuses it) */
 #define UPLOAD_CANCELLED "upload cancelled by ingest.cancel() before it was finished"
 
+/*
+ * Is a cancel of job alias.id pending? A cancel of a running job is a row of
+ * ingest.job_cancels, not an update of the job's row: an update would lock
+ * that row until the cancelling transaction ends, and a session that left
+ * it open would hold the worker's every write to its job, the outcome
+ * included. cancel_requested is the form 1.1 wrote.
+ */
+#define CANCEL_PENDING_SQL(alias) \
+	"(" alias ".cancel_requested OR EXISTS (SELECT 1 FROM ingest.job_cancels c " \
+	"  WHERE c.job_id = " alias ".id))"
+
 /* objsubids of the extension object locked to serialize orphan checks and claims */
 #define ORPHAN_LOCK_SUBID 1
 #define CLAIM_LOCK_SUBID 2
@@ -354,10 +365,14 @@ jobs_cancel(int64 job_id, Oid caller, bool *running)
 	}
 	if (!result && (strcmp(state, "running") == 0 || strcmp(state, "queued") == 0))
 	{
-		exec_as_owner("UPDATE ingest.upload_jobs SET cancel_requested = true "
-					  "WHERE id = $1 AND state = 'running'",
+		bool		isnull;
+
+		exec_as_owner("WITH r AS (SELECT id FROM ingest.upload_jobs WHERE id = $1 AND state = 'running'), "
+					  "ins AS (INSERT INTO ingest.job_cancels (job_id) SELECT id FROM r "
+					  "        ON CONFLICT DO NOTHING) "
+					  "SELECT count(*) FROM r",
 					  1, types, values, NULL, false);
-		result = (SPI_processed == 1);
+		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 1;
 		*running = result;
 	}
 	SPI_finish();
@@ -412,6 +427,7 @@ jobs_retry(int64 job_id, Oid caller)
 				 errhint("A member of ingest_admin can retry it after finding the cause in the server log.")));
 	check_queue_quota(owner, tenant);
 	values[1] = BoolGetDatum(admin);
+	exec_as_owner("DELETE FROM ingest.job_cancels WHERE job_id = $1", 1, types, values, NULL, false);
 	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', attempts = 0, run_after = NULL, "
 				  "  finished_at = NULL, cancel_requested = false, worker_pid = NULL, "
 				  "  worker_deaths = CASE WHEN $2 THEN 0 ELSE worker_deaths END "
@@ -430,16 +446,21 @@ jobs_purge(Interval *older_than, Oid caller)
 	Datum		values[5];
 	char		nulls[5] = "     ";
 	int64		n;
+	bool		isnull;
 
 	types[0] = INTERVALOID;
 	values[0] = IntervalPGetDatum(older_than);
 	caller_params(caller, types, values, nulls, 1);
 	SPI_connect();
-	exec_as_owner("DELETE FROM ingest.upload_jobs "
-				  "WHERE state IN ('succeeded', 'failed', 'cancelled') "
-				  "  AND finished_at < pg_catalog.now() - $1 AND " CALLER_SQL(2, 3, 4, 5),
+	exec_as_owner("WITH gone AS ("
+				  "  DELETE FROM ingest.upload_jobs "
+				  "  WHERE state IN ('succeeded', 'failed', 'cancelled') "
+				  "    AND finished_at < pg_catalog.now() - $1 AND " CALLER_SQL(2, 3, 4, 5)
+				  "  RETURNING id), "
+				  "stale AS (DELETE FROM ingest.job_cancels WHERE job_id IN (SELECT id FROM gone)) "
+				  "SELECT count(*) FROM gone",
 				  5, types, values, nulls, false);
-	n = (int64) SPI_processed;
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return n;
 }
@@ -560,21 +581,22 @@ jobs_extension_ready(void)
 
 #define REQUEUE_ORPHANS_SQL \
 	"WITH orphans AS (" \
-	"  SELECT id FROM ingest.upload_jobs WHERE " ORPHANS_WHERE \
-	"  FOR NO KEY UPDATE SKIP LOCKED), " \
+	"  SELECT id, " CANCEL_PENDING_SQL("upload_jobs") " AS cancelled " \
+	"  FROM ingest.upload_jobs WHERE " ORPHANS_WHERE \
+	"  FOR NO KEY UPDATE OF upload_jobs SKIP LOCKED), " \
 	"done AS (" \
 	"  UPDATE ingest.upload_jobs j SET " \
-	"    state = CASE WHEN j.cancel_requested THEN 'cancelled' " \
+	"    state = CASE WHEN o.cancelled THEN 'cancelled' " \
 	"                 WHEN j.worker_deaths + 1 >= $3 OR j.attempts >= j.max_attempts THEN 'failed' " \
 	"                 ELSE 'queued' END, " \
-	"    last_error = CASE WHEN j.cancel_requested THEN 'cancelled by ingest.cancel()' " \
+	"    last_error = CASE WHEN o.cancelled THEN 'cancelled by ingest.cancel()' " \
 	"                      WHEN j.worker_deaths + 1 >= $3 THEN 'the worker running this job died ' " \
 	"                           || j.worker_deaths + 1 || ' times (ingest.max_worker_deaths is ' || $3 " \
 	"                           || '); the job is not retried' " \
 	"                      WHEN j.attempts >= j.max_attempts THEN 'the worker running this job exited unexpectedly ' " \
 	"                           || j.attempts || ' times; the job is not retried' " \
 	"                      ELSE 'the worker running this job exited unexpectedly; the job was taken back' END, " \
-	"    finished_at = CASE WHEN j.cancel_requested OR j.worker_deaths + 1 >= $3 " \
+	"    finished_at = CASE WHEN o.cancelled OR j.worker_deaths + 1 >= $3 " \
 	"                            OR j.attempts >= j.max_attempts " \
 	"                       THEN pg_catalog.clock_timestamp() END, " \
 	"    worker_deaths = j.worker_deaths + 1, " \
@@ -698,10 +720,19 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
  * has locked (an ingest.cancel not yet committed, say) is skipped for the
  * next candidate, so no user transaction can hold up the queue.
  */
+/*
+ * A job under which a worker died runs only while no other such job runs. A
+ * crash restarts every backend, so the jobs that ran beside the one that
+ * crashed are counted a death too; kept apart from then on, a job that is
+ * not the cause is counted at most once for it, and the cause reaches
+ * ingest.max_worker_deaths by itself.
+ */
 #define CANDIDATES_SQL \
-	"SELECT q.id FROM ingest._queue q " \
+	"SELECT q.id FROM ingest._queue q JOIN ingest.upload_jobs j ON j.id = q.id " \
 	"WHERE (q.run_after IS NULL OR q.run_after <= pg_catalog.clock_timestamp()) " \
 	"  AND q.running < q.max_running " \
+	"  AND (j.worker_deaths = 0 OR NOT EXISTS (SELECT 1 FROM ingest.upload_jobs r " \
+	"       WHERE r.state = 'running' AND r.worker_deaths > 0)) " \
 	"ORDER BY q.place LIMIT 64"
 
 #define LOCK_CANDIDATE_SQL \
@@ -715,7 +746,7 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	"WHERE id = $1 " \
 	"RETURNING id, owner::oid, target::oid, source, source_type, options, settings, " \
 	"  attempts, records_done, rows_inserted, rows_rejected, " \
-	"  COALESCE(bytes_total, -1), cancel_requested, max_attempts, " \
+	"  COALESCE(bytes_total, -1), " CANCEL_PENDING_SQL("upload_jobs") ", max_attempts, " \
 	"  COALESCE((EXTRACT(epoch FROM timeout) * 1000)::int8, 0), tenant"
 
 /*
@@ -725,7 +756,8 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 #define DROP_STALE_ERRORS_SQL \
 	"WITH stale AS (DELETE FROM ingest.job_errors WHERE job_id = $1 AND record_number > $2 RETURNING 1) " \
 	"UPDATE ingest.upload_jobs SET rows_rejected = rows_rejected - (SELECT count(*) FROM stale) " \
-	"WHERE id = $1 RETURNING rows_rejected"
+	"WHERE id = $1 RETURNING rows_rejected, " \
+	"  (SELECT count(*) FROM ingest.job_errors e WHERE e.job_id = $1 AND e.record_number <= $2)"
 
 /*
  * The first candidate in the queue's order that no session has locked, now
@@ -821,6 +853,7 @@ jobs_claim(IngestJob *job, Oid served_owner, const char *served_tenant, bool *mo
 		values[1] = Int64GetDatum(job->records_done);
 		exec_as_owner(DROP_STALE_ERRORS_SQL, 2, types, values, NULL, false);
 		job->rows_rejected = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		job->errors_stored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
 		*more_queued = jobs_queued_exist();
 	}
@@ -853,7 +886,7 @@ jobs_cancel_requested(int64 job_id)
 	bool		result = false;
 
 	SPI_connect();
-	exec_as_owner("SELECT cancel_requested FROM ingest.upload_jobs WHERE id = $1",
+	exec_as_owner("SELECT " CANCEL_PENDING_SQL("j") " FROM ingest.upload_jobs j WHERE id = $1",
 				  1, types, values, NULL, true);
 	if (SPI_processed == 1)
 		result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -943,6 +976,7 @@ jobs_finish(const IngestJob *job, const char *state, int64 records_done,
 		nulls[6] = 'n';
 
 	SPI_connect();
+	exec_as_owner("DELETE FROM ingest.job_cancels WHERE job_id = $1", 1, types, values, NULL, false);
 	exec_as_owner("WITH done AS ("
 				  "  UPDATE ingest.upload_jobs SET state = $2, records_done = $3, "
 				  "    rows_inserted = $4, rows_rejected = $5, bytes_done = $6, "
@@ -1017,12 +1051,22 @@ lock_upload(int64 job_id, Oid caller, bool finishing)
 	caller_params(caller, types, values, nulls, 1);
 
 	/*
-	 * Never lock a job the caller may not see. Not read-only: after waiting
-	 * for the lock, see the row as it is now.
+	 * Lock only an upload the caller itself began and that still receives
+	 * chunks: a row lock held by a transaction its client leaves open (even
+	 * one aborted by an error here) must never be one a worker waits for.
+	 * Not read-only: after waiting for the lock, see the row as it is now.
 	 */
 	exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant "
-				  "FROM ingest.upload_jobs WHERE id = $1 AND " CALLER_SQL(2, 3, 4, 5) " "
+				  "FROM ingest.upload_jobs WHERE id = $1 AND state = 'uploading' "
+				  "  AND owner = $2::regrole AND (NOT $3 OR tenant = $4) "
 				  "FOR UPDATE",
+				  4, types, values, nulls, false);
+	if (SPI_processed == 1)
+		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+
+	/* why not, without locking */
+	exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant "
+				  "FROM ingest.upload_jobs WHERE id = $1 AND " CALLER_SQL(2, 3, 4, 5),
 				  5, types, values, nulls, false);
 	if (SPI_processed != 1)
 		job_not_found(job_id);
@@ -1069,7 +1113,8 @@ lock_upload(int64 job_id, Oid caller, bool finishing)
 				 cancelled ? errdetail("It was cancelled.")
 				 : errdetail("ingest.finish_upload has already queued it.")));
 	}
-	return DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	elog(ERROR, "ingest: upload job " INT64_FORMAT " could not be locked", job_id);
+	return 0;					/* keep compiler quiet */
 }
 
 /*

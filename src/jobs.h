@@ -51,6 +51,7 @@ typedef struct IngestJob
 	int64		records_done;	/* checkpoint of an earlier attempt */
 	int64		rows_inserted;
 	int64		rows_rejected;
+	int64		errors_stored;	/* rejected records in job_errors (committed) */
 	int64		bytes_total;
 	bool		cancel_requested;
 	int			max_attempts;

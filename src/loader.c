@@ -120,6 +120,8 @@ typedef struct LoadState
 	int64		committed_inserted;
 	int64		committed_rejected;
 	int64		committed_bytes;
+	int64		errors_stored;	/* rejected records written to job_errors */
+	int64		committed_errors_stored;
 	int64		since_commit;
 	List	   *pending_errors; /* rejected in the open transaction (first few) */
 	List	   *batch_errors;	/* rejected in this batch, not yet written */
@@ -279,6 +281,7 @@ commit_xact(LoadState *st)
 	st->committed_inserted = st->rows_inserted;
 	st->committed_rejected = st->rows_rejected;
 	st->committed_bytes = (int64) csvp_bytes(st->parser);
+	st->committed_errors_stored = st->errors_stored;
 	list_free_deep(st->pending_errors);
 	st->pending_errors = NIL;
 	pgstat_report_stat(false);
@@ -474,8 +477,12 @@ write_batch_errors(LoadState *st)
 	{
 		LoaderPendingError *pe = lfirst(lc);
 
+		/* past ingest.max_error_rows a rejected record is counted, not kept */
+		if (st->errors_stored >= ingest_max_error_rows)
+			break;
 		jobs_record_error(st->job->id, pe->line, pe->record_number, pe->sqlstate,
 						  pe->message, pe->raw_line);
+		st->errors_stored++;
 	}
 	identity_enter(st->job->owner, &st->owner_save);
 	st->batch_errors = NIL;
@@ -1090,6 +1097,8 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	st->committed_inserted = job->rows_inserted;
 	st->rows_rejected = job->rows_rejected;
 	st->committed_rejected = job->rows_rejected;
+	st->errors_stored = job->errors_stored;
+	st->committed_errors_stored = job->errors_stored;
 	st->buf = palloc(INGEST_READ_CHUNK);
 	active = st;
 	options_parse(job->options, &st->opts);
@@ -1222,6 +1231,7 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 	/* rejected records of the aborted transaction count only as far as they are recorded */
 	out->rows_rejected = st->committed_rejected + list_length(st->pending_errors);
 	out->bytes_done = st->committed_bytes;
+	out->errors_stored = st->committed_errors_stored;
 	out->pending_errors = st->pending_errors;
 
 	if (st->fail_message)

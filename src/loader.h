@@ -17,6 +17,7 @@ typedef struct LoaderOutcome
 	int64		rows_inserted;
 	int64		rows_rejected;
 	int64		bytes_done;
+	int64		errors_stored;	/* rejected records in job_errors, committed */
 	char	   *last_error;
 	List	   *pending_errors; /* rejected records of the aborted transaction */
 } LoaderOutcome;

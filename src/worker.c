@@ -457,6 +457,8 @@ record_failure(IngestJob *job, ErrorData *edata)
 	{
 		LoaderPendingError *pe = lfirst(lc);
 
+		if (out.errors_stored++ >= ingest_max_error_rows)
+			break;
 		jobs_record_error(job->id, pe->line, pe->record_number, pe->sqlstate,
 						  pe->message, pe->raw_line);
 	}

@@ -1,6 +1,7 @@
 # No session can stall the queue: a job row locked by an uncommitted transaction (here
 # `BEGIN; SELECT ingest.cancel(J)` on alice's queued job J, never committed) is skipped by the
-# claim, and bob's job starts at once; J ends cancelled when the transaction commits.
+# claim, and bob's job starts at once; J ends cancelled when the transaction commits. A
+# running job's own writes never wait for such a transaction either.
 # With one worker (ingest.max_workers = 1), before the fix the claim waited on J's row lock
 # while holding the per-database claim lock, and nothing else ran.
 use strict;
@@ -72,6 +73,52 @@ my $j2 = $node->safe_psql('postgres', q{SET ROLE alice;
 ok(poll_until_finished($node, 'postgres', $j2), 'a later job of alice runs');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE job = 3'), 1, 'with its rows');
 
+# A running job's own writes do not wait either: alice cancels her running job K2 in a
+# transaction she leaves open, and sends a chunk to her running upload U in another that an
+# error leaves open (aborted, still holding what it locked). Both jobs finish; bob's job after
+# them starts.
+$gate->query_safe('SELECT pg_advisory_lock(77)');
+my $k2 = $node->safe_psql('postgres', q{SET ROLE alice;
+	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n0,2\n', 'UTF8'), '{"commit_every": 1}')});
+ok($node->poll_query_until('postgres', "SELECT state = 'running' FROM ingest.upload_jobs WHERE id = $k2"),
+	"alice's gated job runs");
+$locker->query_safe('BEGIN');
+is($locker->query_safe("SELECT ingest.cancel($k2)"), 't', 'alice cancels it without committing');
+my $u = $node->safe_psql('postgres', q{SET ROLE alice; SELECT ingest.begin_upload('t')});
+$node->safe_psql('postgres', qq{SET ROLE alice;
+	SELECT ingest.upload_chunk($u, 0, convert_to(E'job,n\n0,3\n', 'UTF8'));
+	SELECT ingest.finish_upload($u)});
+my $aborted = $node->background_psql('postgres', timeout => 60, on_error_stop => 0);
+$aborted->query_safe('SET ROLE alice');
+$aborted->query_safe('BEGIN');
+$aborted->query("SELECT ingest.upload_chunk($u, 1, convert_to(E'0,4\n', 'UTF8'))");
+my $b3 = $node->safe_psql('postgres', q{SET ROLE bob;
+	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n5,1\n', 'UTF8'))});
+$t0 = time;
+$gate->query_safe('SELECT pg_advisory_unlock(77)');
+ok(poll_until_finished($node, 'postgres', $k2, $u, $b3),
+	'both of alice\'s jobs and bob\'s finish while her transactions stay open');
+$elapsed = time - $t0;
+cmp_ok($elapsed, '<', 20, sprintf('without waiting for them (%.1f s)', $elapsed));
+is($node->safe_psql('postgres', "SELECT state FROM ingest.upload_jobs WHERE id = $k2"), 'succeeded',
+	'the job whose cancel was never committed succeeded');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE job = 5'), 1, "bob's job loaded");
+$locker->query_safe('ROLLBACK');
+$aborted->query('ROLLBACK');
+
+# a committed cancel of a running job still stops it
+$gate->query_safe('SELECT pg_advisory_lock(77)');
+my $k3 = $node->safe_psql('postgres', q{SET ROLE alice;
+	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n0,9\n0,10\n', 'UTF8'))});
+ok($node->poll_query_until('postgres', "SELECT state = 'running' FROM ingest.upload_jobs WHERE id = $k3"),
+	"alice's next gated job runs");
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT ingest.cancel($k3)"), 't', 'alice cancels it, committed');
+$gate->query_safe('SELECT pg_advisory_unlock(77)');
+ok(poll_until_finished($node, 'postgres', $k3), 'it ends');
+is($node->safe_psql('postgres', "SELECT state FROM ingest.upload_jobs WHERE id = $k3"), 'cancelled',
+	'cancelled');
+
+$aborted->quit;
 $locker->quit;
 $gate->quit;
 done_testing();
