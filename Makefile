@@ -15,7 +15,8 @@ OBJS = \
 	src/parser.o \
 	src/loader.o \
 	src/batchscan.o \
-	src/target.o
+	src/target.o \
+	src/catalog.o
 
 EXTENSION = ingest
 DATA = $(wildcard ingest--*.sql)

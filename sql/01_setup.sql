@@ -4,11 +4,15 @@
 CREATE EXTENSION ingest;
 SELECT extname, extversion, extnamespace::regnamespace FROM pg_extension WHERE extname = 'ingest';
 
--- the tables and the view of the contract; RLS on the extension's own tables
-SELECT c.relname, c.relkind, c.relrowsecurity
+-- the views of the contract in schema ingest; the tables (RLS on) in ingest_private, which
+-- no role but the extension's owner may use
+SELECT c.relnamespace::regnamespace AS schema, c.relname, c.relkind, c.relrowsecurity
   FROM pg_class c
- WHERE c.relnamespace = 'ingest'::regnamespace AND c.relkind IN ('r', 'v')
- ORDER BY 1;
+ WHERE c.relnamespace IN ('ingest'::regnamespace, 'ingest_private'::regnamespace)
+   AND c.relkind IN ('r', 'v')
+ ORDER BY 1, 2;
+SELECT has_schema_privilege('public', 'ingest_private', 'USAGE') AS public_uses_private,
+       has_schema_privilege('public', 'ingest', 'USAGE') AS public_uses_ingest;
 
 SELECT attname, format_type(atttypid, atttypmod) AS type
   FROM pg_attribute

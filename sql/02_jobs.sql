@@ -17,7 +17,7 @@ SELECT * FROM items ORDER BY id;
 -- the bytes of a data job are not kept once it has finished (or, if they are, they are
 -- the bytes that were sent)
 SELECT count(*) = 0 OR bool_and(data = csv(E'id,name\n1,one\n2,two\n')) AS job_data_ok
-  FROM ingest.job_data WHERE job_id = :id;
+  FROM ingest_private.job_data WHERE job_id = :id;
 
 -- the options given are stored as given
 SELECT ingest.enqueue_data('items', csv(E'3;three\n'),
@@ -46,7 +46,7 @@ BEGIN;
 SELECT ingest.enqueue_data('items', csv(E'id,name\n5,five\n')) AS id \gset
 ROLLBACK;
 SELECT count(*) AS jobs FROM ingest.upload_jobs WHERE id = :id;
-SELECT count(*) AS data FROM ingest.job_data WHERE job_id = :id;
+SELECT count(*) AS data FROM ingest_private.job_data WHERE job_id = :id;
 SELECT pg_sleep(0.5);
 SELECT count(*) AS rows FROM items WHERE id = 5;
 -- ... also when only a subtransaction rolls back

@@ -76,7 +76,7 @@ SELECT count(*) FROM ingest.job_errors WHERE job_id = :id_a;
 SELECT try(format('SELECT ingest.wait(%s)', :id_a));
 SELECT try(format('SELECT ingest.cancel(%s)', :id_a));
 -- job_data of anyone is closed to it
-SELECT count(*) FROM ingest.job_data;
+SELECT count(*) FROM ingest_private.job_data;
 RESET ROLE;
 
 -- A member of ingest_admin sees every job and every rejected row.
@@ -109,7 +109,7 @@ UPDATE ingest.upload_jobs SET owner = 'regress_auditor' WHERE id = :id_a;
 INSERT INTO ingest.upload_jobs (owner, target, source, source_type)
     VALUES ('regress_tenant_a', 'tenant_rows', 'x', 'data');
 DELETE FROM ingest.job_errors;
-INSERT INTO ingest.job_data VALUES (:id_a, '\x00');
+INSERT INTO ingest_private.job_data VALUES (:id_a, '\x00');
 -- nor call the functions the worker's INSERT uses
 SELECT * FROM ingest._batch_rows() AS t(i int, a int);
 SELECT ingest._batch_mark(1);

@@ -70,7 +70,7 @@ SELECT try_verbose(format('SELECT ingest.finish_upload(%s)', :id));
 -- the uploaded bytes went with the success (no keep_data)
 SELECT count(*) FROM ingest.upload_chunks WHERE job_id = :id;
 RESET ROLE;
-SELECT count(*) AS chunks_stored FROM ingest.job_chunks WHERE job_id = :id;
+SELECT count(*) AS chunks_stored FROM ingest_private.job_chunks WHERE job_id = :id;
 
 -- keep_data: the chunks stay after the success
 SET ROLE regress_up_a;
@@ -217,8 +217,8 @@ SELECT state, count(*) FROM ingest.upload_jobs GROUP BY state ORDER BY state;
 SELECT ingest.purge('0 s');
 SELECT state, count(*) FROM ingest.upload_jobs GROUP BY state ORDER BY state;
 RESET ROLE;
-SELECT count(*) AS kept_chunks_left FROM ingest.job_chunks WHERE job_id = :kept;
-SELECT count(*) AS open_b_chunks FROM ingest.job_chunks WHERE job_id = :open_b;
+SELECT count(*) AS kept_chunks_left FROM ingest_private.job_chunks WHERE job_id = :kept;
+SELECT count(*) AS open_b_chunks FROM ingest_private.job_chunks WHERE job_id = :open_b;
 
 -- ingest.upload_ttl: uploads that received nothing for longer are removed with their
 -- chunks, here by the sweep of the next begin_upload. Made idle by hand, inside the
@@ -238,7 +238,7 @@ SELECT ingest.begin_upload('up') AS fresh \gset
 RESET ROLE;
 SELECT id = :idle AS is_idle, id = :fresh AS is_fresh FROM ingest.upload_jobs
  WHERE id IN (:stale, :idle, :fresh) ORDER BY id;
-SELECT count(*) AS stale_chunks FROM ingest.job_chunks WHERE job_id = :stale;
+SELECT count(*) AS stale_chunks FROM ingest_private.job_chunks WHERE job_id = :stale;
 -- active again before commit, so that no worker's sweep can take it meanwhile
 UPDATE ingest.upload_jobs SET upload_activity_at = now() WHERE id = :idle;
 COMMIT;
@@ -254,7 +254,7 @@ SELECT ingest.begin_upload('up') AS fresh2 \gset
 RESET ROLE;
 SELECT id = :fresh AS is_fresh, id = :fresh2 AS is_fresh2 FROM ingest.upload_jobs
  WHERE id IN (:idle, :fresh, :fresh2) ORDER BY id;
-SELECT count(*) AS idle_chunks FROM ingest.job_chunks WHERE job_id = :idle;
+SELECT count(*) AS idle_chunks FROM ingest_private.job_chunks WHERE job_id = :idle;
 COMMIT;
 ALTER SYSTEM RESET ingest.upload_ttl;
 SELECT pg_reload_conf();

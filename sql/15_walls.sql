@@ -25,12 +25,14 @@ SET ROLE regress_walls;
 SELECT ingest.begin_upload('walls') AS id \gset
 SELECT try_verbose(format('SELECT ingest.upload_chunk(%s, 0, %L::bytea)', :id, ''));
 SELECT ingest.upload_chunk(:id, 0, convert_to(E'n\n1\n', 'UTF8'));
-SELECT xmin AS row_version, upload_activity_at AS active_at FROM ingest.upload_jobs WHERE id = :id \gset
--- the same chunk again: no new version of the job row, no new activity
-SELECT ingest.upload_chunk(:id, 0, convert_to(E'n\n1\n', 'UTF8'));
-SELECT xmin = :'row_version' AS same_version, upload_activity_at = :'active_at' AS same_activity
-  FROM ingest.upload_jobs WHERE id = :id;
 RESET ROLE;
+SELECT xmin AS row_version, upload_activity_at AS active_at FROM ingest_private.upload_jobs WHERE id = :id \gset
+-- the same chunk again: no new version of the job row, no new activity
+SET ROLE regress_walls;
+SELECT ingest.upload_chunk(:id, 0, convert_to(E'n\n1\n', 'UTF8'));
+RESET ROLE;
+SELECT xmin = :'row_version' AS same_version, upload_activity_at = :'active_at' AS same_activity
+  FROM ingest_private.upload_jobs WHERE id = :id;
 SET ingest.max_chunks_per_upload = 3;
 SET ROLE regress_walls;
 SELECT try_verbose(format('SELECT ingest.upload_chunk(%s, 3, %L::bytea)', :id, '2'));

@@ -38,6 +38,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "catalog.h"
 #include "identity.h"
 #include "ingest.h"
 
@@ -59,9 +60,10 @@ static const char *const staying_settings[] = {
 	"default_transaction_deferrable",
 	"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
 	"idle_session_timeout",
-	"application_name", "client_encoding", "client_min_messages", "exit_on_error"
+	"application_name", "client_encoding", "client_min_messages",
+	"client_connection_check_interval", "exit_on_error"
 };
-static const char *const staying_prefixes[] = {"log_", "debug_", "trace_", "ingest."};
+static const char *const staying_prefixes[] = {"log_", "debug_", "trace_", "tcp_", "ingest."};
 
 static bool
 travels(struct config_generic *gconf)
@@ -165,14 +167,16 @@ identity_apply_settings(Jsonb *settings)
 			{
 				/*
 				 * As the owner could: a superuser-only setting is captured
-				 * only from a superuser's session, and one this worker knows
-				 * as superuser-only although the session did not (its module
-				 * is loaded here, not there) is skipped with a warning.
+				 * only from a superuser's session. A custom (dotted) one is
+				 * applied with a plain user's rights whoever the owner is:
+				 * in the session it may have been a placeholder anybody could
+				 * set, which this worker, having loaded its module, knows as
+				 * superuser-only; it is then skipped with a warning.
 				 */
 				(void) set_config_option(name,
 										 pnstrdup(v.val.string.val, v.val.string.len),
-										 superuser() ? PGC_SUSET : PGC_USERSET, PGC_S_SESSION,
-										 GUC_ACTION_LOCAL, true, WARNING, false);
+										 superuser() && strchr(name, '.') == NULL ? PGC_SUSET : PGC_USERSET,
+										 PGC_S_SESSION, GUC_ACTION_LOCAL, true, WARNING, false);
 			}
 		}
 	}
@@ -240,8 +244,7 @@ identity_leave_system(const IdentitySave *save)
 Oid
 identity_extension_owner(void)
 {
-	Oid			nsp = get_namespace_oid("ingest", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("upload_jobs", nsp) : InvalidOid;
+	Oid			relid = catalog_jobs_table();
 	HeapTuple	tup;
 	Oid			owner;
 

@@ -54,7 +54,7 @@ const char *const job_source_names[] = {"file", "data", "chunks", "lo"};
  * included. cancel_requested is the form 1.1 wrote.
  */
 #define CANCEL_PENDING_SQL(alias) \
-	"(" alias ".cancel_requested OR EXISTS (SELECT 1 FROM ingest.job_cancels c " \
+	"(" alias ".cancel_requested OR EXISTS (SELECT 1 FROM ingest_private.job_cancels c " \
 	"  WHERE c.job_id = " alias ".id))"
 
 /* objsubids of the extension object locked to serialize orphan checks and claims */
@@ -173,7 +173,7 @@ jobs_check_visible(int64 job_id, Oid caller, char **state)
 
 	check_schema_version();
 	SPI_connect();
-	exec_as_owner("SELECT owner::oid, state, tenant FROM ingest.upload_jobs WHERE id = $1",
+	exec_as_owner("SELECT owner::oid, state, tenant FROM ingest_private.upload_jobs WHERE id = $1",
 				  1, types, values, NULL, true);
 	if (SPI_processed == 1)
 	{
@@ -209,7 +209,7 @@ jobs_visible_live(int64 job_id, Oid owner, Oid caller)
 	if (!identity_tenant_scoped())
 		return true;
 	SPI_connect();
-	exec_as_owner("SELECT tenant FROM ingest.upload_jobs WHERE id = $1", 1, types, values, NULL, true);
+	exec_as_owner("SELECT tenant FROM ingest_private.upload_jobs WHERE id = $1", 1, types, values, NULL, true);
 	found = (SPI_processed == 1);
 	if (found)
 		tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, CurrentMemoryContext);
@@ -256,7 +256,7 @@ check_queue_quota(Oid owner, const char *tenant)
 	 * transaction queued itself are counted too.
 	 */
 	identity_enter_system(&save);
-	plan = SPI_prepare("SELECT count(*) FROM ingest.upload_jobs "
+	plan = SPI_prepare("SELECT count(*) FROM ingest_private.upload_jobs "
 					   "WHERE owner = $1::regrole AND COALESCE(tenant, '') = COALESCE($2, '') "
 					   "  AND state IN ('queued', 'uploading')",
 					   2, types);
@@ -311,7 +311,7 @@ jobs_insert(const JobSpec *spec)
 	check_schema_version();
 	SPI_connect();
 	check_queue_quota(spec->owner, spec->tenant);
-	exec_as_owner("INSERT INTO ingest.upload_jobs "
+	exec_as_owner("INSERT INTO ingest_private.upload_jobs "
 				  "(owner, target, source, source_type, options, settings, bytes_total, state, "
 				  " max_attempts, timeout, priority, upload_activity_at, tenant) "
 				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
@@ -326,7 +326,7 @@ jobs_insert(const JobSpec *spec)
 		Oid			dtypes[2] = {INT8OID, BYTEAOID};
 		Datum		dvalues[2] = {Int64GetDatum(id), PointerGetDatum(spec->data)};
 
-		exec_as_owner("INSERT INTO ingest.job_data (job_id, data) VALUES ($1, $2)",
+		exec_as_owner("INSERT INTO ingest_private.job_data (job_id, data) VALUES ($1, $2)",
 					  2, dtypes, dvalues, NULL, false);
 	}
 	SPI_finish();
@@ -354,7 +354,7 @@ jobs_cancel(int64 job_id, Oid caller, bool *running)
 	if (strcmp(state, "queued") == 0 || strcmp(state, "uploading") == 0)
 	{
 		exec_as_owner("WITH done AS ("
-					  "  UPDATE ingest.upload_jobs SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp(), "
+					  "  UPDATE ingest_private.upload_jobs SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp(), "
 					  "    last_error = CASE WHEN state = 'uploading' THEN '" UPLOAD_CANCELLED "' "
 					  "                      ELSE 'cancelled by ingest.cancel()' END "
 					  "  WHERE id = $1 AND state IN ('queued', 'uploading') RETURNING id)"
@@ -367,8 +367,8 @@ jobs_cancel(int64 job_id, Oid caller, bool *running)
 	{
 		bool		isnull;
 
-		exec_as_owner("WITH r AS (SELECT id FROM ingest.upload_jobs WHERE id = $1 AND state = 'running'), "
-					  "ins AS (INSERT INTO ingest.job_cancels (job_id) SELECT id FROM r "
+		exec_as_owner("WITH r AS (SELECT id FROM ingest_private.upload_jobs WHERE id = $1 AND state = 'running'), "
+					  "ins AS (INSERT INTO ingest_private.job_cancels (job_id) SELECT id FROM r "
 					  "        ON CONFLICT DO NOTHING) "
 					  "SELECT count(*) FROM r",
 					  1, types, values, NULL, false);
@@ -400,7 +400,7 @@ jobs_retry(int64 job_id, Oid caller)
 
 	SPI_connect();
 	exec_as_owner("SELECT state = 'cancelled' AND last_error = '" UPLOAD_CANCELLED "', worker_deaths, tenant "
-				  "FROM ingest.upload_jobs WHERE id = $1",
+				  "FROM ingest_private.upload_jobs WHERE id = $1",
 				  1, types, values, NULL, true);
 	if (SPI_processed == 1)
 	{
@@ -427,8 +427,8 @@ jobs_retry(int64 job_id, Oid caller)
 				 errhint("A member of ingest_admin can retry it after finding the cause in the server log.")));
 	check_queue_quota(owner, tenant);
 	values[1] = BoolGetDatum(admin);
-	exec_as_owner("DELETE FROM ingest.job_cancels WHERE job_id = $1", 1, types, values, NULL, false);
-	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', attempts = 0, run_after = NULL, "
+	exec_as_owner("DELETE FROM ingest_private.job_cancels WHERE job_id = $1", 1, types, values, NULL, false);
+	exec_as_owner("UPDATE ingest_private.upload_jobs SET state = 'queued', attempts = 0, run_after = NULL, "
 				  "  finished_at = NULL, cancel_requested = false, worker_pid = NULL, "
 				  "  worker_deaths = CASE WHEN $2 THEN 0 ELSE worker_deaths END "
 				  "WHERE id = $1 AND state IN ('failed', 'cancelled')",
@@ -453,11 +453,11 @@ jobs_purge(Interval *older_than, Oid caller)
 	caller_params(caller, types, values, nulls, 1);
 	SPI_connect();
 	exec_as_owner("WITH gone AS ("
-				  "  DELETE FROM ingest.upload_jobs "
+				  "  DELETE FROM ingest_private.upload_jobs "
 				  "  WHERE state IN ('succeeded', 'failed', 'cancelled') "
 				  "    AND finished_at < pg_catalog.now() - $1 AND " CALLER_SQL(2, 3, 4, 5)
 				  "  RETURNING id), "
-				  "stale AS (DELETE FROM ingest.job_cancels WHERE job_id IN (SELECT id FROM gone)) "
+				  "stale AS (DELETE FROM ingest_private.job_cancels WHERE job_id IN (SELECT id FROM gone)) "
 				  "SELECT count(*) FROM gone",
 				  5, types, values, nulls, false);
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -488,7 +488,7 @@ jobs_queue_position(int64 job_id, Oid caller, int *position)
 		return false;
 
 	SPI_connect();
-	exec_as_owner("SELECT place - 1 FROM ingest._queue WHERE id = $1", 1, types, values, NULL, true);
+	exec_as_owner("SELECT place - 1 FROM ingest_private._queue WHERE id = $1", 1, types, values, NULL, true);
 	if (SPI_processed == 1)
 	{
 		*position = (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -582,10 +582,10 @@ jobs_extension_ready(void)
 #define REQUEUE_ORPHANS_SQL \
 	"WITH orphans AS (" \
 	"  SELECT id, " CANCEL_PENDING_SQL("upload_jobs") " AS cancelled " \
-	"  FROM ingest.upload_jobs WHERE " ORPHANS_WHERE \
+	"  FROM ingest_private.upload_jobs WHERE " ORPHANS_WHERE \
 	"  FOR NO KEY UPDATE OF upload_jobs SKIP LOCKED), " \
 	"done AS (" \
-	"  UPDATE ingest.upload_jobs j SET " \
+	"  UPDATE ingest_private.upload_jobs j SET " \
 	"    state = CASE WHEN o.cancelled THEN 'cancelled' " \
 	"                 WHEN j.worker_deaths + 1 >= $3 OR j.attempts >= j.max_attempts THEN 'failed' " \
 	"                 ELSE 'queued' END, " \
@@ -610,7 +610,7 @@ jobs_extension_ready(void)
 
 /* after the update, which sees it: orphans left because a session had them locked */
 #define ORPHANS_LEFT_SQL \
-	"SELECT EXISTS (SELECT 1 FROM ingest.upload_jobs WHERE " ORPHANS_WHERE ")"
+	"SELECT EXISTS (SELECT 1 FROM ingest_private.upload_jobs WHERE " ORPHANS_WHERE ")"
 
 int
 jobs_requeue_orphans(bool *incomplete)
@@ -728,19 +728,19 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
  * ingest.max_worker_deaths by itself.
  */
 #define CANDIDATES_SQL \
-	"SELECT q.id FROM ingest._queue q JOIN ingest.upload_jobs j ON j.id = q.id " \
+	"SELECT q.id FROM ingest_private._queue q JOIN ingest_private.upload_jobs j ON j.id = q.id " \
 	"WHERE (q.run_after IS NULL OR q.run_after <= pg_catalog.clock_timestamp()) " \
 	"  AND q.running < q.max_running " \
-	"  AND (j.worker_deaths = 0 OR NOT EXISTS (SELECT 1 FROM ingest.upload_jobs r " \
+	"  AND (j.worker_deaths = 0 OR NOT EXISTS (SELECT 1 FROM ingest_private.upload_jobs r " \
 	"       WHERE r.state = 'running' AND r.worker_deaths > 0)) " \
 	"ORDER BY q.place LIMIT 64"
 
 #define LOCK_CANDIDATE_SQL \
-	"SELECT owner::oid, tenant FROM ingest.upload_jobs WHERE id = $1 AND state = 'queued' " \
+	"SELECT owner::oid, tenant FROM ingest_private.upload_jobs WHERE id = $1 AND state = 'queued' " \
 	"FOR NO KEY UPDATE SKIP LOCKED"
 
 #define CLAIM_SQL \
-	"UPDATE ingest.upload_jobs SET state = 'running', attempts = attempts + 1, " \
+	"UPDATE ingest_private.upload_jobs SET state = 'running', attempts = attempts + 1, " \
 	"  started_at = pg_catalog.clock_timestamp(), finished_at = NULL, last_error = NULL, " \
 	"  run_after = NULL, worker_pid = pg_catalog.pg_backend_pid() " \
 	"WHERE id = $1 " \
@@ -754,10 +754,10 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
  * not commit them; the new attempt reads those records again.
  */
 #define DROP_STALE_ERRORS_SQL \
-	"WITH stale AS (DELETE FROM ingest.job_errors WHERE job_id = $1 AND record_number > $2 RETURNING 1) " \
-	"UPDATE ingest.upload_jobs SET rows_rejected = rows_rejected - (SELECT count(*) FROM stale) " \
+	"WITH stale AS (DELETE FROM ingest_private.job_errors WHERE job_id = $1 AND record_number > $2 RETURNING 1) " \
+	"UPDATE ingest_private.upload_jobs SET rows_rejected = rows_rejected - (SELECT count(*) FROM stale) " \
 	"WHERE id = $1 RETURNING rows_rejected, " \
-	"  (SELECT count(*) FROM ingest.job_errors e WHERE e.job_id = $1 AND e.record_number <= $2)"
+	"  (SELECT count(*) FROM ingest_private.job_errors e WHERE e.job_id = $1 AND e.record_number <= $2)"
 
 /*
  * The first candidate in the queue's order that no session has locked, now
@@ -870,7 +870,7 @@ jobs_queued_exist(void)
 
 	SPI_connect();
 	/* not read-only: the snapshot must see a claim just made */
-	exec_as_owner("SELECT EXISTS (SELECT 1 FROM ingest.upload_jobs WHERE state = 'queued')",
+	exec_as_owner("SELECT EXISTS (SELECT 1 FROM ingest_private.upload_jobs WHERE state = 'queued')",
 				  0, NULL, NULL, NULL, false);
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
@@ -886,7 +886,7 @@ jobs_cancel_requested(int64 job_id)
 	bool		result = false;
 
 	SPI_connect();
-	exec_as_owner("SELECT " CANCEL_PENDING_SQL("j") " FROM ingest.upload_jobs j WHERE id = $1",
+	exec_as_owner("SELECT " CANCEL_PENDING_SQL("j") " FROM ingest_private.upload_jobs j WHERE id = $1",
 				  1, types, values, NULL, true);
 	if (SPI_processed == 1)
 		result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -907,7 +907,7 @@ jobs_checkpoint(const IngestJob *job, int64 records_done, int64 rows_inserted,
 	values[3] = Int64GetDatum(rows_rejected);
 	values[4] = Int64GetDatum(bytes_done);
 	SPI_connect();
-	exec_as_owner("UPDATE ingest.upload_jobs SET records_done = $2, rows_inserted = $3, "
+	exec_as_owner("UPDATE ingest_private.upload_jobs SET records_done = $2, rows_inserted = $3, "
 				  "rows_rejected = $4, bytes_done = $5 WHERE id = $1",
 				  5, types, values, NULL, false);
 	SPI_finish();
@@ -933,7 +933,7 @@ jobs_retry_later(const IngestJob *job, int64 records_done, int64 rows_inserted,
 	values[5] = CStringGetTextDatum(jobs_clip_message(last_error));
 	values[6] = Int64GetDatum(delay_ms);
 	SPI_connect();
-	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', records_done = $2, "
+	exec_as_owner("UPDATE ingest_private.upload_jobs SET state = 'queued', records_done = $2, "
 				  "  rows_inserted = $3, rows_rejected = $4, bytes_done = $5, last_error = $6, "
 				  "  run_after = pg_catalog.clock_timestamp() + $7 * interval '1 ms', worker_pid = NULL "
 				  "WHERE id = $1",
@@ -949,8 +949,8 @@ jobs_drop_data(int64 job_id)
 	Datum		values[1] = {Int64GetDatum(job_id)};
 
 	SPI_connect();
-	exec_as_owner("DELETE FROM ingest.job_data WHERE job_id = $1", 1, types, values, NULL, false);
-	exec_as_owner("DELETE FROM ingest.job_chunks WHERE job_id = $1", 1, types, values, NULL, false);
+	exec_as_owner("DELETE FROM ingest_private.job_data WHERE job_id = $1", 1, types, values, NULL, false);
+	exec_as_owner("DELETE FROM ingest_private.job_chunks WHERE job_id = $1", 1, types, values, NULL, false);
 	SPI_finish();
 }
 
@@ -976,9 +976,9 @@ jobs_finish(const IngestJob *job, const char *state, int64 records_done,
 		nulls[6] = 'n';
 
 	SPI_connect();
-	exec_as_owner("DELETE FROM ingest.job_cancels WHERE job_id = $1", 1, types, values, NULL, false);
+	exec_as_owner("DELETE FROM ingest_private.job_cancels WHERE job_id = $1", 1, types, values, NULL, false);
 	exec_as_owner("WITH done AS ("
-				  "  UPDATE ingest.upload_jobs SET state = $2, records_done = $3, "
+				  "  UPDATE ingest_private.upload_jobs SET state = $2, records_done = $3, "
 				  "    rows_inserted = $4, rows_rejected = $5, bytes_done = $6, "
 				  "    last_error = $7, finished_at = pg_catalog.clock_timestamp(), cancel_requested = false "
 				  "  WHERE id = $1 RETURNING id, state) "
@@ -1010,7 +1010,7 @@ jobs_record_error(int64 job_id, int64 line, int64 record_number,
 
 	SPI_connect();
 	values[5] = Int64GetDatum(record_number);
-	exec_as_owner("INSERT INTO ingest.job_errors (job_id, line_number, sqlstate, message, raw_line, record_number) "
+	exec_as_owner("INSERT INTO ingest_private.job_errors (job_id, line_number, sqlstate, message, raw_line, record_number) "
 				  "VALUES ($1, $2, $3, $4, $5, $6)",
 				  6, types, values, nulls, false);
 	SPI_finish();
@@ -1057,7 +1057,7 @@ lock_upload(int64 job_id, Oid caller, bool finishing)
 	 * Not read-only: after waiting for the lock, see the row as it is now.
 	 */
 	exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant "
-				  "FROM ingest.upload_jobs WHERE id = $1 AND state = 'uploading' "
+				  "FROM ingest_private.upload_jobs WHERE id = $1 AND state = 'uploading' "
 				  "  AND owner = $2::regrole AND (NOT $3 OR tenant = $4) "
 				  "FOR UPDATE",
 				  4, types, values, nulls, false);
@@ -1066,7 +1066,7 @@ lock_upload(int64 job_id, Oid caller, bool finishing)
 
 	/* why not, without locking */
 	exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant "
-				  "FROM ingest.upload_jobs WHERE id = $1 AND " CALLER_SQL(2, 3, 4, 5),
+				  "FROM ingest_private.upload_jobs WHERE id = $1 AND " CALLER_SQL(2, 3, 4, 5),
 				  5, types, values, nulls, false);
 	if (SPI_processed != 1)
 		job_not_found(job_id);
@@ -1141,7 +1141,7 @@ jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller)
 	total = lock_upload(job_id, caller, false);
 
 	/* not read-only: a chunk committed while we waited for the lock must be seen */
-	exec_as_owner("SELECT data = $3, pg_catalog.octet_length(data) FROM ingest.job_chunks "
+	exec_as_owner("SELECT data = $3, pg_catalog.octet_length(data) FROM ingest_private.job_chunks "
 				  "WHERE job_id = $1 AND seq = $2",
 				  3, types, values, NULL, false);
 	if (SPI_processed == 1)
@@ -1160,7 +1160,7 @@ jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller)
 	}
 	else
 	{
-		exec_as_owner("INSERT INTO ingest.job_chunks (job_id, seq, data) VALUES ($1, $2, $3)",
+		exec_as_owner("INSERT INTO ingest_private.job_chunks (job_id, seq, data) VALUES ($1, $2, $3)",
 					  3, types, values, NULL, false);
 		total += VARSIZE_ANY_EXHDR(data);
 
@@ -1171,7 +1171,7 @@ jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller)
 		 */
 		uvalues[0] = Int64GetDatum(job_id);
 		uvalues[1] = Int64GetDatum(total);
-		exec_as_owner("UPDATE ingest.upload_jobs SET bytes_total = $2, "
+		exec_as_owner("UPDATE ingest_private.upload_jobs SET bytes_total = $2, "
 					  "  upload_activity_at = pg_catalog.clock_timestamp() WHERE id = $1",
 					  2, utypes, uvalues, NULL, false);
 	}
@@ -1202,7 +1202,7 @@ jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller)
 
 	exec_as_owner("SELECT count(*), min(seq), max(seq), "
 				  "  COALESCE(sum(pg_catalog.octet_length(data)), 0)::int8 "
-				  "FROM ingest.job_chunks WHERE job_id = $1",
+				  "FROM ingest_private.job_chunks WHERE job_id = $1",
 				  1, types, values, NULL, false);
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
@@ -1221,7 +1221,7 @@ jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller)
 
 		exec_as_owner("SELECT COALESCE(prev, -1) + 1 FROM ("
 					  "  SELECT seq, lag(seq) OVER (ORDER BY seq) AS prev "
-					  "  FROM ingest.job_chunks WHERE job_id = $1) s "
+					  "  FROM ingest_private.job_chunks WHERE job_id = $1) s "
 					  "WHERE seq <> COALESCE(prev, -1) + 1 ORDER BY seq LIMIT 1",
 					  1, types, values, NULL, false);
 		missing = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -1243,7 +1243,7 @@ jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller)
 				 errhint("The view ingest.upload_chunks lists each chunk received with its size.")));
 
 	values[1] = Int64GetDatum(size);
-	exec_as_owner("UPDATE ingest.upload_jobs SET state = 'queued', bytes_total = $2 WHERE id = $1",
+	exec_as_owner("UPDATE ingest_private.upload_jobs SET state = 'queued', bytes_total = $2 WHERE id = $1",
 				  2, types, values, NULL, false);
 	SPI_finish();
 	return size;
@@ -1263,8 +1263,8 @@ jobs_expire_uploads(void)
 	int64		n;
 
 	SPI_connect();
-	exec_as_owner("DELETE FROM ingest.upload_jobs WHERE id IN ("
-				  "  SELECT id FROM ingest.upload_jobs "
+	exec_as_owner("DELETE FROM ingest_private.upload_jobs WHERE id IN ("
+				  "  SELECT id FROM ingest_private.upload_jobs "
 				  "  WHERE state = 'uploading' "
 				  "    AND upload_activity_at < pg_catalog.clock_timestamp() - $1 * interval '1 s' "
 				  "  ORDER BY upload_activity_at LIMIT 1000 "

@@ -222,7 +222,7 @@ open_chunks(IngestReader *r)
 	identity_enter_system(&save);
 	rc = SPI_execute_with_args("SELECT count(*), COALESCE(max(seq), -1), "
 							   "  COALESCE(sum(pg_catalog.octet_length(data)), 0)::int8 "
-							   "FROM ingest.job_chunks WHERE job_id = $1",
+							   "FROM ingest_private.job_chunks WHERE job_id = $1",
 							   1, types, values, NULL, true, 0);
 	identity_leave_system(&save);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
@@ -249,7 +249,7 @@ next_chunk(IngestReader *r)
 {
 	struct varlena *ptr;
 
-	ptr = fetch_stored_value("SELECT data FROM ingest.job_chunks WHERE job_id = $1 AND seq = $2",
+	ptr = fetch_stored_value("SELECT data FROM ingest_private.job_chunks WHERE job_id = $1 AND seq = $2",
 							 r->job_id, r->next_seq, r->cxt);
 	if (ptr == NULL)
 		ereport(ERROR,
@@ -451,7 +451,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 	else if (job->source_type == JOB_SOURCE_DATA)
 	{
 		r->what = "uploaded data";
-		r->toast_ptr = fetch_stored_value("SELECT data FROM ingest.job_data WHERE job_id = $1",
+		r->toast_ptr = fetch_stored_value("SELECT data FROM ingest_private.job_data WHERE job_id = $1",
 										  job->id, -1, cxt);
 		if (r->toast_ptr == NULL)
 			ereport(ERROR,

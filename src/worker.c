@@ -55,6 +55,7 @@
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
 
+#include "catalog.h"
 #include "ingest.h"
 #include "jobs.h"
 #include "loader.h"
@@ -198,9 +199,7 @@ static bool jobs_table_held = false;
 static Oid
 jobs_table_oid(void)
 {
-	Oid			nsp = get_namespace_oid("ingest", true);
-
-	return OidIsValid(nsp) ? get_relname_relid("upload_jobs", nsp) : InvalidOid;
+	return catalog_jobs_table();
 }
 
 /*

@@ -251,13 +251,13 @@ my %catalog = (
 		       || ' ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
 		  FROM pg_proc p WHERE p.pronamespace = 'ingest'::regnamespace},
 	'relations' => q{
-		SELECT c.relname || ' ' || c.relkind::text || ' ' || c.relpersistence::text
+		SELECT c.relnamespace::regnamespace || '.' || c.relname || ' ' || c.relkind::text || ' ' || c.relpersistence::text
 		       || ' ' || c.relrowsecurity::text || c.relforcerowsecurity::text
 		       || ' ' || coalesce(c.reloptions::text, '-') || ' ' || coalesce(c.relacl::text, '-')
 		       || ' ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
-		  FROM pg_class c WHERE c.relnamespace = 'ingest'::regnamespace},
+		  FROM pg_class c WHERE c.relnamespace IN ('ingest'::regnamespace, 'ingest_private'::regnamespace)},
 	'columns' => q{
-		SELECT c.relname || '.' || a.attname || ' ' || a.attnum || ' '
+		SELECT c.relnamespace::regnamespace || '.' || c.relname || '.' || a.attname || ' ' || a.attnum || ' '
 		       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text
 		       || ' ' || a.attidentity::text || a.attgenerated::text || a.attstorage::text
 		       || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
@@ -265,27 +265,27 @@ my %catalog = (
 		       || ' ' || coalesce(col_description(c.oid, a.attnum), '-')
 		  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
 		  LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-		 WHERE c.relnamespace = 'ingest'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped},
+		 WHERE c.relnamespace IN ('ingest'::regnamespace, 'ingest_private'::regnamespace) AND a.attnum > 0 AND NOT a.attisdropped},
 	'constraints' => q{
 		SELECT conrelid::regclass || ' ' || conname || ' ' || contype::text || ' '
 		       || pg_get_constraintdef(oid)
-		  FROM pg_constraint WHERE connamespace = 'ingest'::regnamespace},
+		  FROM pg_constraint WHERE connamespace IN ('ingest'::regnamespace, 'ingest_private'::regnamespace)},
 	'indexes' => q{
-		SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'ingest'},
+		SELECT schemaname || '.' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname IN ('ingest', 'ingest_private')},
 	'views' => q{
-		SELECT viewname || ' ' || md5(definition) FROM pg_views WHERE schemaname = 'ingest'},
+		SELECT schemaname || '.' || viewname || ' ' || md5(definition) FROM pg_views WHERE schemaname IN ('ingest', 'ingest_private')},
 	'policies' => q{
 		SELECT tablename || ' ' || policyname || ' ' || permissive || ' ' || roles::text
 		       || ' ' || cmd || ' ' || coalesce(qual, '-') || ' ' || coalesce(with_check, '-')
-		  FROM pg_policies WHERE schemaname = 'ingest'},
+		  FROM pg_policies WHERE schemaname IN ('ingest', 'ingest_private')},
 	'triggers' => q{
 		SELECT tgrelid::regclass || ' ' || pg_get_triggerdef(oid) FROM pg_trigger
 		 WHERE NOT tgisinternal AND tgrelid IN
-		       (SELECT oid FROM pg_class WHERE relnamespace = 'ingest'::regnamespace)},
+		       (SELECT oid FROM pg_class WHERE relnamespace IN ('ingest'::regnamespace, 'ingest_private'::regnamespace))},
 	'sequences' => q{
 		SELECT sequencename || ' ' || data_type || ' ' || start_value || ' ' || increment_by
 		       || ' ' || max_value || ' ' || cycle::text
-		  FROM pg_sequences WHERE schemaname = 'ingest'},
+		  FROM pg_sequences WHERE schemaname IN ('ingest', 'ingest_private')},
 	'extension members' => q{
 		SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
 		 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
@@ -300,7 +300,7 @@ my %catalog = (
 	'schema' => q{
 		SELECT nspname || ' ' || coalesce(nspacl::text, '-') || ' '
 		       || coalesce(obj_description(oid, 'pg_namespace'), '-')
-		  FROM pg_namespace WHERE nspname = 'ingest'});
+		  FROM pg_namespace WHERE nspname IN ('ingest', 'ingest_private')});
 for my $what (sort keys %catalog)
 {
 	my $sql = "SELECT string_agg(x, E'\\n' ORDER BY x) FROM ($catalog{$what}) s(x)";

@@ -122,7 +122,7 @@ is($node->safe_psql('postgres', "SELECT ingest.wait($id)", @as_app), 'succeeded'
 $j = job_row($node, 'postgres', $id);
 is($j->{rows_inserted}, 2000, 'all 2,000 records inserted');
 is(table_md5('t_chunks'), md5_hex($body), 'the table holds exactly the file\'s records');
-is($node->safe_psql('postgres', "SELECT count(*) FROM ingest.job_chunks WHERE job_id = $id"),
+is($node->safe_psql('postgres', "SELECT count(*) FROM ingest_private.job_chunks WHERE job_id = $id"),
 	0, 'the chunks were deleted after the success');
 
 # ---- 3. two connections send chunks of one upload at once: the lock on the job row makes
@@ -194,7 +194,7 @@ my $kick = $node->safe_psql('postgres',
 is($node->safe_psql('postgres', "SELECT ingest.wait($kick)"), 'succeeded', 'a new worker ran a job');
 is($node->safe_psql('postgres', "SELECT count(*) FROM ingest.upload_jobs WHERE id = $idle"),
 	0, 'the idle upload was removed');
-is($node->safe_psql('postgres', "SELECT count(*) FROM ingest.job_chunks WHERE job_id = $idle"),
+is($node->safe_psql('postgres', "SELECT count(*) FROM ingest_private.job_chunks WHERE job_id = $idle"),
 	0, 'with its chunk');
 ok( $node->wait_for_log(qr/LOG:  ingest: removed 1 upload\(s\) that received no chunk for longer than ingest.upload_ttl \(1 s\)/,
 		$log_offset),

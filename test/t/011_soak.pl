@@ -117,7 +117,7 @@ my @large = enqueue_large(100001, 100002);
 enqueue_small(500);
 ok(all_finished(), 'warm-up: the first jobs finished');
 $node->safe_psql('postgres',
-	'VACUUM t, ingest.upload_jobs, ingest.job_data, ingest.job_errors, ingest.job_chunks');
+	'VACUUM t, ingest_private.upload_jobs, ingest_private.job_data, ingest_private.job_errors, ingest_private.job_chunks');
 enqueue_small(500);
 ok(all_finished(), 'warm-up: all jobs finished');
 my @workers = ingest_worker_pids($node, 'postgres');

@@ -112,7 +112,7 @@ is( $node->safe_psql('postgres', q{
 	'0', 'no row was loaded twice');
 if ($mode eq 'chunks')
 {
-	is($node->safe_psql('postgres', 'SELECT count(*) FROM ingest.job_chunks'), '0',
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM ingest_private.job_chunks'), '0',
 		'the chunks of the loaded uploads were removed');
 }
 

@@ -1,7 +1,8 @@
 # No session can stall the queue: a job row locked by an uncommitted transaction (here
 # `BEGIN; SELECT ingest.cancel(J)` on alice's queued job J, never committed) is skipped by the
 # claim, and bob's job starts at once; J ends cancelled when the transaction commits. A
-# running job's own writes never wait for such a transaction either.
+# running job's own writes never wait for such a transaction either, and a lock request
+# queued on what a role can name (the views) holds up no enqueue or claim.
 # With one worker (ingest.max_workers = 1), before the fix the claim waited on J's row lock
 # while holding the per-database claim lock, and nothing else ran.
 use strict;
@@ -39,7 +40,7 @@ my $j = $node->safe_psql('postgres', q{SET ROLE alice;
 	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n1,1\n', 'UTF8'))});
 my $k = $node->safe_psql('postgres', q{SET ROLE bob;
 	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n2,1\n', 'UTF8'))});
-is($node->safe_psql('postgres', "SELECT id FROM ingest._queue ORDER BY place LIMIT 1"), $j,
+is($node->safe_psql('postgres', "SELECT id FROM ingest_private._queue ORDER BY place LIMIT 1"), $j,
 	"alice's job is the next candidate");
 
 # alice cancels J in a transaction she leaves open: J's row stays locked
@@ -117,6 +118,38 @@ $gate->query_safe('SELECT pg_advisory_unlock(77)');
 ok(poll_until_finished($node, 'postgres', $k3), 'it ends');
 is($node->safe_psql('postgres', "SELECT state FROM ingest.upload_jobs WHERE id = $k3"), 'cancelled',
 	'cancelled');
+
+# A lock queued on ingest's tables by a role that cannot take it (CREATE RULE locks before it
+# checks ownership) would make every enqueue and claim wait behind it: the tables are in a
+# schema no role may use, and what users can name (the views) is not on that path.
+my $reader = $node->background_psql('postgres', timeout => 60);
+$reader->query_safe('SET ROLE alice');
+$reader->query_safe('BEGIN');
+$reader->query_safe('SELECT count(*) FROM ingest.upload_jobs');
+my ($ret, $out, $err) = $node->psql('postgres',
+	'SET ROLE alice; CREATE RULE r AS ON INSERT TO ingest_private.upload_jobs DO ALSO NOTHING');
+like($err, qr/permission denied for schema ingest_private/, 'a role cannot even name the job table');
+my $ruler = $node->background_psql('postgres', timeout => 60, on_error_stop => 0);
+$ruler->query_safe('SET ROLE alice');
+$ruler->query_safe("SET statement_timeout = '20s'");
+$ruler->query_until(qr/started/, q{\echo started
+CREATE RULE r AS ON INSERT TO ingest.upload_jobs DO INSTEAD NOTHING;
+});
+ok( $node->poll_query_until('postgres', q{
+		SELECT count(*) > 0 FROM pg_locks WHERE NOT granted AND relation = 'ingest.upload_jobs'::regclass}),
+	"alice's CREATE RULE waits for its lock on the view ingest.upload_jobs");
+$t0 = time;
+my $b4 = $node->safe_psql('postgres', q{SET ROLE bob;
+	SELECT ingest.enqueue_data('t', convert_to(E'job,n\n6,1\n', 'UTF8'))});
+# (watched in the table: the view is what the waiting CREATE RULE holds up)
+ok( $node->poll_query_until('postgres', qq{
+		SELECT state = 'succeeded' FROM ingest_private.upload_jobs WHERE id = $b4}),
+	"bob's enqueue and its job go on meanwhile");
+$elapsed = time - $t0;
+cmp_ok($elapsed, '<', 10, sprintf('without waiting (%.1f s)', $elapsed));
+$reader->query_safe('ROLLBACK');
+$reader->quit;
+$ruler->quit;
 
 $aborted->quit;
 $locker->quit;
