@@ -51,6 +51,7 @@ PG_FUNCTION_INFO_V1(ingest_purge);
 PG_FUNCTION_INFO_V1(ingest_queue_position);
 PG_FUNCTION_INFO_V1(ingest_current_tenant);
 PG_FUNCTION_INFO_V1(ingest_tenant_visible);
+PG_FUNCTION_INFO_V1(ingest_job_visible);
 
 static bool wake_at_commit = false;
 static bool callback_registered = false;
@@ -514,4 +515,11 @@ Datum
 ingest_tenant_visible(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(identity_tenant_matches(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+/* ingest._job_visible(job_id): may this session see the job (for job_errors, upload_chunks)? */
+Datum
+ingest_job_visible(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(jobs_job_visible(PG_GETARG_INT64(0), GetUserId()));
 }

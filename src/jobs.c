@@ -33,6 +33,8 @@
 #include "utils/snapmgr.h"
 #include "catalog/pg_extension.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/memutils.h"
 
 #include "catalog/namespace.h"
 #include "commands/extension.h"
@@ -218,6 +220,80 @@ jobs_visible_live(int64 job_id, Oid owner, Oid caller)
 }
 
 /*
+ * The lock that orders the quota checks of one (role, tenant), held to
+ * commit: a role's lock on its own row of pg_authid, with 48 bits of hashes
+ * of the tenant beside it, so that another tenant's transaction left open
+ * does not hold this one's enqueues (a collision by chance is all but
+ * impossible, and one made on purpose would take some 2^48 tries). The
+ * advisory tag in the default lock method is out of reach of SQL's advisory
+ * locks, which live in the user lock method.
+ */
+static void
+lock_quota(Oid owner, const char *tenant)
+{
+	LOCKTAG		tag;
+	uint32		h1 = 0;
+	uint32		h2 = 0;
+
+	if (tenant)
+	{
+		h1 = hash_bytes((const unsigned char *) tenant, strlen(tenant));
+		h2 = hash_bytes_extended((const unsigned char *) tenant, strlen(tenant), 0x1ee7) & 0xFFFF;
+	}
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, owner, h1, h2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * May caller see the job job_id (false also when there is none)? For the
+ * views over tables a job's rows hang off (ingest.job_errors,
+ * ingest.upload_chunks): checked in the same scan as the caller's own
+ * conditions, so that none of those is ever evaluated on another's rows
+ * before this check. The answer for the last job asked is kept: a job's
+ * owner and tenant never change.
+ */
+bool
+jobs_job_visible(int64 job_id, Oid caller)
+{
+	static int64 last_id = 0;
+	static Oid	last_caller = InvalidOid;
+	static LocalTransactionId last_lxid = InvalidLocalTransactionId;
+	static char *last_tenant = NULL;
+	static bool last_visible = false;
+	char	   *tenant = identity_session_tenant();
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	Oid			owner = InvalidOid;
+	char	   *job_tenant = NULL;
+
+	if (job_id == last_id && caller == last_caller && MyProc->lxid == last_lxid &&
+		((tenant == NULL && last_tenant == NULL) ||
+		 (tenant && last_tenant && strcmp(tenant, last_tenant) == 0)))
+		return last_visible;
+
+	SPI_connect();
+	exec_as_owner("SELECT owner::oid, tenant FROM ingest_private.upload_jobs WHERE id = $1",
+				  1, types, values, NULL, true);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		job_tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, CurrentMemoryContext);
+	}
+	SPI_finish();
+
+	last_visible = OidIsValid(owner) && visible_to(owner, job_tenant, caller);
+	last_id = job_id;
+	last_caller = caller;
+	last_lxid = MyProc->lxid;
+	if (last_tenant)
+		pfree(last_tenant);
+	last_tenant = tenant ? MemoryContextStrdup(TopMemoryContext, tenant) : NULL;
+	return last_visible;
+}
+
+/*
  * ingest.max_queued_per_role: the owner's jobs queued or uploading. Checked
  * under a lock on the role (in this database, held to commit) so that
  * concurrent enqueues by one role cannot all slip under the limit.
@@ -241,10 +317,7 @@ check_queue_quota(Oid owner, const char *tenant)
 	if (isnull || limit <= 0)
 		return;
 
-	/* per (role, tenant): a hash of the tenant as sub-id; a collision only serializes more */
-	LockDatabaseObject(AuthIdRelationId, owner,
-					   tenant ? (hash_bytes((const unsigned char *) tenant, strlen(tenant)) & 0xFFFF) : 0,
-					   ExclusiveLock);
+	lock_quota(owner, tenant);
 	if (tenant)
 		values[1] = CStringGetTextDatum(tenant);
 

@@ -118,6 +118,20 @@ for my $db (sort keys %key)
 	is(value_of($db, 'B', "SELECT count(*) FROM ingest.upload_jobs WHERE id IN ($ja, $ua)"), 0,
 		"$db: not even by id");
 
+	# what EXPLAIN ANALYZE counts does not depend on another tenant's values: B's condition
+	# on A's rejected line ('x') and on a line nobody has give the same plan counts
+	my $counts = sub {
+		my ($sql) = @_;
+		my $plan = value_of($db, 'B', "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) $sql");
+		return join ',', $plan =~ /"(?:Actual Rows|Rows Removed by Filter)": (\d+)/g;
+	};
+	is($counts->(q{SELECT 1 FROM ingest.job_errors WHERE raw_line = 'x'}),
+		$counts->(q{SELECT 1 FROM ingest.job_errors WHERE raw_line = 'nobody has this'}),
+		"$db: EXPLAIN ANALYZE tells B nothing of A's rejected lines");
+	is($counts->(q{SELECT 1 FROM ingest.upload_chunks WHERE bytes = 5}),
+		$counts->(q{SELECT 1 FROM ingest.upload_chunks WHERE bytes = 12345}),
+		"$db: nor of A's chunk sizes");
+
 	# the captured settings: ingest_admin only
 	like(error_of($db, 'B', 'SELECT settings FROM ingest.upload_jobs'),
 		qr/permission denied for view upload_jobs/, "$db: B cannot read settings");
