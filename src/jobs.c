@@ -38,6 +38,7 @@
 
 #include "catalog/namespace.h"
 #include "commands/extension.h"
+#include "catalog.h"
 #include "identity.h"
 #include "ingest.h"
 #include "jobs.h"
@@ -940,10 +941,19 @@ jobs_queued_exist(void)
 {
 	bool		isnull;
 	bool		result;
+	Oid			relid = catalog_jobs_table();
 
+	/*
+	 * Also asked of a database still at an older version, whose jobs wait
+	 * for its update: its table is where that version keeps it.
+	 */
+	if (!OidIsValid(relid))
+		return false;
 	SPI_connect();
 	/* not read-only: the snapshot must see a claim just made */
-	exec_as_owner("SELECT EXISTS (SELECT 1 FROM ingest_private.upload_jobs WHERE state = 'queued')",
+	exec_as_owner(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE state = 'queued')",
+						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													  get_rel_name(relid))),
 				  0, NULL, NULL, NULL, false);
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();

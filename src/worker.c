@@ -262,15 +262,15 @@ rehold_jobs_table(void *arg)
 }
 
 /*
- * The owner (and tenant) whose jobs this worker runs. A job's code (triggers, defaults,
- * checks, policies) runs in the worker's session, as in the owner's own,
- * and may leave things there: temporary tables, which are searched before
- * any schema whatever a later function's search_path says, prepared
- * statements, cursors, LISTEN, advisory locks, settings, and state no
+ * The owner and tenant whose jobs this worker runs. A job's code (triggers,
+ * defaults, checks, policies) runs in the worker's session, as in the
+ * owner's own, and may leave things there: temporary tables, which are
+ * searched before any schema whatever a later function's search_path says,
+ * prepared statements, cursors, advisory locks, settings, and state no
  * reset reaches (an extension's connections, a PL's globals, the random
- * seed). So a worker process runs the jobs of one owner only: when the
- * next job is another owner's, the worker leaves and a fresh process runs
- * it. Between jobs of its owner the session is reset (reset_session).
+ * seed). So a worker process runs the jobs of one owner and tenant only:
+ * when the next job is another's, the worker leaves and a fresh process
+ * runs it. Between jobs of its owner the session is reset (reset_session).
  *
  * PostgreSQL runs a table owner's code in VACUUM or CREATE INDEX under
  * SECURITY_RESTRICTED_OPERATION instead; a load cannot, because that
@@ -395,9 +395,10 @@ claim(void *arg)
 /*
  * Failures worth another attempt: the transaction lost a race (serialization
  * failure, deadlock), waited too long for a lock, the server ran short of
- * memory, disk or connections, or a remote server (a postgres_fdw partition)
- * could not be reached or dropped the connection. Anything else (a bad record, a missing file,
- * a dropped table) would fail the same way again.
+ * memory, disk or connections, or a remote server (a postgres_fdw
+ * partition) could not be reached or dropped the connection. Anything else
+ * (a bad record, a missing file, a dropped table) would fail the same way
+ * again.
  */
 static bool
 is_transient(int sqlerrcode)
