@@ -6,7 +6,8 @@
 --      in last_error;
 --   3. ingest.retry of a job whose worker died ingest.max_worker_deaths times is for
 --      ingest_admin only (the deaths themselves: TAP test 019);
---   4. job_errors keeps at most ingest.max_error_rows rejected records per job.
+--   4. job_errors keeps at most ingest.max_error_rows rejected records per job;
+--   5. a source type the library does not know fails the job.
 CREATE ROLE regress_walls NOLOGIN;
 CREATE ROLE regress_walls_admin NOLOGIN IN ROLE ingest_admin;
 CREATE TABLE walls (n int);
@@ -85,6 +86,19 @@ SELECT id = :kept AS kept, state, rows_inserted, rows_rejected,
 SELECT line_number FROM ingest.job_errors WHERE job_id = :kept ORDER BY line_number;
 ALTER SYSTEM RESET ingest.max_error_rows;
 SELECT pg_reload_conf();
+
+-- 5. a job row with a source type this library does not know (one written by another
+--    version) fails the job; it is never read as a file
+ALTER TABLE ingest_private.upload_jobs DROP CONSTRAINT upload_jobs_source_type_check;
+BEGIN;
+SELECT ingest.enqueue_data('walls', convert_to(E'n\n8\n', 'UTF8')) AS odd \gset
+UPDATE ingest_private.upload_jobs SET source_type = 'ftp', source = '/etc/passwd' WHERE id = :odd;
+COMMIT;
+SELECT ingest.wait(:odd);
+SELECT state, rows_inserted, regexp_replace(last_error, '[0-9]+', 'N') AS last_error FROM ingest.upload_jobs WHERE id = :odd;
+DELETE FROM ingest_private.upload_jobs WHERE id = :odd;
+ALTER TABLE ingest_private.upload_jobs ADD CONSTRAINT upload_jobs_source_type_check
+    CHECK (source_type IN ('file', 'data', 'chunks', 'lo'));
 
 DROP TABLE walls;
 DROP FUNCTION walls_loud();

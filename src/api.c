@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "api.h"
+#include "compat.h"
 #include "identity.h"
 #include "ingest.h"
 #include "jobs.h"
@@ -173,11 +174,7 @@ check_target(Oid relid, const IngestOptions *opts)
 	target_check_foreign_rls(relid, userid);
 
 	/* the worker names the table, which needs USAGE on its schema */
-#if PG_VERSION_NUM >= 160000
-	if (object_aclcheck(NamespaceRelationId, RelationGetNamespace(rel), userid, ACL_USAGE) != ACLCHECK_OK)
-#else
-	if (pg_namespace_aclcheck(RelationGetNamespace(rel), userid, ACL_USAGE) != ACLCHECK_OK)
-#endif
+	if (!compat_schema_usable(RelationGetNamespace(rel), userid))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for schema %s",

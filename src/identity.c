@@ -39,6 +39,7 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "identity.h"
 #include "ingest.h"
 
@@ -112,12 +113,7 @@ identity_capture_settings(void)
 	struct config_generic **vars;
 	int			nvars;
 
-#if PG_VERSION_NUM >= 160000
-	vars = get_guc_variables(&nvars);
-#else
-	vars = get_guc_variables();
-	nvars = GetNumConfigOptions();
-#endif
+	vars = compat_guc_variables(&nvars);
 
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (int i = 0; i < nvars; i++)

@@ -33,6 +33,14 @@ extern int	ingest_max_error_rows;
 #define INGEST_MAX_ATTEMPTS_LIMIT	100
 #define INGEST_RAW_LINE_MAX		1024
 #define INGEST_RETAINED_ERRORS	100
+
+/*
+ * A batch is cut by bytes and by values as well as by ingest.batch_rows: the
+ * text the parser holds for it, and the values converted from it, stay
+ * bounded whatever the records' sizes, the column count and batch_rows.
+ */
+#define INGEST_BATCH_BYTES		(32 * 1024 * 1024)
+#define INGEST_BATCH_VALUES		(4 * 1024 * 1024)
 /* job_errors.message and upload_jobs.last_error are cut to this many bytes */
 #define INGEST_MESSAGE_MAX		2048
 

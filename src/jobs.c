@@ -39,6 +39,7 @@
 #include "catalog/namespace.h"
 #include "commands/extension.h"
 #include "catalog.h"
+#include "compat.h"
 #include "identity.h"
 #include "ingest.h"
 #include "jobs.h"
@@ -267,7 +268,7 @@ jobs_job_visible(int64 job_id, Oid caller)
 	Oid			owner = InvalidOid;
 	char	   *job_tenant = NULL;
 
-	if (job_id == last_id && caller == last_caller && MyProc->lxid == last_lxid &&
+	if (job_id == last_id && caller == last_caller && COMPAT_MY_LXID == last_lxid &&
 		((tenant == NULL && last_tenant == NULL) ||
 		 (tenant && last_tenant && strcmp(tenant, last_tenant) == 0)))
 		return last_visible;
@@ -287,7 +288,7 @@ jobs_job_visible(int64 job_id, Oid caller)
 	last_visible = OidIsValid(owner) && visible_to(owner, job_tenant, caller);
 	last_id = job_id;
 	last_caller = caller;
-	last_lxid = MyProc->lxid;
+	last_lxid = COMPAT_MY_LXID;
 	if (last_tenant)
 		pfree(last_tenant);
 	last_tenant = tenant ? MemoryContextStrdup(TopMemoryContext, tenant) : NULL;
@@ -907,7 +908,7 @@ jobs_claim(IngestJob *job, Oid served_owner, const char *served_tenant, bool *mo
 		job->target = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		job->source = copy_text(tup, desc, 4, caller);
 		type = SPI_getvalue(tup, desc, 5);
-		job->source_type = JOB_SOURCE_FILE;
+		job->source_type = JOB_SOURCE_UNKNOWN;
 		for (int i = 0; i < lengthof(job_source_names); i++)
 			if (strcmp(type, job_source_names[i]) == 0)
 				job->source_type = (JobSourceType) i;

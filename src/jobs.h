@@ -14,7 +14,8 @@ typedef enum JobSourceType
 	JOB_SOURCE_FILE,			/* a file on the server */
 	JOB_SOURCE_DATA,			/* ingest.job_data */
 	JOB_SOURCE_CHUNKS,			/* ingest.job_chunks */
-	JOB_SOURCE_LO				/* a large object */
+	JOB_SOURCE_LO,				/* a large object */
+	JOB_SOURCE_UNKNOWN			/* a value this library does not know: the job fails */
 } JobSourceType;
 
 extern const char *const job_source_names[];

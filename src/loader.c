@@ -1057,6 +1057,14 @@ records_wanted(LoadState *st)
 	return (int) Max(want, 1);
 }
 
+/* Enough gathered for one batch by size, whatever the count (see INGEST_BATCH_BYTES). */
+static bool
+batch_full(LoadState *st)
+{
+	return csvp_held_bytes(st->parser) >= INGEST_BATCH_BYTES ||
+		(int64) csvp_nrecords(st->parser) * Max(st->ncols, 1) >= INGEST_BATCH_VALUES;
+}
+
 static void
 free_parser(void *arg)
 {
@@ -1175,7 +1183,7 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 			st->buf_off += n;
 		}
 		if (csvp_nrecords(st->parser) >= records_wanted(st) ||
-			(st->eof && csvp_nrecords(st->parser) > 0))
+			(csvp_nrecords(st->parser) > 0 && (st->eof || batch_full(st))))
 			process_records(st);
 	}
 

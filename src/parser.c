@@ -87,11 +87,17 @@ struct CsvpParser
  */
 static size_t field_size_limit = 0;
 
+/* Did the hook refuse for the limit (not because memory ran out)? */
+static bool refused_for_limit = false;
+
 static void *
 limited_realloc(void *ptr, size_t size)
 {
 	if (field_size_limit > 0 && size > 2 && size - 2 > field_size_limit)
+	{
+		refused_for_limit = true;
 		return NULL;
+	}
 	return realloc(ptr, size);
 }
 
@@ -385,6 +391,7 @@ feed_lines(CsvpParser *p, const char *buf, size_t len, int max_records)
 		if (p->csv.pstate == LIBCSV_ROW_NOT_BEGUN)
 			p->cur_start = p->line;
 
+		refused_for_limit = false;
 		n = csv_parse(&p->csv, start, piece, field_cb, record_cb, p);
 		if (p->oom)
 			return pos;
@@ -393,6 +400,12 @@ feed_lines(CsvpParser *p, const char *buf, size_t len, int max_records)
 		{
 			int			status = csv_error(&p->csv);
 
+			/* memory that really ran out fails the load; only the limit rejects a record */
+			if (status == CSV_ENOMEM && !refused_for_limit)
+			{
+				p->oom = true;
+				return pos;
+			}
 			add_record(p, status == CSV_EPARSE ? CSVP_BAD_QUOTE : CSVP_FIELD_TOO_LARGE);
 			if (p->oom)
 				return pos;
@@ -583,4 +596,10 @@ csvp_error_message(CsvpRecordError error)
 			return "record too large";
 	}
 	return "unknown parse error";
+}
+
+size_t
+csvp_held_bytes(const CsvpParser *p)
+{
+	return p->data_len + p->nfields * sizeof(CsvpField);
 }

@@ -92,6 +92,9 @@ extern const char *csvp_field(const CsvpParser *p, const CsvpRecord *rec, int i,
 /* Forget the complete records, keeping a record still being parsed. */
 extern void csvp_clear(CsvpParser *p);
 
+/* Bytes the parser holds for its records (field texts and their descriptors). */
+extern size_t csvp_held_bytes(const CsvpParser *p);
+
 /* Lines seen so far (the line the parser is on) and bytes consumed. */
 extern int64_t csvp_line(const CsvpParser *p);
 extern uint64_t csvp_bytes(const CsvpParser *p);

@@ -44,6 +44,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "identity.h"
 #include "ingest.h"
 #include "reader.h"
@@ -336,11 +337,7 @@ reader_lo_io(Oid loid, int64 offset, char *buf, int len)
 bool
 reader_lo_owned_by(Oid loid, Oid role)
 {
-#if PG_VERSION_NUM >= 160000
-	return object_ownercheck(LargeObjectRelationId, loid, role);
-#else
-	return pg_largeobject_ownercheck(loid, role);
-#endif
+	return compat_lo_owned_by(loid, role);
 }
 
 /* The job's large object, still there and readable by the job's owner. */
@@ -464,11 +461,17 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 		r->what = "uploaded data";
 		open_chunks(r);
 	}
-	else
+	else if (job->source_type == JOB_SOURCE_LO)
 	{
 		open_lo(r, job);
 		r->what = MemoryContextStrdup(cxt, psprintf("large object %u", r->loid));
 	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ingest job " INT64_FORMAT " has a source type this library does not know",
+						job->id),
+				 errhint("A job queued by another version of ingest: run ALTER EXTENSION ingest UPDATE, or enqueue the file again.")));
 	check_size(r, r->size, true);
 	return r;
 }
@@ -512,6 +515,9 @@ reader_read(IngestReader *r, char *buf, size_t len)
 			CHECK_FOR_INTERRUPTS();
 			n = (size_t) reader_lo_io(r->loid, r->offset, buf, (int) Min(len, (size_t) INT_MAX));
 			break;
+		case JOB_SOURCE_UNKNOWN:
+			elog(ERROR, "ingest: reading a source of unknown type");
+			break;
 	}
 	r->offset += n;
 	check_size(r, r->offset, false);
@@ -519,13 +525,16 @@ reader_read(IngestReader *r, char *buf, size_t len)
 }
 
 /*
- * In the transaction that records a successful load, as the extension's
- * owner: a large object loaded with "unlink" is removed. enqueue_lo checked
- * that the job's owner owned it; if that is no longer so, it stays.
+ * In the transaction that records a successful load: a large object loaded
+ * with "unlink" is removed, as the job's owner, who must own it (enqueue_lo
+ * checked that; if it is no longer so, the object stays). The least
+ * privilege that works: lo_unlink asks no more of its caller.
  */
 void
 reader_succeeded(IngestReader *r, const IngestOptions *opts)
 {
+	IdentitySave save;
+
 	if (r->type != JOB_SOURCE_LO || !opts->unlink)
 		return;
 	if (!LargeObjectExists(r->loid))
@@ -537,5 +546,7 @@ reader_succeeded(IngestReader *r, const IngestOptions *opts)
 						r->job_id, r->loid, GetUserNameFromId(r->owner, false))));
 		return;
 	}
+	identity_enter(r->owner, &save);
 	(void) inv_drop(r->loid);
+	identity_leave(&save);
 }

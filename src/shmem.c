@@ -28,9 +28,7 @@ IngestShared *ingest_shared = NULL;
 static int	my_slot = -1;
 
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 
 static Size
 shared_size(void)
@@ -42,10 +40,8 @@ shared_size(void)
 static void
 request_shmem(void)
 {
-#if PG_VERSION_NUM >= 150000
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-#endif
 	RequestAddinShmemSpace(shared_size());
 	RequestNamedLWLockTranche("ingest", 1);
 }
@@ -78,12 +74,8 @@ startup_shmem(void)
 void
 shmem_install_hooks(void)
 {
-#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = request_shmem;
-#else
-	request_shmem();
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = startup_shmem;
 }

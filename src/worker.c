@@ -56,6 +56,7 @@
 #include "utils/snapmgr.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "ingest.h"
 #include "jobs.h"
 #include "loader.h"
@@ -246,7 +247,7 @@ release_jobs_table(void)
 static bool
 rehold_jobs_table(void *arg)
 {
-	jobs_table_held = LockHeldByMe(&jobs_table_tag, AccessShareLock);
+	jobs_table_held = compat_lock_held_by_me(&jobs_table_tag, AccessShareLock);
 	if (!jobs_table_held)
 	{
 		(void) LockAcquire(&jobs_table_tag, AccessShareLock, true, false);
@@ -512,6 +513,7 @@ run_job(IngestJob *job, MemoryContext job_cxt)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		bool		holding;
 
 		MemoryContextSwitchTo(job_cxt);
 		edata = CopyErrorData();
@@ -521,7 +523,16 @@ run_job(IngestJob *job, MemoryContext job_cxt)
 		loader_stop_timer();
 		MemoryContextSwitchTo(job_cxt);
 
-		if (!in_transaction(rehold_jobs_table, NULL))
+		holding = in_transaction(rehold_jobs_table, NULL);
+
+		/*
+		 * A commit leaves CurrentMemoryContext at TopMemoryContext: what
+		 * describing the failure allocates belongs to the job, and goes
+		 * with it, or a long-lived worker would keep a little of every
+		 * failed job.
+		 */
+		MemoryContextSwitchTo(job_cxt);
+		if (!holding)
 		{
 			LoaderOutcome out;
 

@@ -1,0 +1,53 @@
+/*
+ * compat.h
+ *		Every difference between the PostgreSQL versions ingest builds
+ *		against (15 and later), in one place.
+ */
+#ifndef INGEST_COMPAT_H
+#define INGEST_COMPAT_H
+
+#include "catalog/pg_largeobject.h"
+#include "catalog/pg_namespace.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/guc_tables.h"
+
+#if PG_VERSION_NUM < 150000
+#error "ingest needs PostgreSQL 15 or later"
+#endif
+
+/* aclchk.c's per-kind checks became object_aclcheck / object_ownercheck in 16 */
+#if PG_VERSION_NUM >= 160000
+#define compat_schema_usable(nsp, role) \
+	(object_aclcheck(NamespaceRelationId, (nsp), (role), ACL_USAGE) == ACLCHECK_OK)
+#define compat_lo_owned_by(loid, role) \
+	object_ownercheck(LargeObjectRelationId, (loid), (role))
+#else
+#define compat_schema_usable(nsp, role) \
+	(pg_namespace_aclcheck((nsp), (role), ACL_USAGE) == ACLCHECK_OK)
+#define compat_lo_owned_by(loid, role) pg_largeobject_ownercheck((loid), (role))
+#endif
+
+/* the GUC table became a hash in 16: its variables come with their count */
+static inline struct config_generic **
+compat_guc_variables(int *n)
+{
+#if PG_VERSION_NUM >= 160000
+	return get_guc_variables(n);
+#else
+	*n = GetNumConfigOptions();
+	return get_guc_variables();
+#endif
+}
+
+/* 17: LockHeldByMe can also answer for stronger modes; the virtual xid moved */
+#if PG_VERSION_NUM >= 170000
+#define compat_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode), false)
+#define COMPAT_MY_LXID (MyProc->vxid.lxid)
+#else
+#define compat_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode))
+#define COMPAT_MY_LXID (MyProc->lxid)
+#endif
+
+#endif							/* INGEST_COMPAT_H */
