@@ -69,15 +69,14 @@ ALTER TABLE ingest_private.upload_jobs
 ALTER TABLE ingest_private.job_errors
     ALTER COLUMN message SET STATISTICS 0, ALTER COLUMN raw_line SET STATISTICS 0,
     ALTER COLUMN sqlstate SET STATISTICS 0;
+ALTER TABLE ingest_private.job_data ALTER COLUMN data SET STATISTICS 0;
+ALTER TABLE ingest_private.job_chunks ALTER COLUMN data SET STATISTICS 0;
 ALTER INDEX ingest_private.upload_jobs_tenant_started_idx ALTER COLUMN 2 SET STATISTICS 0;
 ALTER INDEX ingest_private.upload_jobs_active_idx ALTER COLUMN 2 SET STATISTICS 0;
 DELETE FROM pg_catalog.pg_statistic s
- WHERE (s.starelid = 'ingest_private.upload_jobs'::regclass
-        AND s.staattnum IN (SELECT a.attnum FROM pg_catalog.pg_attribute a
-                            WHERE a.attrelid = s.starelid AND a.attstattarget = 0))
-    OR (s.starelid = 'ingest_private.job_errors'::regclass
-        AND s.staattnum IN (SELECT a.attnum FROM pg_catalog.pg_attribute a
-                            WHERE a.attrelid = s.starelid AND a.attstattarget = 0));
+ USING pg_catalog.pg_attribute a, pg_catalog.pg_class c
+ WHERE a.attrelid = s.starelid AND a.attnum = s.staattnum AND a.attstattarget = 0
+   AND c.oid = s.starelid AND c.relnamespace = 'ingest_private'::regnamespace;
 
 /*
  * Functions

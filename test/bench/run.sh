@@ -17,6 +17,7 @@
 #   INGEST=0          do not preload or use the extension even if it is installed
 #   CLIENT_BATCH=10000                 rows per INSERT of the psycopg client
 #   SHARED_BUFFERS=4GB MAX_WAL_SIZE=8GB
+#   EXTRA_CONF='huge_pages = on'       more postgresql.conf lines
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -156,6 +157,7 @@ fi
         echo "ingest.max_workers = 2"
         [ -n "${BATCH_ROWS:-}" ] && echo "ingest.batch_rows = $BATCH_ROWS"
     fi
+    if [ -n "${EXTRA_CONF:-}" ]; then printf '%s\n' "$EXTRA_CONF"; fi
 } >> "$PGDATA/postgresql.conf"
 
 if [ "$KEEP" != 1 ]; then
