@@ -459,8 +459,7 @@ ingest_worker_status(PG_FUNCTION_ARGS)
 		bool		nulls[6] = {false, false, false, false, false, false};
 		char	   *datname = get_database_name(slot->dboid);
 		bool		visible = slot->job_id != 0 &&
-			(see_all || (slot->job_owner == userid &&
-						 jobs_visible_live(slot->job_id, slot->job_owner, userid)));
+			(see_all || (slot->job_owner == userid && jobs_job_visible(slot->job_id, userid)));
 
 		values[0] = Int32GetDatum(slot->pid);
 		if (datname)

@@ -194,34 +194,6 @@ jobs_check_visible(int64 job_id, Oid caller, char **state)
 }
 
 /*
- * For ingest.workers, which reads owners from shared memory: may caller see
- * the running job of owner? Its tenant is looked up only when tenants
- * matter.
- */
-bool
-jobs_visible_live(int64 job_id, Oid owner, Oid caller)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-	char	   *tenant = NULL;
-	bool		found;
-
-	if (is_admin(caller))
-		return true;
-	if (owner != caller)
-		return false;
-	if (!identity_tenant_scoped())
-		return true;
-	SPI_connect();
-	exec_as_owner("SELECT tenant FROM ingest_private.upload_jobs WHERE id = $1", 1, types, values, NULL, true);
-	found = (SPI_processed == 1);
-	if (found)
-		tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, CurrentMemoryContext);
-	SPI_finish();
-	return found && identity_tenant_matches(tenant);
-}
-
-/*
  * The lock that orders the quota checks of one (role, tenant), held to
  * commit: a role's lock on its own row of pg_authid, with 48 bits of hashes
  * of the tenant beside it, so that another tenant's transaction left open
@@ -249,9 +221,10 @@ lock_quota(Oid owner, const char *tenant)
 /*
  * May caller see the job job_id (false also when there is none)? For the
  * views over tables a job's rows hang off (ingest.job_errors,
- * ingest.upload_chunks): checked in the same scan as the caller's own
+ * ingest.upload_chunks), checked in the same scan as the caller's own
  * conditions, so that none of those is ever evaluated on another's rows
- * before this check. The answer for the last job asked is kept: a job's
+ * before this check; and for ingest.workers, which reads jobs from shared
+ * memory. The answer for the last job asked is kept: a job's
  * owner and tenant never change.
  */
 bool

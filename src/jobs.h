@@ -85,7 +85,6 @@ typedef enum JobClaim
 
 extern JobClaim jobs_claim(IngestJob *job, Oid served_owner, const char *served_tenant,
 						   bool *more_queued);
-extern bool jobs_visible_live(int64 job_id, Oid owner, Oid caller);
 extern bool jobs_job_visible(int64 job_id, Oid caller);
 extern bool jobs_cancel_requested(int64 job_id);
 extern bool jobs_queued_exist(void);
