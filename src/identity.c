@@ -392,12 +392,14 @@ json_path_text(const char *json, List *path)
 /*
  * This session's tenant: the value ingest.tenant_key names, or NULL when the
  * key is not set, or the session has no (or an empty) value for it. The
- * last answer is kept, for policies that ask once per row.
+ * parsed key and the last answer are kept: views ask once per row.
  */
 char *
 identity_session_tenant(void)
 {
+	/* the key last parsed, its setting name, and the last value read of it */
 	static char *cached_key = NULL;
+	static char *cached_setting = NULL;
 	static char *cached_raw = NULL;
 	static char *cached_tenant = NULL;
 	char	   *setting;
@@ -407,15 +409,31 @@ identity_session_tenant(void)
 	ErrorContextCallback errcb;
 	MemoryContext old;
 
-	if (!identity_tenant_scoped() || !parse_tenant_key(ingest_tenant_key, &setting, &path))
+	if (!identity_tenant_scoped())
 		return NULL;
-	raw = GetConfigOption(setting, true, false);
+	if (cached_key == NULL || strcmp(cached_key, ingest_tenant_key) != 0)
+	{
+		if (!parse_tenant_key(ingest_tenant_key, &setting, &path))
+			return NULL;
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		if (cached_key)
+			pfree(cached_key);
+		if (cached_setting)
+			pfree(cached_setting);
+		if (cached_raw)
+			pfree(cached_raw);
+		cached_key = pstrdup(ingest_tenant_key);
+		cached_setting = pstrdup(setting);
+		cached_raw = NULL;
+		MemoryContextSwitchTo(old);
+	}
+	raw = GetConfigOption(cached_setting, true, false);
 	if (raw == NULL || raw[0] == '\0')
 		return NULL;
-	if (cached_key && strcmp(cached_key, ingest_tenant_key) == 0 &&
-		cached_raw && strcmp(cached_raw, raw) == 0)
+	if (cached_raw && strcmp(cached_raw, raw) == 0)
 		return cached_tenant ? pstrdup(cached_tenant) : NULL;
 
+	(void) parse_tenant_key(ingest_tenant_key, &setting, &path);
 	errcb.callback = tenant_error_context;
 	errcb.arg = setting;
 	errcb.previous = error_context_stack;
@@ -426,13 +444,10 @@ identity_session_tenant(void)
 		tenant = NULL;
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	if (cached_key)
-		pfree(cached_key);
 	if (cached_raw)
 		pfree(cached_raw);
 	if (cached_tenant)
 		pfree(cached_tenant);
-	cached_key = pstrdup(ingest_tenant_key);
 	cached_raw = pstrdup(raw);
 	cached_tenant = tenant ? pstrdup(tenant) : NULL;
 	MemoryContextSwitchTo(old);

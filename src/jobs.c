@@ -161,21 +161,19 @@ caller_params(Oid caller, Oid *types, Datum *values, char *nulls, int first)
 }
 
 /*
- * The owner of a job the caller may see (its own, or any for ingest_admin),
- * and its state in *state when state is not NULL; an ERROR otherwise, the
- * same whether the job does not exist or belongs to someone else.
+ * A job's owner (InvalidOid if there is no such job), its tenant, and with
+ * state not NULL its state, in the caller's memory context.
  */
-Oid
-jobs_check_visible(int64 job_id, Oid caller, char **state)
+static Oid
+fetch_job(int64 job_id, char **tenant, char **state)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(job_id)};
 	Oid			owner = InvalidOid;
-	char	   *tenant = NULL;
 	bool		isnull;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	check_schema_version();
+	*tenant = NULL;
 	SPI_connect();
 	exec_as_owner("SELECT owner::oid, state, tenant FROM ingest_private.upload_jobs WHERE id = $1",
 				  1, types, values, NULL, true);
@@ -184,10 +182,25 @@ jobs_check_visible(int64 job_id, Oid caller, char **state)
 		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (state)
 			*state = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-		tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, cxt);
+		*tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, cxt);
 	}
 	SPI_finish();
+	return owner;
+}
 
+/*
+ * The owner of a job the caller may see (its own, or any for ingest_admin),
+ * and its state in *state when state is not NULL; an ERROR otherwise, the
+ * same whether the job does not exist or belongs to someone else.
+ */
+Oid
+jobs_check_visible(int64 job_id, Oid caller, char **state)
+{
+	Oid			owner;
+	char	   *tenant;
+
+	check_schema_version();
+	owner = fetch_job(job_id, &tenant, state);
 	if (!OidIsValid(owner) || !visible_to(owner, tenant, caller))
 		job_not_found(job_id);
 	return owner;
@@ -236,27 +249,15 @@ jobs_job_visible(int64 job_id, Oid caller)
 	static char *last_tenant = NULL;
 	static bool last_visible = false;
 	char	   *tenant = identity_session_tenant();
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-	Oid			owner = InvalidOid;
-	char	   *job_tenant = NULL;
+	Oid			owner;
+	char	   *job_tenant;
 
 	if (job_id == last_id && caller == last_caller && COMPAT_MY_LXID == last_lxid &&
 		((tenant == NULL && last_tenant == NULL) ||
 		 (tenant && last_tenant && strcmp(tenant, last_tenant) == 0)))
 		return last_visible;
 
-	SPI_connect();
-	exec_as_owner("SELECT owner::oid, tenant FROM ingest_private.upload_jobs WHERE id = $1",
-				  1, types, values, NULL, true);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		job_tenant = copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, CurrentMemoryContext);
-	}
-	SPI_finish();
+	owner = fetch_job(job_id, &job_tenant, NULL);
 
 	last_visible = OidIsValid(owner) && visible_to(owner, job_tenant, caller);
 	last_id = job_id;
