@@ -14,9 +14,14 @@ OBJS = \
 	src/reader.o \
 	src/parser.o \
 	src/loader.o \
+	src/loadbatch.o \
 	src/batchscan.o \
 	src/target.o \
-	src/catalog.o
+	src/catalog.o \
+	src/batch.o \
+	src/convert.o \
+	src/insert.o \
+	src/isolate.o
 
 EXTENSION = ingest
 DATA = $(wildcard ingest--*.sql)

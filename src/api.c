@@ -152,97 +152,6 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-/*
- * The caller must be able to insert what the job will insert: the listed
- * columns, every column when the file has neither header nor column list,
- * or at least one column when the header decides (the worker checks the
- * header's columns once it has read them).
- */
-static void
-check_target(Oid relid, const IngestOptions *opts)
-{
-	Oid			userid = GetUserId();
-	Relation	rel = relation_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	char	   *relname = RelationGetRelationName(rel);
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION &&
-		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("cannot load into \"%s\": ingest loads only tables", relname)));
-	target_check_foreign_rls(relid, userid);
-
-	/* the worker names the table, which needs USAGE on its schema */
-	if (!compat_schema_usable(RelationGetNamespace(rel), userid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for schema %s",
-						get_namespace_name(RelationGetNamespace(rel)))));
-
-	if (opts->columns != NIL)
-	{
-		ListCell   *lc;
-
-		foreach(lc, opts->columns)
-		{
-			const char *name = lfirst(lc);
-			AttrNumber	attnum = get_attnum(relid, name);
-			ListCell   *prev;
-
-			foreach(prev, opts->columns)
-			{
-				if (prev == lc)
-					break;
-				if (strcmp((char *) lfirst(prev), name) == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_DUPLICATE_COLUMN),
-							 errmsg("column \"%s\" appears more than once in the columns option", name)));
-			}
-
-			if (attnum == InvalidAttrNumber || attnum < 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_COLUMN),
-						 errmsg("column \"%s\" of relation \"%s\" does not exist", name, relname)));
-			if (TupleDescAttr(desc, attnum - 1)->attgenerated)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
-						 errmsg("column \"%s\" is a generated column", name),
-						 errdetail("Generated columns cannot be loaded.")));
-			if (!identity_can_insert(relid, attnum, userid))
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied for column \"%s\" of table %s", name, relname),
-						 errhint("The role that enqueues a load needs INSERT on every column it loads.")));
-		}
-	}
-	else if (opts->header)
-	{
-		if (!identity_can_insert(relid, 0, userid))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s", relname),
-					 errhint("The role that enqueues a load needs INSERT on the target table.")));
-	}
-	else
-	{
-		for (int i = 0; i < desc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-
-			if (att->attisdropped || att->attgenerated)
-				continue;
-			if (!identity_can_insert(relid, att->attnum, userid))
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied for column \"%s\" of table %s",
-								NameStr(att->attname), relname),
-						 errhint("Without a header or a \"columns\" option every column is loaded; list the columns you may insert.")));
-		}
-	}
-	relation_close(rel, AccessShareLock);
-}
-
 /* Workers of this database are woken when the current transaction commits. */
 void
 api_wake_at_commit(void)
@@ -264,7 +173,7 @@ api_enqueue(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 	int64		id;
 
 	options_parse(options, &opts);
-	check_target(target, &opts);
+	target_check_enqueue(target, &opts, GetUserId());
 	if (size >= 0)
 		reader_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
 					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");

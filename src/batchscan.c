@@ -2,18 +2,18 @@
  * batchscan.c
  *		A custom scan that feeds the worker's converted batch to its INSERT.
  *
- * The loader's INSERT reads its rows from ingest._batch_rows(). Planned as a
- * plain function scan, every row would be copied into a tuplestore and back
- * out, and a per-row call of ingest._batch_mark would tell the loader which
- * row the executor is on. In workers (only there is this hook installed) the
+ * The batch INSERT (insert.c) reads its rows from ingest._batch_rows().
+ * Planned as a plain function scan, every row would be copied into a
+ * tuplestore and back out, and a per-row call of ingest._batch_mark would
+ * tell the batch which row the executor is on. In workers (only there is this hook installed) the
  * function scan is replaced by this custom scan: it hands the executor each
- * row's Datums in a virtual slot, straight from the loader's arrays, and
+ * row's Datums in a virtual slot, straight from the batch's arrays, and
  * records the row itself, so the mark qual is dropped. Rows reach the
  * executor with no copy; everything above the scan (RLS checks, triggers,
  * constraints, indexes) is the executor's own INSERT, untouched.
  *
- * The loader decides what may be read (loader_batch_begin checks that this
- * is the one scan of the current batch, with the loader's own column types),
+ * The batch decides what may be read (batch_scan_begin checks that this is
+ * the one scan of the batch being inserted, with the batch's column types),
  * so a trigger's query naming ingest._batch_rows() gets an error, not rows.
  */
 #include "postgres.h"
@@ -34,7 +34,7 @@
 #include "utils/lsyscache.h"
 
 #include "batchscan.h"
-#include "loader.h"
+#include "batch.h"
 
 static set_rel_pathlist_hook_type prev_set_rel_pathlist = NULL;
 
@@ -75,7 +75,7 @@ lookup(const char *name, int nargs, Oid *argtypes)
 						  nargs, argtypes, true);
 }
 
-/* Called in a transaction before the loader prepares its INSERT. */
+/* Called in a transaction before the batch INSERT is prepared. */
 void
 batchscan_refresh(void)
 {
@@ -170,7 +170,7 @@ static void
 begin_batch_scan(CustomScanState *node, EState *estate, int eflags)
 {
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
-		loader_batch_begin(node->ss.ss_ScanTupleSlot->tts_tupleDescriptor);
+		batch_scan_begin(node->ss.ss_ScanTupleSlot->tts_tupleDescriptor);
 }
 
 static TupleTableSlot *
@@ -179,7 +179,7 @@ next_row(ScanState *ss)
 	TupleTableSlot *slot = ss->ss_ScanTupleSlot;
 
 	ExecClearTuple(slot);
-	if (loader_batch_next(slot->tts_values, slot->tts_isnull))
+	if (batch_scan_next(slot->tts_values, slot->tts_isnull))
 		ExecStoreVirtualTuple(slot);
 	return slot;
 }
@@ -204,7 +204,7 @@ end_batch_scan(CustomScanState *node)
 static void
 rescan_batch_scan(CustomScanState *node)
 {
-	loader_batch_rewind();
+	batch_scan_rewind();
 }
 
 void

@@ -38,6 +38,16 @@ typedef struct JobSpec
 	bytea	   *data;			/* JOB_SOURCE_DATA: the bytes, else NULL */
 } JobSpec;
 
+/* How far a load got: what a checkpoint or an outcome records. */
+typedef struct JobCounters
+{
+	int64		records_done;	/* data records inserted or rejected */
+	int64		rows_inserted;
+	int64		rows_rejected;
+	int64		bytes_done;
+	int64		errors_stored;	/* rejected records written to job_errors */
+} JobCounters;
+
 typedef struct IngestJob
 {
 	int64		id;

@@ -157,26 +157,10 @@ start_worker(int slotno, Oid dboid)
 	return ok;
 }
 
-/*
- * Serve what the request list asks for; returns true if some request
- * could not be served yet (no room under the cap, or no free bgworker slot).
- */
-static bool
-serve_requests(void)
+/* Move overflowed databases into the shared list as room allows; lock held. */
+static void
+take_overflow(IngestShared *s)
 {
-	IngestShared *s = ingest_shared;
-	bool		waiting = false;
-	int			i = 0;
-
-	/* move overflowed databases into the shared list as room allows */
-	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	if (s->rescan_all)
-	{
-		s->rescan_all = false;
-		LWLockRelease(s->lock);
-		list_all_databases();
-		LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	}
 	while (overflow != NIL && s->nrequests < INGEST_MAX_DB_REQUESTS)
 	{
 		Oid			db = linitial_oid(overflow);
@@ -188,66 +172,96 @@ serve_requests(void)
 		if (!listed)
 			s->requests[s->nrequests++] = db;
 	}
+}
+
+/*
+ * Serve one database's request, the lock held: wake its idle worker, or
+ * start one if the cap and a bgworker slot allow. false: not yet.
+ */
+static bool
+serve_database(IngestShared *s, Oid db)
+{
+	int			active = 0;
+	int			free_slot = -1;
+	bool		has_idle = false;
+
+	for (int k = 0; k < s->nslots; k++)
+	{
+		IngestWorkerSlot *slot = &s->slots[k];
+
+		if (slot->state == SLOT_FREE)
+		{
+			if (free_slot < 0 && handles[k] == NULL)
+				free_slot = k;
+			continue;
+		}
+		active++;
+		if (slot->dboid == db && (slot->state == SLOT_IDLE || slot->state == SLOT_STARTING))
+		{
+			has_idle = true;
+			if (slot->state == SLOT_IDLE && slot->latch)
+				SetLatch(slot->latch);
+		}
+	}
+	if (has_idle)
+		return true;
+
+	if (active >= ingest_max_workers || free_slot < 0)
+	{
+		/* idle workers of other databases make room when they see this */
+		for (int k = 0; k < s->nslots; k++)
+			if (s->slots[k].state == SLOT_IDLE && s->slots[k].dboid != db &&
+				s->slots[k].latch)
+				SetLatch(s->slots[k].latch);
+		return false;
+	}
+	s->slots[free_slot].state = SLOT_STARTING;
+	s->slots[free_slot].dboid = db;
+	s->slots[free_slot].pid = 0;
+	if (start_worker(free_slot, db))
+		return true;
+
+	s->slots[free_slot].state = SLOT_FREE;
+	if (warned_no_slot_at == 0 ||
+		TimestampDifferenceExceeds(warned_no_slot_at, GetCurrentTimestamp(), NO_SLOT_WARN_MS))
+	{
+		ereport(LOG,
+				(errmsg("ingest launcher: no free background worker slot; queued jobs wait"),
+				 errhint("Raise max_worker_processes; ingest needs one slot per running worker.")));
+		warned_no_slot_at = GetCurrentTimestamp();
+	}
+	return false;
+}
+
+/*
+ * Serve what the request list asks for; returns true if some request
+ * could not be served yet (no room under the cap, or no free bgworker slot).
+ */
+static bool
+serve_requests(void)
+{
+	IngestShared *s = ingest_shared;
+	bool		waiting = false;
+	int			i = 0;
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	if (s->rescan_all)
+	{
+		s->rescan_all = false;
+		LWLockRelease(s->lock);
+		list_all_databases();
+		LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	}
+	take_overflow(s);
 
 	while (i < s->nrequests)
 	{
-		Oid			db = s->requests[i];
-		int			active = 0;
-		int			free_slot = -1;
-		bool		has_idle = false;
-
-		for (int k = 0; k < s->nslots; k++)
+		if (!serve_database(s, s->requests[i]))
 		{
-			IngestWorkerSlot *slot = &s->slots[k];
-
-			if (slot->state == SLOT_FREE)
-			{
-				if (free_slot < 0 && handles[k] == NULL)
-					free_slot = k;
-				continue;
-			}
-			active++;
-			if (slot->dboid == db && (slot->state == SLOT_IDLE || slot->state == SLOT_STARTING))
-			{
-				has_idle = true;
-				if (slot->state == SLOT_IDLE && slot->latch)
-					SetLatch(slot->latch);
-			}
+			waiting = true;
+			i++;
+			continue;
 		}
-
-		if (!has_idle)
-		{
-			if (active >= ingest_max_workers || free_slot < 0)
-			{
-				/* idle workers of other databases make room when they see this */
-				for (int k = 0; k < s->nslots; k++)
-					if (s->slots[k].state == SLOT_IDLE && s->slots[k].dboid != db &&
-						s->slots[k].latch)
-						SetLatch(s->slots[k].latch);
-				waiting = true;
-				i++;
-				continue;
-			}
-			s->slots[free_slot].state = SLOT_STARTING;
-			s->slots[free_slot].dboid = db;
-			s->slots[free_slot].pid = 0;
-			if (!start_worker(free_slot, db))
-			{
-				s->slots[free_slot].state = SLOT_FREE;
-				if (warned_no_slot_at == 0 ||
-					TimestampDifferenceExceeds(warned_no_slot_at, GetCurrentTimestamp(), NO_SLOT_WARN_MS))
-				{
-					ereport(LOG,
-							(errmsg("ingest launcher: no free background worker slot; queued jobs wait"),
-							 errhint("Raise max_worker_processes; ingest needs one slot per running worker.")));
-					warned_no_slot_at = GetCurrentTimestamp();
-				}
-				waiting = true;
-				i++;
-				continue;
-			}
-		}
-
 		/* served: drop it from the list, keeping the others in arrival order */
 		memmove(&s->requests[i], &s->requests[i + 1],
 				sizeof(Oid) * (s->nrequests - i - 1));

@@ -161,6 +161,65 @@ column_list(const char *key, JsonbValue *v)
 	return columns;
 }
 
+/* One option's value into opts, by its key. */
+static void
+set_option(IngestOptions *opts, const char *key, JsonbValue *v)
+{
+	if (strcmp(key, "header") == 0)
+		opts->header = boolean_value(key, v);
+	else if (strcmp(key, "columns") == 0)
+		opts->columns = column_list(key, v);
+	else if (strcmp(key, "delimiter") == 0)
+		opts->delimiter = single_char(key, v);
+	else if (strcmp(key, "quote") == 0)
+		opts->quote = single_char(key, v);
+	else if (strcmp(key, "null") == 0)
+		opts->null_string = string_value(key, v);
+	else if (strcmp(key, "max_errors") == 0)
+		opts->max_errors = nonnegative_integer(key, v);
+	else if (strcmp(key, "commit_every") == 0)
+		opts->commit_every = nonnegative_integer(key, v);
+	else if (strcmp(key, "max_attempts") == 0)
+		opts->max_attempts = (int) integer_value(key, v, 1, INGEST_MAX_ATTEMPTS_LIMIT,
+												 "an integer from 1 to " CppAsString2(INGEST_MAX_ATTEMPTS_LIMIT));
+	else if (strcmp(key, "timeout") == 0)
+		opts->timeout_ms = duration_ms(key, v);
+	else if (strcmp(key, "priority") == 0)
+		opts->priority = (int) integer_value(key, v, PG_INT32_MIN, PG_INT32_MAX, "an integer");
+	else if (strcmp(key, "keep_data") == 0)
+		opts->keep_data = boolean_value(key, v);
+	else if (strcmp(key, "unlink") == 0)
+		opts->unlink = boolean_value(key, v);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown ingest option \"%s\"", key),
+				 errhint("Valid options are: " VALID_OPTIONS ".")));
+}
+
+/*
+ * The options taken together: delimiter and quote differ, the null string
+ * contains neither. parser.c checks (so that the fuzzer runs the check) and
+ * words the message.
+ */
+static void
+check_together(const IngestOptions *opts)
+{
+	CsvpOptions csv_options;
+	const char *problem;
+
+	memset(&csv_options, 0, sizeof(csv_options));
+	csv_options.delimiter = opts->delimiter;
+	csv_options.quote = opts->quote;
+	csv_options.null_string = opts->null_string;
+	problem = csvp_check_options(&csv_options);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s", problem)));
+}
+
+/* Validate jb (NULL: no options) into opts, the defaults filled in. */
 void
 options_parse(Jsonb *jb, IngestOptions *opts)
 {
@@ -169,18 +228,12 @@ options_parse(Jsonb *jb, IngestOptions *opts)
 	JsonbValue	v;
 	char	   *key = NULL;
 
+	memset(opts, 0, sizeof(*opts));
 	opts->header = true;
-	opts->columns = NIL;
 	opts->delimiter = ',';
 	opts->quote = '"';
-	opts->null_string = NULL;
-	opts->max_errors = 0;
-	opts->commit_every = 0;
 	opts->max_attempts = -1;
 	opts->timeout_ms = -1;
-	opts->priority = 0;
-	opts->keep_data = false;
-	opts->unlink = false;
 
 	if (jb == NULL)
 		return;
@@ -194,62 +247,9 @@ options_parse(Jsonb *jb, IngestOptions *opts)
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		if (tok == WJB_KEY)
-		{
 			key = pnstrdup(v.val.string.val, v.val.string.len);
-			continue;
-		}
-		if (tok != WJB_VALUE)
-			continue;
-
-		if (strcmp(key, "header") == 0)
-			opts->header = boolean_value(key, &v);
-		else if (strcmp(key, "columns") == 0)
-			opts->columns = column_list(key, &v);
-		else if (strcmp(key, "delimiter") == 0)
-			opts->delimiter = single_char(key, &v);
-		else if (strcmp(key, "quote") == 0)
-			opts->quote = single_char(key, &v);
-		else if (strcmp(key, "null") == 0)
-			opts->null_string = string_value(key, &v);
-		else if (strcmp(key, "max_errors") == 0)
-			opts->max_errors = nonnegative_integer(key, &v);
-		else if (strcmp(key, "commit_every") == 0)
-			opts->commit_every = nonnegative_integer(key, &v);
-		else if (strcmp(key, "max_attempts") == 0)
-			opts->max_attempts = (int) integer_value(key, &v, 1, INGEST_MAX_ATTEMPTS_LIMIT,
-													 "an integer from 1 to " CppAsString2(INGEST_MAX_ATTEMPTS_LIMIT));
-		else if (strcmp(key, "timeout") == 0)
-			opts->timeout_ms = duration_ms(key, &v);
-		else if (strcmp(key, "priority") == 0)
-			opts->priority = (int) integer_value(key, &v, PG_INT32_MIN, PG_INT32_MAX, "an integer");
-		else if (strcmp(key, "keep_data") == 0)
-			opts->keep_data = boolean_value(key, &v);
-		else if (strcmp(key, "unlink") == 0)
-			opts->unlink = boolean_value(key, &v);
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown ingest option \"%s\"", key),
-					 errhint("Valid options are: " VALID_OPTIONS ".")));
+		else if (tok == WJB_VALUE)
+			set_option(opts, key, &v);
 	}
-
-	/*
-	 * The options taken together: delimiter and quote differ, the null string
-	 * contains neither. parser.c checks (so that the fuzzer runs the check)
-	 * and words the message.
-	 */
-	{
-		CsvpOptions csv_options;
-		const char *problem;
-
-		memset(&csv_options, 0, sizeof(csv_options));
-		csv_options.delimiter = opts->delimiter;
-		csv_options.quote = opts->quote;
-		csv_options.null_string = opts->null_string;
-		problem = csvp_check_options(&csv_options);
-		if (problem != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s", problem)));
-	}
+	check_together(opts);
 }

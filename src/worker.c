@@ -60,6 +60,7 @@
 #include "ingest.h"
 #include "jobs.h"
 #include "loader.h"
+#include "reader.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -456,19 +457,20 @@ record_failure(IngestJob *job, ErrorData *edata)
 	/* records the next attempt reads again are forgotten when it starts */
 	foreach(lc, out.pending_errors)
 	{
-		LoaderPendingError *pe = lfirst(lc);
+		RejectedRecord *rr = lfirst(lc);
 
-		if (out.errors_stored++ >= ingest_max_error_rows)
+		if (out.done.errors_stored++ >= ingest_max_error_rows)
 			break;
-		jobs_record_error(job->id, pe->line, pe->record_number, pe->sqlstate,
-						  pe->message, pe->raw_line);
+		jobs_record_error(job->id, rr->line, rr->record_number, rr->sqlstate,
+						  rr->message, rr->raw_line);
 	}
 	if (retry)
-		jobs_retry_later(job, out.records_done, out.rows_inserted, out.rows_rejected,
-						 out.bytes_done, message, retry_delay_ms(job->attempts));
+		jobs_retry_later(job, out.done.records_done, out.done.rows_inserted,
+						 out.done.rows_rejected, out.done.bytes_done, message,
+						 retry_delay_ms(job->attempts));
 	else
-		jobs_finish(job, state, out.records_done, out.rows_inserted, out.rows_rejected,
-					out.bytes_done, message);
+		jobs_finish(job, state, out.done.records_done, out.done.rows_inserted,
+					out.done.rows_rejected, out.done.bytes_done, message);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
@@ -498,6 +500,32 @@ reset_session(void *arg)
 	return !OidIsValid(temp_nsp);
 }
 
+/*
+ * Drive the pipeline: the source's bytes through the loader, then the
+ * outcome recorded in the load's last transaction, so that the rows and the
+ * job's success commit together.
+ */
+static void
+load(IngestJob *job, MemoryContext job_cxt)
+{
+	IngestLoad *ld = loader_start(job, job_cxt);
+	IngestReader *reader = reader_open(job, job_cxt);
+	char	   *buf = MemoryContextAlloc(job_cxt, INGEST_READ_CHUNK);
+	size_t		n;
+	JobCounters done;
+
+	while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
+		loader_feed(ld, buf, n);
+	loader_finish(ld, &done);
+
+	if (!loader_options(ld)->keep_data)
+		jobs_drop_data(job->id);
+	reader_succeeded(reader, loader_options(ld));
+	jobs_finish(job, "succeeded", done.records_done, done.rows_inserted, done.rows_rejected,
+				done.bytes_done, NULL);
+	loader_commit(ld);
+}
+
 static void
 run_job(IngestJob *job, MemoryContext job_cxt)
 {
@@ -508,7 +536,7 @@ run_job(IngestJob *job, MemoryContext job_cxt)
 
 	PG_TRY();
 	{
-		loader_run(job, job_cxt);
+		load(job, job_cxt);
 	}
 	PG_CATCH();
 	{

@@ -1,0 +1,25 @@
+/*
+ * convert.h
+ *		Records to typed values, with each target column's input function.
+ */
+#ifndef INGEST_CONVERT_H
+#define INGEST_CONVERT_H
+
+#include "parser.h"
+#include "target.h"
+
+/* Why a record was not converted (convert_record returned false). */
+typedef struct ConvertFailure
+{
+	int			sqlerrcode;
+	char	   *message;
+} ConvertFailure;
+
+extern void convert_prepare(IngestColumns *cols, MemoryContext cxt);
+extern bool convert_record(const IngestColumns *cols, CsvpParser *parser,
+						   const CsvpRecord *rec, int max_record_size,
+						   Datum *values, bool *nulls, int *at_col,
+						   ConvertFailure *failure);
+extern char *convert_invalid_text(const char *s, size_t len);
+
+#endif							/* INGEST_CONVERT_H */

@@ -1,0 +1,67 @@
+/*
+ * loader_int.h
+ *		The state of one load, shared by loader.c (the load across its
+ *		transactions) and loadbatch.c (one batch of it); nothing else sees it.
+ */
+#ifndef INGEST_LOADER_INT_H
+#define INGEST_LOADER_INT_H
+
+#include "batch.h"
+#include "identity.h"
+#include "insert.h"
+#include "isolate.h"
+#include "jobs.h"
+#include "loader.h"
+#include "options.h"
+#include "parser.h"
+#include "target.h"
+
+/* What the load was doing when an error escaped, to say which record to blame. */
+typedef enum LoadPhase
+{
+	PHASE_OTHER,
+	PHASE_CONVERT,
+	PHASE_INSERT
+} LoadPhase;
+
+struct IngestLoad
+{
+	IngestJob  *job;
+	IngestOptions opts;
+	char	   *where;			/* 'file "/x.csv"' or 'uploaded data', for messages */
+	MemoryContext job_cxt;
+	CsvpParser *parser;
+	MemoryContextCallback parser_cb;
+	int			batch_size;		/* ingest.batch_rows, as the owner's settings have it */
+	int			max_record_size;	/* ingest.max_record_size when the job started */
+
+	bool		columns_ready;
+	bool		header_pending;
+	IngestColumns cols;
+	IngestInsert ins;
+	IngestBatch batch;
+	IngestRejects rejects;
+
+	int64		records_seen;	/* data records read so far in this attempt */
+	JobCounters done;			/* so far, in the open transaction too */
+	JobCounters committed;		/* as the last commit left them */
+	int64		since_commit;
+
+	LoadPhase	phase;
+	int			pos_row;		/* the row being converted, -1 if none */
+	int			at_col;			/* its column being converted, -1 if none */
+
+	IdentitySave owner_save;
+	int			guc_level;		/* GUC nest level of the open transaction */
+	bool		cancelled;		/* stopped by ingest.cancel */
+};
+
+/* loader.c */
+extern void loader_check_cancel(IngestLoad *ld);
+
+/* loadbatch.c */
+extern void loadbatch_setup_columns(IngestLoad *ld, const CsvpRecord *header);
+extern void loadbatch_process(IngestLoad *ld);
+extern char *loadbatch_conversion_message(IngestLoad *ld, ErrorData *edata);
+
+#endif							/* INGEST_LOADER_INT_H */
