@@ -6,6 +6,7 @@
 #ifndef INGEST_COMPAT_H
 #define INGEST_COMPAT_H
 
+#include "fmgr.h"
 #include "catalog/pg_largeobject.h"
 #include "catalog/pg_namespace.h"
 #include "storage/lock.h"
@@ -48,6 +49,35 @@ compat_guc_variables(int *n)
 #else
 #define compat_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode))
 #define COMPAT_MY_LXID (MyProc->lxid)
+#endif
+
+/*
+ * 16: an input function can report a bad value without raising it (soft
+ * errors), so a bad value costs no subtransaction. Returns false with the
+ * error in *edata; before 16 a bad value raises, as it always did.
+ */
+#if PG_VERSION_NUM >= 160000
+#include "nodes/miscnodes.h"
+static inline bool
+compat_input_value(FmgrInfo *flinfo, char *str, Oid ioparam, int32 typmod,
+				   Datum *result, ErrorData **edata)
+{
+	ErrorSaveContext escontext = {T_ErrorSaveContext};
+
+	escontext.details_wanted = true;
+	if (InputFunctionCallSafe(flinfo, str, ioparam, typmod, (Node *) &escontext, result))
+		return true;
+	*edata = escontext.error_data;
+	return false;
+}
+#else
+static inline bool
+compat_input_value(FmgrInfo *flinfo, char *str, Oid ioparam, int32 typmod,
+				   Datum *result, ErrorData **edata)
+{
+	*result = InputFunctionCall(flinfo, str, ioparam, typmod);
+	return true;
+}
 #endif
 
 #endif							/* INGEST_COMPAT_H */

@@ -6,8 +6,12 @@
  * into the batch's Datum arrays, which the batch INSERT reads with no copy.
  * What is wrong with a record's shape (a parse error, too many or too few
  * fields, bytes that are not text in the database's encoding) is returned
- * to the caller, which sets the record aside or fails the job; an input
- * function's error is raised, with the column it was converting left in
+ * to the caller, which sets the record aside or fails the job. So is a value
+ * its input function refuses, on PostgreSQL 16 and later, where input
+ * functions report bad input as soft errors: a bad value then costs no
+ * subtransaction. An error an input function raises (any on 15; on 16 and
+ * later one it cannot report softly, such as a domain check calling a
+ * function that fails) is raised, with the column it was converting left in
  * *at_col so that the caller can name it.
  */
 #include "postgres.h"
@@ -15,6 +19,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
 
+#include "compat.h"
 #include "convert.h"
 
 /* Input functions for the columns whose types and typmods are set. */
@@ -66,6 +71,7 @@ fail(ConvertFailure *failure, int sqlerrcode, char *message)
 {
 	failure->sqlerrcode = sqlerrcode;
 	failure->message = message;
+	failure->edata = NULL;
 	return false;
 }
 
@@ -111,8 +117,14 @@ convert_record(const IngestColumns *cols, CsvpParser *parser, const CsvpRecord *
 			return fail(failure, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
 						psprintf("column \"%s\": %s", cols->names[j], bad_text));
 		*at_col = j;
-		values[j] = InputFunctionCall(&cols->infuncs[j], isnull ? NULL : (char *) f,
-									  cols->ioparams[j], cols->typmods[j]);
+		if (!compat_input_value(&cols->infuncs[j], isnull ? NULL : (char *) f,
+								cols->ioparams[j], cols->typmods[j], &values[j],
+								&failure->edata))
+		{
+			failure->sqlerrcode = failure->edata->sqlerrcode;
+			failure->message = NULL;
+			return false;
+		}
 		nulls[j] = isnull;
 	}
 	*at_col = -1;

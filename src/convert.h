@@ -12,7 +12,8 @@
 typedef struct ConvertFailure
 {
 	int			sqlerrcode;
-	char	   *message;
+	char	   *message;		/* what is wrong with the record's shape, or */
+	ErrorData  *edata;			/* the error an input function reported (16+) */
 } ConvertFailure;
 
 extern void convert_prepare(IngestColumns *cols, MemoryContext cxt);

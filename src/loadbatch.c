@@ -100,7 +100,9 @@ convert_rows(void *arg)
 		if (!convert_record(&ld->cols, ld->parser, b->recs[i], ld->max_record_size,
 							b->values + (size_t) i * b->ncols, b->nulls + (size_t) i * b->ncols,
 							&ld->at_col, &failure))
-			isolate_reject(&ld->rejects, b, i, failure.sqlerrcode, failure.message);
+			isolate_reject(&ld->rejects, b, i, failure.sqlerrcode,
+						   failure.edata ? loadbatch_conversion_message(ld, failure.edata)
+						   : failure.message);
 	}
 }
 
