@@ -34,6 +34,14 @@ SHLIB_LINK = -lcsv
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check/regress
 
+# pg_regress suites: files under ingest.allowed_dirs (test/regress.conf) and symlinks that
+# try to leave it must exist before the suites start (pgxs.mk names REGRESS_PREP as a
+# prerequisite of installcheck when it reads the rule, so it is set before the include);
+# the temp instance is UTF-8, C locale.
+REGRESS_PREP = regress-prep
+ENCODING = UTF8
+NOLOCALE = --no-locale
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -49,12 +57,7 @@ demo:
 test:
 	bash test/run-tests.sh
 
-# pg_regress suites: files under ingest.allowed_dirs (test/regress.conf) and symlinks that
-# try to leave it must exist before the suites start; the temp instance is UTF-8, C locale.
-# (REGRESS_PREP is read by PGXS before this point, so the prerequisite is added directly.)
-ENCODING = UTF8
-NOLOCALE = --no-locale
-installcheck: regress-prep
+# REGRESS_PREP (above): what the suites need before they start
 .PHONY: regress-prep
 regress-prep:
 	@mkdir -p tmp_check

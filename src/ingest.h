@@ -26,7 +26,7 @@ extern int	ingest_max_error_rows;
  * The extension version whose tables and views the SQL of jobs.c and
  * loader.c is written for: raise it with every new upgrade script.
  */
-#define INGEST_SCHEMA_VERSION	"1.2"
+#define INGEST_SCHEMA_VERSION	"1.3"
 
 #define INGEST_READ_CHUNK		(256 * 1024)
 #define INGEST_MAX_RECORD_SIZE_LIMIT	(1024 * 1024 * 1024 - 1)	/* a varlena's limit */

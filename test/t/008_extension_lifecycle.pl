@@ -5,7 +5,13 @@
 #     re-created extension runs as usual;
 #   - ALTER EXTENSION ingest UPDATE from 1.0 with jobs queued, finished and left running
 #     under 1.0: the workers wait for the update, then run them; the old rows keep their
-#     data, and the updated schema is identical to a fresh CREATE EXTENSION;
+#     data, and the updated schema is identical to a fresh CREATE EXTENSION (which runs
+#     the one install script of the current version); the same from 1.2, with a job
+#     queued under 1.2;
+#   - privileges, fresh and updated: a plain role and a role shared by an app's users
+#     (as Supabase's "authenticated") call the API and read the views, and their jobs
+#     load, but they cannot call the internal functions (the worker's _batch_*, ...);
+#     ingest_admin reads the statistics, which call the quota functions;
 #   - databases without the extension at server start: their workers leave at once and
 #     they can be dropped;
 #   - DROP DATABASE of a database whose workers are idle succeeds at the first attempt.
@@ -199,7 +205,7 @@ ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) >= 1 FROM pg_stat_activity
 		 WHERE backend_type = 'ingest worker' AND datname = 'upd'}),
 	'a worker came to upd, which has jobs queued under 1.0');
-ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.2/, $restart_logpos),
+ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.3/, $restart_logpos),
 	'it says that the extension there needs ALTER EXTENSION UPDATE');
 sleep 2;    # time for a worker that would mishandle 1.0 to do so
 is( $node->safe_psql('upd',
@@ -210,7 +216,7 @@ is(scalar(ingest_worker_pids($node, 'upd')), 1, 'the worker waits in upd for the
 
 $node->safe_psql('upd', 'ALTER EXTENSION ingest UPDATE');
 is($node->safe_psql('upd', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
-	'1.2', 'upd has ingest 1.2');
+	'1.3', 'upd has ingest 1.3');
 ok(poll_until_finished($node, 'upd', 3, 4, 5), 'after the update the waiting jobs ran by themselves');
 is( $node->safe_psql('upd', q{
 		SELECT string_agg(id || ':' || state || ':' || rows_inserted, ' ' ORDER BY id)
@@ -238,8 +244,35 @@ is( $node->safe_psql('upd', q{
 is(scalar @bad, 0, 'no worker failed on the 1.0 tables, before or after the update')
   or diag join "\n", @bad;
 
-# The updated schema against a fresh install, object by object.
+# From 1.2, the version before the last: a job queued under 1.2 (by hand: this library's
+# functions refuse to run at 1.2) waits for the update, whose commit wakes a worker.
+$node->safe_psql('postgres', 'CREATE DATABASE upd12');
+$node->safe_psql('upd12', q{CREATE EXTENSION ingest VERSION '1.2'; CREATE TABLE t (job int, n int)});
+is($node->safe_psql('upd12', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
+	'1.2', 'upd12 has ingest 1.2');
+my ($ret12, $out12, $err12) = $node->psql('upd12', q{SELECT ingest.enqueue_data('t', 'job,n')});
+like($err12, qr/extension "ingest" is at version 1\.2, but the loaded library needs version 1\.3/,
+	'at 1.2 the functions ask for the update');
+$node->safe_psql('upd12', qq{
+	WITH j AS (
+	  INSERT INTO ingest_private.upload_jobs (owner, target, source, source_type, options, state)
+	  VALUES ('postgres', 't', 'uploaded data', 'data', '{}', 'queued') RETURNING id)
+	INSERT INTO ingest_private.job_data SELECT id, ${\ $csv->(16, 100)} FROM j;
+});
+sleep 1;
+is($node->safe_psql('upd12', 'SELECT state FROM ingest.upload_jobs'), 'queued',
+	'under 1.2 the job is not claimed');
+$node->safe_psql('upd12', 'ALTER EXTENSION ingest UPDATE');
+is($node->safe_psql('upd12', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
+	'1.3', 'upd12 has ingest 1.3');
+ok(poll_until_finished($node, 'upd12', 1), 'after the update the job queued under 1.2 ran');
+is( $node->safe_psql('upd12', q{SELECT state || ':' || rows_inserted FROM ingest.upload_jobs}),
+	'succeeded:100', 'and loaded its rows');
+
+# The updated schemas against a fresh install, object by object.
 $node->safe_psql('fresh', 'CREATE EXTENSION ingest');
+is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
+	'1.3', 'fresh has ingest 1.3');
 my %catalog = (
 	'functions' => q{
 		SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') '
@@ -260,6 +293,7 @@ my %catalog = (
 		SELECT c.relnamespace::regnamespace || '.' || c.relname || '.' || a.attname || ' ' || a.attnum || ' '
 		       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text
 		       || ' ' || a.attidentity::text || a.attgenerated::text || a.attstorage::text
+		       || ' ' || a.attstattarget
 		       || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
 		       || ' ' || coalesce(a.attacl::text, '-')
 		       || ' ' || coalesce(col_description(c.oid, a.attnum), '-')
@@ -272,6 +306,14 @@ my %catalog = (
 		  FROM pg_constraint WHERE connamespace IN ('ingest'::regnamespace, 'ingest_private'::regnamespace)},
 	'indexes' => q{
 		SELECT schemaname || '.' || indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname IN ('ingest', 'ingest_private')},
+	'index statistics' => q{
+		SELECT a.attrelid::regclass || '.' || a.attnum || ' ' || a.attstattarget
+		  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		 WHERE c.relkind = 'i' AND c.relnamespace = 'ingest_private'::regnamespace},
+	'initial privileges' => q{
+		SELECT pg_describe_object(classoid, objoid, objsubid) || ' ' || privtype::text || ' '
+		       || initprivs::text
+		  FROM pg_init_privs},
 	'views' => q{
 		SELECT schemaname || '.' || viewname || ' ' || md5(definition) FROM pg_views WHERE schemaname IN ('ingest', 'ingest_private')},
 	'policies' => q{
@@ -307,6 +349,88 @@ for my $what (sort keys %catalog)
 	my $fresh = $node->safe_psql('fresh', $sql);
 	isnt($fresh, '', "a fresh install has $what to compare") unless $what eq 'triggers';
 	is($node->safe_psql('upd', $sql), $fresh, "updated from 1.0 and fresh: same $what");
+	is($node->safe_psql('upd12', $sql), $fresh, "updated from 1.2 and fresh: same $what");
+}
+
+# ---------------------------------------------------------------- privileges of functions
+# A plain login role, and a role many end users share (Supabase's "authenticated", taken
+# with SET ROLE by the login role "authenticator"): the API and the views work for them
+# and their jobs load (the worker's INSERT, as the job's owner, needs no privilege on
+# _batch_*); every internal function the views do not call is refused to them. Fresh and
+# updated from 1.0: the same privileges.
+$node->safe_psql('postgres', q{
+	CREATE ROLE plain_user LOGIN;
+	CREATE ROLE authenticated NOLOGIN;
+	CREATE ROLE authenticator LOGIN NOINHERIT IN ROLE authenticated;
+	CREATE ROLE ops LOGIN IN ROLE ingest_admin;
+});
+# Every function's privilege is stated (a function created without a GRANT would be
+# PUBLIC's), and PUBLIC may execute exactly the API and what the views and wait call.
+is( $node->safe_psql('fresh', q{
+		SELECT string_agg(p.proname, ' ' ORDER BY p.proname) FROM pg_proc p
+		 WHERE p.pronamespace = 'ingest'::regnamespace
+		   AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
+		                                     WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))}),
+	'_enqueued_here _job_visible _tenant_visible _worker_status begin_upload cancel current_tenant '
+	  . 'enqueue_data enqueue_file enqueue_lo finish_upload purge queue_position retry upload_chunk wait',
+	'PUBLIC executes the API and the functions the views and wait call, nothing else');
+my @internal = (
+	'SELECT * FROM ingest._batch_rows() AS b(rn int, job int, n int)',
+	'SELECT ingest._batch_mark(1)',
+	'SELECT ingest._xid_is_current(pg_current_xact_id()::xid)',
+	q{SELECT ingest._role_setting('postgres'::regrole, 'ingest.max_queued_per_role')},
+	q{SELECT ingest._max_running('postgres'::regrole)},
+	'SELECT ingest._wake_workers()');
+for my $db ('fresh', 'upd')
+{
+	$node->safe_psql($db, q{
+		CREATE TABLE IF NOT EXISTS t (job int, n int);
+		GRANT INSERT, SELECT ON t TO plain_user, authenticated;
+	});
+	for my $who (['plain_user', 'plain_user', ''], ['authenticated', 'authenticator', 'SET ROLE authenticated;'])
+	{
+		my ($role, $login, $set) = @$who;
+		my $tag = $role eq 'plain_user' ? 31 : 32;
+		my $in = sub {
+			my ($sql) = @_;
+			my ($r, $o, $e) = $node->psql($db, "$set $sql", extra_params => [ '-U', $login ]);
+			return ($r, $o, $e);
+		};
+		for my $sql (@internal)
+		{
+			my ($r, $o, $e) = $in->($sql);
+			like($e, qr/permission denied for function/, "$db, $role: $sql is refused");
+		}
+		my ($r, $job, $e) = $in->(qq{SELECT ingest.enqueue_data('t',
+			convert_to('job,n' || E'\n' || string_agg('$tag,' || i, E'\n' ORDER BY i), 'UTF8'))
+			FROM generate_series(1, 500) i});
+		is($r, 0, "$db, $role: enqueue_data") or diag $e;
+		($r, my $o, $e) = $in->("SELECT ingest.wait($job, '60s')");
+		is($o, 'succeeded', "$db, $role: wait, and the job loaded as the role") or diag $e;
+		($r, $o, $e) = $in->(qq{
+			SELECT (SELECT count(*) FROM t WHERE job = $tag) || ' '
+			       || (SELECT rows_inserted FROM ingest.upload_jobs WHERE id = $job) || ' '
+			       || (SELECT count(*) FROM ingest.job_errors WHERE job_id = $job) || ' '
+			       || (SELECT count(*) FROM ingest.upload_chunks) || ' '
+			       || (SELECT count(*) FROM ingest.workers WHERE job_id = $job) || ' '
+			       || coalesce(ingest.queue_position($job)::text, 'null') || ' '
+			       || ingest.cancel($job) || ' ' || ingest.retry($job) || ' '
+			       || coalesce(ingest.current_tenant(), 'none')});
+		is($o, '500 500 0 0 0 null false false none',
+			"$db, $role: the views and the job functions answer") or diag $e;
+		($r, $o, $e) = $in->(qq{
+			SELECT ingest.begin_upload('t') AS up \\gset
+			SELECT ingest.upload_chunk(:up, 0, convert_to(E'job,n\n${tag},0\n', 'UTF8'));
+			SELECT count(*) FROM ingest.upload_chunks WHERE job_id = :up;
+			SELECT ingest.finish_upload(:up) = :up;
+			SELECT ingest.purge('0 s') >= 0;});
+		is($o, "11\n1\nt\nt", "$db, $role: uploads and purge") or diag $e;
+	}
+	# ingest_admin's statistics call _role_setting and _max_running as the reader
+	my ($r, $o, $e) = $node->psql($db, q{
+		SELECT count(*) > 0 FROM ingest.role_stats WHERE max_running >= 1;
+		SELECT workers_allowed FROM ingest.stats}, extra_params => [ '-U', 'ops' ]);
+	is($o, "t\n4", "$db: ingest_admin reads role_stats and stats") or diag $e;
 }
 
 # ---------------------------------------------------------------- databases without ingest
