@@ -5,6 +5,7 @@ OBJS = \
 	src/ingest.o \
 	src/api.o \
 	src/upload.o \
+	src/enqueue.o \
 	src/options.o \
 	src/identity.o \
 	src/jobs.o \

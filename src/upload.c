@@ -29,7 +29,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
-#include "api.h"
+#include "enqueue.h"
 #include "ingest.h"
 #include "jobs.h"
 #include "options.h"
@@ -40,17 +40,18 @@ PG_FUNCTION_INFO_V1(ingest_upload_chunk);
 PG_FUNCTION_INFO_V1(ingest_finish_upload);
 PG_FUNCTION_INFO_V1(ingest_enqueue_lo);
 
+
 Datum
 ingest_begin_upload(PG_FUNCTION_ARGS)
 {
-	api_not_null(fcinfo, 0, "target table");
+	enqueue_not_null(fcinfo, 0, "target table");
 
 	/* abandoned uploads go first, so that they do not count against a quota */
 	(void) jobs_expire_uploads();
 
 	/* size 0 so far: bytes_total counts the bytes as they arrive */
-	PG_RETURN_INT64(api_enqueue(PG_GETARG_OID(0), "uploaded data (in chunks)",
-								JOB_SOURCE_CHUNKS, api_options_arg(fcinfo, 1), 0, NULL, true));
+	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0), "uploaded data (in chunks)",
+								JOB_SOURCE_CHUNKS, enqueue_options_arg(fcinfo, 1), 0, NULL, true));
 }
 
 Datum
@@ -61,9 +62,9 @@ ingest_upload_chunk(PG_FUNCTION_ARGS)
 	bytea	   *data;
 	int64		total;
 
-	api_not_null(fcinfo, 0, "job_id");
-	api_not_null(fcinfo, 1, "seq");
-	api_not_null(fcinfo, 2, "data");
+	enqueue_not_null(fcinfo, 0, "job_id");
+	enqueue_not_null(fcinfo, 1, "seq");
+	enqueue_not_null(fcinfo, 2, "data");
 	job_id = PG_GETARG_INT64(0);
 	seq = PG_GETARG_INT32(1);
 	data = PG_GETARG_BYTEA_PP(2);
@@ -109,7 +110,7 @@ ingest_finish_upload(PG_FUNCTION_ARGS)
 	int64		total_bytes = -1;
 	int64		size;
 
-	api_not_null(fcinfo, 0, "job_id");
+	enqueue_not_null(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);
 	if (!PG_ARGISNULL(1))
 	{
@@ -123,7 +124,7 @@ ingest_finish_upload(PG_FUNCTION_ARGS)
 	size = jobs_finish_upload(job_id, total_bytes, GetUserId());
 	/* the limit may have been lowered since the chunks arrived */
 	reader_check_size(size, psprintf("upload job " INT64_FORMAT, job_id));
-	api_wake_at_commit();
+	enqueue_wake_at_commit();
 	PG_RETURN_INT64(job_id);
 }
 
@@ -136,10 +137,10 @@ ingest_enqueue_lo(PG_FUNCTION_ARGS)
 	Oid			userid = GetUserId();
 	int64		size;
 
-	api_not_null(fcinfo, 0, "target table");
-	api_not_null(fcinfo, 1, "loid");
+	enqueue_not_null(fcinfo, 0, "target table");
+	enqueue_not_null(fcinfo, 1, "loid");
 	loid = PG_GETARG_OID(1);
-	options = api_options_arg(fcinfo, 2);
+	options = enqueue_options_arg(fcinfo, 2);
 	options_parse(options, &opts);
 
 	if (!LargeObjectExists(loid))
@@ -167,6 +168,6 @@ ingest_enqueue_lo(PG_FUNCTION_ARGS)
 				 errdetail("The unlink option removes the large object after a successful load.")));
 
 	size = reader_lo_io(loid, 0, NULL, 0);
-	PG_RETURN_INT64(api_enqueue(PG_GETARG_OID(0), psprintf("large object %u", loid),
+	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0), psprintf("large object %u", loid),
 								JOB_SOURCE_LO, options, size, NULL, false));
 }
