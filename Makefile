@@ -8,16 +8,20 @@ OBJS = \
 	src/enqueue.o \
 	src/options.o \
 	src/identity.o \
+	src/catalog.o \
 	src/jobs.o \
+	src/jobs_queue.o \
+	src/jobs_access.o \
+	src/jobs_data.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \
+	src/worker_hold.o \
 	src/reader.o \
 	src/parser.o \
 	src/loader.o \
 	src/batchscan.o \
-	src/target.o \
-	src/catalog.o
+	src/target.o
 
 EXTENSION = ingest
 DATA = $(wildcard ingest--*.sql)

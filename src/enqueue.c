@@ -281,7 +281,7 @@ enqueue_job(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 	spec.target = target;
 	spec.source = source;
 	spec.source_type = source_type;
-	spec.uploading = uploading;
+	spec.state = uploading ? JOB_UPLOADING : JOB_QUEUED;
 	spec.options = options;
 	spec.settings = identity_capture_settings();
 	spec.bytes_total = size;

@@ -218,7 +218,7 @@ identity_leave(const IdentitySave *save)
 void
 identity_enter_system(IdentitySave *save)
 {
-	Oid			owner = identity_extension_owner();
+	Oid			owner = catalog_tables_owner();
 
 	identity_enter(owner, save);
 	save->guc_level = NewGUCNestLevel();
@@ -231,29 +231,6 @@ identity_leave_system(const IdentitySave *save)
 {
 	AtEOXact_GUC(true, save->guc_level);
 	identity_leave(save);
-}
-
-/*
- * The role that owns the extension's tables: bookkeeping runs as it, so
- * users need (and get) no write privilege on ingest.upload_jobs.
- */
-Oid
-identity_extension_owner(void)
-{
-	Oid			relid = catalog_jobs_table();
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"ingest\" is not installed in this database")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
 }
 
 /*

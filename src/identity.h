@@ -21,7 +21,6 @@ extern void identity_apply_settings(Jsonb *settings);
 extern void identity_check_owner(Oid owner, int64 job_id);
 extern void identity_enter(Oid role, IdentitySave *save);
 extern void identity_leave(const IdentitySave *save);
-extern Oid	identity_extension_owner(void);
 extern void identity_enter_system(IdentitySave *save);
 extern void identity_leave_system(const IdentitySave *save);
 extern bool identity_can_insert(Oid relid, AttrNumber attnum, Oid role);

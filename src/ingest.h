@@ -23,8 +23,9 @@ extern char *ingest_tenant_key;
 extern int	ingest_max_error_rows;
 
 /*
- * The extension version whose tables and views the SQL of jobs.c and
- * loader.c is written for: raise it with every new upgrade script.
+ * The extension version whose tables and views the SQL of the jobs service
+ * (jobs*.c) and loader.c is written for: raise it with every new upgrade
+ * script.
  */
 #define INGEST_SCHEMA_VERSION	"1.2"
 

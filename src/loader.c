@@ -1027,10 +1027,13 @@ process_records(LoadState *st)
 
 	if (st->opts.commit_every > 0 && st->since_commit >= st->opts.commit_every)
 	{
+		JobCounters done = {.records_done = st->records_done,
+			.rows_inserted = st->rows_inserted, .rows_rejected = st->rows_rejected,
+		.bytes_done = (int64) csvp_bytes(st->parser), .errors_stored = st->errors_stored};
+
 		/* the checkpoint commits with the rows it counts */
 		identity_leave(&st->owner_save);
-		jobs_checkpoint(st->job, st->records_done, st->rows_inserted, st->rows_rejected,
-						(int64) csvp_bytes(st->parser));
+		jobs_checkpoint(st->job, &done);
 		identity_enter(st->job->owner, &st->owner_save);
 		commit_xact(st);
 		st->since_commit = 0;
@@ -1193,8 +1196,11 @@ loader_run(IngestJob *job, MemoryContext job_cxt)
 	if (!st->opts.keep_data)
 		jobs_drop_data(job->id);
 	reader_succeeded(st->reader, &st->opts);
-	jobs_finish(job, "succeeded", st->records_done, st->rows_inserted, st->rows_rejected,
-				(int64) csvp_bytes(st->parser), NULL);
+	jobs_finish(job, JOB_SUCCEEDED,
+				&(JobCounters) {.records_done = st->records_done,
+					.rows_inserted = st->rows_inserted, .rows_rejected = st->rows_rejected,
+				.bytes_done = (int64) csvp_bytes(st->parser), .errors_stored = st->errors_stored},
+				NULL);
 	identity_enter(job->owner, &st->owner_save);
 	commit_xact(st);
 

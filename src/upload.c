@@ -18,8 +18,8 @@
  * of a client-side file. The caller needs SELECT on it, and must own it
  * when the "unlink" option asks for its removal after a successful load.
  *
- * The job tables are read and written in jobs.c; the bytes are read back
- * by reader.c.
+ * The job tables are read and written by the jobs service (jobs_data.c for
+ * chunks); the bytes are read back by reader.c.
  */
 #include "postgres.h"
 
