@@ -21,12 +21,15 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -41,6 +44,10 @@
 #include "reader.h"
 #include "shmem.h"
 #include "target.h"
+
+int			ingest_max_attempts = 3;
+int			ingest_job_timeout = 0;
+int			ingest_max_queued_per_role = 0;
 
 static bool wake_at_commit = false;
 static bool callback_registered = false;
@@ -138,6 +145,36 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		else if (event == SUBXACT_EVENT_COMMIT_SUB)
 			pc->level = level - 1;
 	}
+}
+
+/* GUCs of a job's creation: defaults captured into the job, and the queue's quota */
+void
+enqueue_init(void)
+{
+	DefineCustomIntVariable("ingest.max_attempts",
+							"Attempts a job gets when it fails transiently or its worker vanishes.",
+							"Serialization failures, deadlocks, lock timeouts and lack of resources are retried with exponential backoff; other errors fail the job at once. Captured at enqueue; the max_attempts option overrides it.",
+							&ingest_max_attempts,
+							3, 1, INGEST_MAX_ATTEMPTS_LIMIT,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.job_timeout",
+							"Longest one attempt of a job may run; 0 means no limit.",
+							"Captured at enqueue; the timeout option overrides it.",
+							&ingest_job_timeout,
+							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/* read by jobs_insert and jobs_retry through ingest._role_setting */
+	DefineCustomIntVariable("ingest.max_queued_per_role",
+							"Jobs a role may have queued or uploading at once; 0 means no limit.",
+							"ALTER ROLE ... SET ingest.max_queued_per_role overrides it for one role.",
+							&ingest_max_queued_per_role,
+							0, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 }
 
 /*

@@ -9,6 +9,7 @@
 #include "fmgr.h"
 #include "jobs.h"
 
+extern void enqueue_init(void);
 extern int64 enqueue_job(Oid target, const char *source, JobSourceType source_type,
 						 Jsonb *options, int64 size, bytea *data, bool uploading);
 extern void enqueue_wake_at_commit(void);

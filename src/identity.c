@@ -250,6 +250,23 @@ identity_can_insert(Oid relid, AttrNumber attnum, Oid role)
 
 /* ---------- tenants ---------- */
 
+char	   *ingest_tenant_key = NULL;
+
+static bool check_tenant_key(char **newval, void **extra, GucSource source);
+
+/* GUCs of the submitter's context */
+void
+identity_init(void)
+{
+	DefineCustomStringVariable("ingest.tenant_key",
+							   "Where a session's tenant is read from: a setting, optionally with a path into its JSON value.",
+							   "For example app.tenant, or request.jwt.claims->>sub. Empty: jobs are isolated by role only.",
+							   &ingest_tenant_key,
+							   "",
+							   PGC_SUSET, 0,
+							   check_tenant_key, NULL, NULL);
+}
+
 /*
  * ingest.tenant_key: the name of a setting, optionally followed by a path
  * into its JSON value, written as PostgreSQL's JSON operators write one:
@@ -302,8 +319,8 @@ parse_tenant_key(const char *key, char **setting, List **path)
 	return true;
 }
 
-bool
-identity_check_tenant_key(char **newval, void **extra, GucSource source)
+static bool
+check_tenant_key(char **newval, void **extra, GucSource source)
 {
 	char	   *setting;
 	List	   *path;

@@ -1,26 +1,27 @@
 /*
  * ingest.h
- *		Settings (GUCs) shared by the files of the extension.
+ *		Settings (GUCs) and limits shared by the files of the extension.
  */
 #ifndef INGEST_H
 #define INGEST_H
 
-extern int	ingest_max_workers;
-extern int	ingest_batch_rows;
-extern int	ingest_worker_idle_timeout;
-extern char *ingest_allowed_dirs;
-extern bool ingest_preloaded;
-extern int	ingest_max_attempts;
-extern int	ingest_job_timeout;
-extern double ingest_max_file_size;
+/* Each is defined, with its GUC, by the module named. */
+extern bool ingest_preloaded;	/* ingest.c */
+extern int	ingest_batch_rows;	/* ingest.c, the load's */
 extern int	ingest_max_record_size;
-extern int	ingest_upload_ttl;
-extern int	ingest_max_queued_per_role;
-extern int	ingest_max_running_per_role;
-extern int	ingest_max_chunks_per_upload;
-extern int	ingest_max_worker_deaths;
-extern char *ingest_tenant_key;
 extern int	ingest_max_error_rows;
+extern int	ingest_max_workers; /* launcher.c */
+extern int	ingest_worker_idle_timeout; /* worker.c */
+extern int	ingest_max_running_per_role;
+extern int	ingest_max_worker_deaths;
+extern int	ingest_max_attempts;	/* enqueue.c */
+extern int	ingest_job_timeout;
+extern int	ingest_max_queued_per_role;
+extern char *ingest_allowed_dirs;	/* reader.c */
+extern double ingest_max_file_size;
+extern int	ingest_upload_ttl;	/* upload.c */
+extern int	ingest_max_chunks_per_upload;
+extern char *ingest_tenant_key; /* identity.c */
 
 /*
  * The extension version whose tables and views the SQL of the jobs service

@@ -41,6 +41,7 @@
 #include "storage/large_object.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
@@ -48,6 +49,9 @@
 #include "identity.h"
 #include "ingest.h"
 #include "reader.h"
+
+char	   *ingest_allowed_dirs = NULL;
+double		ingest_max_file_size = 0;
 
 struct IngestReader
 {
@@ -68,6 +72,31 @@ struct IngestReader
 	MemoryContext cxt;
 	MemoryContextCallback cb;
 };
+
+/* GUCs of the sources: which files may be read, how large a source may be */
+void
+reader_init(void)
+{
+	DefineCustomStringVariable("ingest.allowed_dirs",
+							   "Directories (comma-separated, absolute) whose files ingest.enqueue_file may read.",
+							   "Empty: no server file may be loaded.",
+							   &ingest_allowed_dirs,
+							   "",
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	/*
+	 * In bytes, as the setting is documented; a real rather than an int,
+	 * whose bytes would stop at 2 GB. Memory units ('500MB') work as usual.
+	 */
+	DefineCustomRealVariable("ingest.max_file_size",
+							 "Largest source a job may load, in bytes; 0 means no limit.",
+							 "Checked at enqueue where the size is known, as uploaded chunks arrive, and by the worker as it reads.",
+							 &ingest_max_file_size,
+							 0, 0, 1e18,
+							 PGC_SUSET, GUC_UNIT_BYTE,
+							 NULL, NULL, NULL);
+}
 
 static bool
 under_dir(const char *path, const char *dir)

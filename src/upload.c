@@ -23,23 +23,50 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "catalog/pg_largeobject.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "enqueue.h"
 #include "ingest.h"
 #include "jobs.h"
 #include "options.h"
 #include "reader.h"
+#include "upload.h"
 
 PG_FUNCTION_INFO_V1(ingest_begin_upload);
 PG_FUNCTION_INFO_V1(ingest_upload_chunk);
 PG_FUNCTION_INFO_V1(ingest_finish_upload);
 PG_FUNCTION_INFO_V1(ingest_enqueue_lo);
 
+int			ingest_upload_ttl = 24 * 3600;
+int			ingest_max_chunks_per_upload = 10000;
+
+/* GUCs of uploads in chunks */
+void
+upload_init(void)
+{
+	DefineCustomIntVariable("ingest.upload_ttl",
+							"How long an upload may go without a chunk before it is removed.",
+							NULL,
+							&ingest_upload_ttl,
+							24 * 3600, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_chunks_per_upload",
+							"Chunks one upload may have; their numbers run from 0 to this minus 1.",
+							"Bounds the rows one upload adds to ingest.job_chunks whatever the chunk size; ingest.max_file_size bounds its bytes.",
+							&ingest_max_chunks_per_upload,
+							10000, 1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+}
 
 Datum
 ingest_begin_upload(PG_FUNCTION_ARGS)

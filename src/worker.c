@@ -43,11 +43,13 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
@@ -74,6 +76,10 @@
 
 #define RETRY_BASE_MS		1000
 #define RETRY_MAX_MS		(300 * 1000)
+
+int			ingest_worker_idle_timeout = 30000;
+int			ingest_max_running_per_role = -1;
+int			ingest_max_worker_deaths = 3;
 
 /*
  * The owner and tenant whose jobs this worker runs. A job's code (triggers,
@@ -130,6 +136,36 @@ static bool expire_uploads(void *arg);
 static bool database_wanted(void);
 static bool rehold_jobs_table(void *arg);
 static bool in_transaction(bool (*fn) (void *), void *arg);
+
+/* GUCs of the workers */
+void
+worker_init(void)
+{
+	DefineCustomIntVariable("ingest.worker_idle_timeout",
+							"How long an idle ingest worker waits for a job before it exits.",
+							"An idle worker leaves at once when another database needs a worker or a DROP DATABASE wants its database.",
+							&ingest_worker_idle_timeout,
+							30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/* read by the view ingest_private._queue, through ingest._role_setting */
+	DefineCustomIntVariable("ingest.max_running_per_role",
+							"Jobs of one role that may run at once in a database; -1 means half of ingest.max_workers, at least 1.",
+							"ALTER ROLE ... SET ingest.max_running_per_role overrides it for one role.",
+							&ingest_max_running_per_role,
+							-1, -1, MAX_BACKENDS,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_worker_deaths",
+							"Times a job's worker may die under it (a crash, the OOM killer, a restart) before the job fails.",
+							"Counted apart from attempts, whatever the job's max_attempts; only an ingest_admin member's ingest.retry starts the count again.",
+							&ingest_max_worker_deaths,
+							3, 1, INGEST_MAX_ATTEMPTS_LIMIT,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+}
 
 void
 ingest_worker_main(Datum main_arg)
