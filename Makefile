@@ -5,19 +5,25 @@ OBJS = \
 	src/ingest.o \
 	src/api.o \
 	src/upload.o \
+	src/enqueue.o \
 	src/options.o \
 	src/identity.o \
+	src/catalog.o \
 	src/jobs.o \
+	src/jobs_queue.o \
+	src/jobs_access.o \
+	src/jobs_data.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \
+	src/worker_hold.o \
+	src/outcome.o \
 	src/reader.o \
 	src/parser.o \
 	src/loader.o \
 	src/loadbatch.o \
 	src/batchscan.o \
 	src/target.o \
-	src/catalog.o \
 	src/batch.o \
 	src/convert.o \
 	src/insert.o \

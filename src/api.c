@@ -4,15 +4,9 @@
  *		purge, queue_position, and the live rows of the ingest.workers view.
  *		(Uploads in chunks and large objects are in upload.c.)
  *
- * Enqueueing is fast and does no loading: it validates the options and the
- * caller's privileges on the target (so a job that could never run is an
- * ERROR now, not a failed job later), captures the caller's settings, and
- * inserts the job row. The job row is written as the extension's owner,
- * never as the caller, so that nobody can forge a job owned by someone else.
- *
- * Workers are woken when the enqueuing transaction commits, from an
- * XactCallback: a rolled-back enqueue wakes nobody, and a committed one is
- * seen at once, with no polling.
+ * Each is a thin shell: creating a job and waking workers at commit is
+ * enqueue.c's, reading and changing jobs the jobs service's (jobs.h), which
+ * also decides what the calling role may see.
  */
 #include "postgres.h"
 
@@ -31,10 +25,10 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-#include "api.h"
 #include "compat.h"
+#include "enqueue.h"
 #include "identity.h"
-#include "ingest.h"
+#include "settings.h"
 #include "jobs.h"
 #include "options.h"
 #include "reader.h"
@@ -54,189 +48,20 @@ PG_FUNCTION_INFO_V1(ingest_current_tenant);
 PG_FUNCTION_INFO_V1(ingest_tenant_visible);
 PG_FUNCTION_INFO_V1(ingest_job_visible);
 
-static bool wake_at_commit = false;
-static bool callback_registered = false;
-
-/*
- * Running jobs that ingest.cancel flagged in the table: their workers are
- * told when the transaction commits. Each entry remembers the subtransaction
- * level it was made at, so that ROLLBACK TO SAVEPOINT (or a PL/pgSQL
- * exception block) takes its cancel back, as it takes back the UPDATE.
- * Allocated in TopMemoryContext, emptied at every commit and abort.
- */
-typedef struct PendingCancel
-{
-	int64		job_id;
-	int			level;
-} PendingCancel;
-
-static List *cancel_at_commit = NIL;
-
-static void xact_callback(XactEvent event, void *arg);
-static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-							 SubTransactionId parentSubid, void *arg);
-
-static void
-forget_cancels(void)
-{
-	list_free_deep(cancel_at_commit);
-	cancel_at_commit = NIL;
-}
-
-static void
-register_callback(void)
-{
-	if (!callback_registered)
-	{
-		RegisterXactCallback(xact_callback, NULL);
-		RegisterSubXactCallback(subxact_callback, NULL);
-		callback_registered = true;
-	}
-}
-
-static void
-xact_callback(XactEvent event, void *arg)
-{
-	ListCell   *lc;
-
-	switch (event)
-	{
-		case XACT_EVENT_PRE_PREPARE:
-			if (cancel_at_commit != NIL)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that has called ingest.cancel on a running job")));
-			break;
-		case XACT_EVENT_PREPARE:
-			/* workers of jobs enqueued in it look for work every second */
-			wake_at_commit = false;
-			break;
-		case XACT_EVENT_COMMIT:
-			if (wake_at_commit)
-				shmem_request_db(MyDatabaseId);
-			wake_at_commit = false;
-			foreach(lc, cancel_at_commit)
-				(void) shmem_cancel_job(((PendingCancel *) lfirst(lc))->job_id);
-			forget_cancels();
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			wake_at_commit = false;
-			forget_cancels();
-			break;
-		default:
-			break;
-	}
-}
-
-static void
-subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
-
-	foreach(lc, cancel_at_commit)
-	{
-		PendingCancel *pc = lfirst(lc);
-
-		if (pc->level < level)
-			continue;
-		if (event == SUBXACT_EVENT_ABORT_SUB)
-		{
-			cancel_at_commit = foreach_delete_current(cancel_at_commit, lc);
-			pfree(pc);
-		}
-		else if (event == SUBXACT_EVENT_COMMIT_SUB)
-			pc->level = level - 1;
-	}
-}
-
-/* Workers of this database are woken when the current transaction commits. */
-void
-api_wake_at_commit(void)
-{
-	register_callback();
-	wake_at_commit = true;
-}
-
-/*
- * Validate and create a job owned by the current role: queued, or
- * uploading (begin_upload). size is -1 when not known yet.
- */
-int64
-api_enqueue(Oid target, const char *source, JobSourceType source_type, Jsonb *options,
-			int64 size, bytea *data, bool uploading)
-{
-	IngestOptions opts;
-	JobSpec		spec;
-	int64		id;
-
-	options_parse(options, &opts);
-	target_check_enqueue(target, &opts, GetUserId());
-	if (size >= 0)
-		reader_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
-					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");
-
-	memset(&spec, 0, sizeof(spec));
-	spec.owner = GetUserId();
-	spec.tenant = identity_require_tenant();
-	spec.target = target;
-	spec.source = source;
-	spec.source_type = source_type;
-	spec.uploading = uploading;
-	spec.options = options;
-	spec.settings = identity_capture_settings();
-	spec.bytes_total = size;
-	spec.max_attempts = opts.max_attempts > 0 ? opts.max_attempts : ingest_max_attempts;
-	spec.timeout_ms = opts.timeout_ms >= 0 ? opts.timeout_ms : ingest_job_timeout;
-	spec.priority = opts.priority;
-	spec.data = data;
-	id = jobs_insert(&spec);
-
-	if (!uploading)
-		api_wake_at_commit();
-
-	if (!ingest_preloaded || !shmem_available())
-		ereport(WARNING,
-				(errmsg("ingest is not in shared_preload_libraries: no worker will run job " INT64_FORMAT, id),
-				 errhint("Add ingest to shared_preload_libraries and restart the server; queued jobs then run.")));
-	return id;
-}
-
-/* An ERROR naming argument argno when it is NULL. */
-void
-api_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", name)));
-}
-
-/* NULL options mean the defaults, as '{}' does. */
-Jsonb *
-api_options_arg(FunctionCallInfo fcinfo, int argno)
-{
-	if (PG_ARGISNULL(argno))
-		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	return PG_GETARG_JSONB_P(argno);
-}
-
 Datum
 ingest_enqueue_data(PG_FUNCTION_ARGS)
 {
 	bytea	   *data;
 	int64		size;
 
-	api_not_null(fcinfo, 0, "target table");
-	api_not_null(fcinfo, 1, "data");
+	enqueue_not_null(fcinfo, 0, "target table");
+	enqueue_not_null(fcinfo, 1, "data");
 	data = PG_GETARG_BYTEA_PP(1);
 	size = VARSIZE_ANY_EXHDR(data);
 
-	PG_RETURN_INT64(api_enqueue(PG_GETARG_OID(0),
+	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0),
 								psprintf("uploaded data (" INT64_FORMAT " bytes)", size),
-								JOB_SOURCE_DATA, api_options_arg(fcinfo, 2), size, data, false));
+								JOB_SOURCE_DATA, enqueue_options_arg(fcinfo, 2), size, data, false));
 }
 
 Datum
@@ -261,8 +86,8 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	resolved = reader_resolve_path(path, &size);
 
-	PG_RETURN_INT64(api_enqueue(PG_GETARG_OID(0), resolved, JOB_SOURCE_FILE,
-								api_options_arg(fcinfo, 2), size, NULL, false));
+	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0), resolved, JOB_SOURCE_FILE,
+								enqueue_options_arg(fcinfo, 2), size, NULL, false));
 }
 
 Datum
@@ -273,16 +98,7 @@ ingest_cancel(PG_FUNCTION_ARGS)
 	bool		result = jobs_cancel(job_id, GetUserId(), &running);
 
 	if (running)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-		PendingCancel *pc = palloc(sizeof(PendingCancel));
-
-		pc->job_id = job_id;
-		pc->level = GetCurrentTransactionNestLevel();
-		register_callback();
-		cancel_at_commit = lappend(cancel_at_commit, pc);
-		MemoryContextSwitchTo(old);
-	}
+		enqueue_cancel_at_commit(job_id);
 	PG_RETURN_BOOL(result);
 }
 
@@ -292,7 +108,7 @@ ingest_retry(PG_FUNCTION_ARGS)
 	bool		queued = jobs_retry(PG_GETARG_INT64(0), GetUserId());
 
 	if (queued)
-		api_wake_at_commit();
+		enqueue_wake_at_commit();
 	PG_RETURN_BOOL(queued);
 }
 
@@ -300,7 +116,7 @@ ingest_retry(PG_FUNCTION_ARGS)
 Datum
 ingest_wake_workers(PG_FUNCTION_ARGS)
 {
-	api_wake_at_commit();
+	enqueue_wake_at_commit();
 	PG_RETURN_VOID();
 }
 
@@ -310,7 +126,7 @@ ingest_purge(PG_FUNCTION_ARGS)
 	Interval	zero = {0};
 	Interval   *older_than;
 
-	api_not_null(fcinfo, 0, "older_than");
+	enqueue_not_null(fcinfo, 0, "older_than");
 	older_than = PG_GETARG_INTERVAL_P(0);
 	if (DatumGetBool(DirectFunctionCall2(interval_lt, IntervalPGetDatum(older_than),
 										 IntervalPGetDatum(&zero))))

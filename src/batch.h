@@ -29,7 +29,7 @@ typedef struct IngestBatch
 	int			scan_pos;		/* the next row for the scan */
 	bool		served;			/* a scan of this INSERT began already */
 
-	/* a cancel is seen between rows, not only between batches */
+	/* checks for a cancel; called between records and between rows */
 	void		(*check_cancel) (void *arg);
 	void	   *cancel_arg;
 } IngestBatch;

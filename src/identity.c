@@ -41,7 +41,7 @@
 #include "catalog.h"
 #include "compat.h"
 #include "identity.h"
-#include "ingest.h"
+#include "settings.h"
 
 /* Built-in settings that change how values are read: always captured. */
 static const char *const value_settings[] = {
@@ -218,7 +218,7 @@ identity_leave(const IdentitySave *save)
 void
 identity_enter_system(IdentitySave *save)
 {
-	Oid			owner = identity_extension_owner();
+	Oid			owner = catalog_tables_owner();
 
 	identity_enter(owner, save);
 	save->guc_level = NewGUCNestLevel();
@@ -231,29 +231,6 @@ identity_leave_system(const IdentitySave *save)
 {
 	AtEOXact_GUC(true, save->guc_level);
 	identity_leave(save);
-}
-
-/*
- * The role that owns the extension's tables: bookkeeping runs as it, so
- * users need (and get) no write privilege on ingest.upload_jobs.
- */
-Oid
-identity_extension_owner(void)
-{
-	Oid			relid = catalog_jobs_table();
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"ingest\" is not installed in this database")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
 }
 
 /*
@@ -272,6 +249,23 @@ identity_can_insert(Oid relid, AttrNumber attnum, Oid role)
 }
 
 /* ---------- tenants ---------- */
+
+char	   *ingest_tenant_key = NULL;
+
+static bool check_tenant_key(char **newval, void **extra, GucSource source);
+
+/* GUCs of the submitter's context */
+void
+identity_init(void)
+{
+	DefineCustomStringVariable("ingest.tenant_key",
+							   "Where a session's tenant is read from: a setting, optionally with a path into its JSON value.",
+							   "For example app.tenant, or request.jwt.claims->>sub. Empty: jobs are isolated by role only.",
+							   &ingest_tenant_key,
+							   "",
+							   PGC_SUSET, 0,
+							   check_tenant_key, NULL, NULL);
+}
 
 /*
  * ingest.tenant_key: the name of a setting, optionally followed by a path
@@ -325,8 +319,8 @@ parse_tenant_key(const char *key, char **setting, List **path)
 	return true;
 }
 
-bool
-identity_check_tenant_key(char **newval, void **extra, GucSource source)
+static bool
+check_tenant_key(char **newval, void **extra, GucSource source)
 {
 	char	   *setting;
 	List	   *path;

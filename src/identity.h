@@ -16,17 +16,16 @@ typedef struct IdentitySave
 	int			guc_level;		/* identity_enter_system only */
 } IdentitySave;
 
+extern void identity_init(void);
 extern Jsonb *identity_capture_settings(void);
 extern void identity_apply_settings(Jsonb *settings);
 extern void identity_check_owner(Oid owner, int64 job_id);
 extern void identity_enter(Oid role, IdentitySave *save);
 extern void identity_leave(const IdentitySave *save);
-extern Oid	identity_extension_owner(void);
 extern void identity_enter_system(IdentitySave *save);
 extern void identity_leave_system(const IdentitySave *save);
 extern bool identity_can_insert(Oid relid, AttrNumber attnum, Oid role);
 
-extern bool identity_check_tenant_key(char **newval, void **extra, GucSource source);
 extern bool identity_tenant_scoped(void);
 extern char *identity_session_tenant(void);
 extern char *identity_require_tenant(void);

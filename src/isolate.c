@@ -21,7 +21,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/resowner.h"
 
-#include "ingest.h"
+#include "settings.h"
 #include "isolate.h"
 #include "jobs.h"
 

@@ -1,12 +1,33 @@
 /*
  * jobs.h
- *		Every read and state change of ingest.upload_jobs and ingest.job_errors.
+ *		The jobs service: the only code that reads or writes ingest's tables
+ *		(upload_jobs, job_errors, job_cancels, job_data, job_chunks).
+ *
+ * Four files, one header, as pgvector's hnsw*.c share hnsw.h:
+ *	jobs.c			a job's life: create, claim, checkpoint, outcome, cancel,
+ *					retry, purge; the only place a job's state changes
+ *	jobs_queue.c	the scheduler's side: the next job to claim, jobs left by
+ *					vanished workers, whether any wait
+ *	jobs_access.c	who may see and act on a job; quotas
+ *	jobs_data.c		a job's stored bytes: uploads in chunks, and what the
+ *					reader reads back
  */
 #ifndef INGEST_JOBS_H
 #define INGEST_JOBS_H
 
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
+
+/* A job's state (upload_jobs.state); jobs_state_name gives the column's text. */
+typedef enum JobState
+{
+	JOB_UPLOADING,				/* begin_upload: receiving chunks */
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_SUCCEEDED,
+	JOB_FAILED,
+	JOB_CANCELLED
+} JobState;
 
 /* Where a job's bytes come from (upload_jobs.source_type). */
 typedef enum JobSourceType
@@ -18,7 +39,15 @@ typedef enum JobSourceType
 	JOB_SOURCE_UNKNOWN			/* a value this library does not know: the job fails */
 } JobSourceType;
 
-extern const char *const job_source_names[];
+/* What a job has done, as its row counts it. */
+typedef struct JobCounters
+{
+	int64		records_done;	/* data records inserted or rejected */
+	int64		rows_inserted;
+	int64		rows_rejected;
+	int64		bytes_done;
+	int64		errors_stored;	/* rejected records kept in job_errors (not a column) */
+} JobCounters;
 
 /* A job to create. */
 typedef struct JobSpec
@@ -28,7 +57,7 @@ typedef struct JobSpec
 	Oid			target;
 	const char *source;
 	JobSourceType source_type;
-	bool		uploading;		/* state 'uploading' rather than 'queued' */
+	JobState	state;			/* JOB_QUEUED, or JOB_UPLOADING for begin_upload */
 	Jsonb	   *options;
 	Jsonb	   *settings;
 	int64		bytes_total;	/* -1: unknown */
@@ -38,16 +67,7 @@ typedef struct JobSpec
 	bytea	   *data;			/* JOB_SOURCE_DATA: the bytes, else NULL */
 } JobSpec;
 
-/* How far a load got: what a checkpoint or an outcome records. */
-typedef struct JobCounters
-{
-	int64		records_done;	/* data records inserted or rejected */
-	int64		rows_inserted;
-	int64		rows_rejected;
-	int64		bytes_done;
-	int64		errors_stored;	/* rejected records written to job_errors */
-} JobCounters;
-
+/* A claimed job, as a worker runs it. */
 typedef struct IngestJob
 {
 	int64		id;
@@ -69,23 +89,6 @@ typedef struct IngestJob
 	int64		timeout_ms;		/* 0: no limit */
 } IngestJob;
 
-extern char *jobs_clip_message(const char *message);
-
-/* Backends, at enqueue. */
-extern int64 jobs_insert(const JobSpec *spec);
-extern bool jobs_cancel(int64 job_id, Oid caller, bool *running);
-extern bool jobs_retry(int64 job_id, Oid caller);
-extern int64 jobs_purge(Interval *older_than, Oid caller);
-extern bool jobs_queue_position(int64 job_id, Oid caller, int *position);
-extern Oid	jobs_check_visible(int64 job_id, Oid caller, char **state);
-extern int	jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
-							   const char *nulls, bool read_only);
-
-/* Workers; each call runs inside the caller's transaction, with SPI connected. */
-extern bool jobs_extension_ready(void);
-extern char *jobs_extension_version(Oid *extoid);
-extern int	jobs_requeue_orphans(bool *incomplete);
-
 typedef enum JobClaim
 {
 	JOB_CLAIM_NONE,				/* nothing may start now */
@@ -93,26 +96,52 @@ typedef enum JobClaim
 	JOB_CLAIM_OTHER_OWNER		/* the next job is another owner's */
 } JobClaim;
 
-extern JobClaim jobs_claim(IngestJob *job, Oid served_owner, const char *served_tenant,
-						   bool *more_queued);
-extern bool jobs_job_visible(int64 job_id, Oid caller);
+/*
+ * The jobs that live workers of this database run: fills pids[i] and
+ * jobs[i], at most max of them, and returns how many. Shared memory is the
+ * caller's to read (jobs_requeue_orphans).
+ */
+typedef int (*JobsLiveFn) (int *pids, int64 *jobs, int max);
+
+/*
+ * Every function runs in the caller's transaction, opening its own SPI
+ * connection (nested if the caller has one), and copies what it returns
+ * into the caller's memory context.
+ */
+
+/* jobs.c: a job's life */
+extern const char *jobs_state_name(JobState state);
+extern char *jobs_clip_message(const char *message);
+extern int64 jobs_insert(const JobSpec *spec);
+extern bool jobs_cancel(int64 job_id, Oid caller, bool *running);
+extern bool jobs_retry(int64 job_id, Oid caller);
+extern int64 jobs_purge(Interval *older_than, Oid caller);
+extern bool jobs_queue_position(int64 job_id, Oid caller, int *position);
 extern bool jobs_cancel_requested(int64 job_id);
-extern bool jobs_queued_exist(void);
-extern void jobs_checkpoint(const IngestJob *job, int64 records_done, int64 rows_inserted,
-							int64 rows_rejected, int64 bytes_done);
-extern void jobs_retry_later(const IngestJob *job, int64 records_done, int64 rows_inserted,
-							 int64 rows_rejected, int64 bytes_done, const char *last_error,
-							 int64 delay_ms);
-extern void jobs_drop_data(int64 job_id);
-extern void jobs_finish(const IngestJob *job, const char *state, int64 records_done,
-						int64 rows_inserted, int64 rows_rejected, int64 bytes_done,
+extern void jobs_checkpoint(const IngestJob *job, const JobCounters *done);
+extern void jobs_retry_later(const IngestJob *job, const JobCounters *done,
+							 const char *last_error, int64 delay_ms);
+extern void jobs_finish(const IngestJob *job, JobState state, const JobCounters *done,
 						const char *last_error);
 extern void jobs_record_error(int64 job_id, int64 line, int64 record_number,
 							  const char *sqlstate, const char *message, const char *raw_line);
 
-/* Uploads in chunks (begin_upload, upload_chunk, finish_upload) and their expiry. */
+/* jobs_queue.c: claims and orphans (workers) */
+extern JobClaim jobs_claim(IngestJob *job, Oid served_owner, const char *served_tenant,
+						   bool *more_queued);
+extern int	jobs_requeue_orphans(JobsLiveFn live_jobs, int max_live, bool *incomplete);
+extern bool jobs_queued_exist(void);
+
+/* jobs_access.c: who may see a job */
+extern bool jobs_job_visible(int64 job_id, Oid caller);
+
+/* jobs_data.c: uploads in chunks, their expiry, and the stored bytes */
 extern int64 jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller);
 extern int64 jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller);
 extern int64 jobs_expire_uploads(void);
+extern void jobs_drop_data(int64 job_id);
+extern struct varlena *jobs_stored_data(int64 job_id, MemoryContext cxt);
+extern void jobs_stored_chunks(int64 job_id, int64 *count, int32 *last, int64 *size);
+extern struct varlena *jobs_stored_chunk(int64 job_id, int32 seq, MemoryContext cxt);
 
 #endif							/* INGEST_JOBS_H */

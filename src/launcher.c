@@ -29,15 +29,17 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/guc.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "ingest.h"
+#include "settings.h"
 #include "launcher.h"
 #include "shmem.h"
 
@@ -55,6 +57,21 @@ static List *overflow = NIL;
  */
 #define NO_SLOT_WARN_MS		(5 * 60 * 1000)
 static TimestampTz warned_no_slot_at = 0;
+
+int			ingest_max_workers = 4;
+
+/* GUCs of the launcher */
+void
+launcher_init(void)
+{
+	DefineCustomIntVariable("ingest.max_workers",
+							"Most ingest workers running at once, in all databases.",
+							NULL,
+							&ingest_max_workers,
+							4, 0, MAX_BACKENDS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+}
 
 void
 launcher_register(void)

@@ -5,6 +5,7 @@
 #ifndef INGEST_LAUNCHER_H
 #define INGEST_LAUNCHER_H
 
+extern void launcher_init(void);
 extern void launcher_register(void);
 extern PGDLLEXPORT void ingest_launcher_main(Datum main_arg);
 

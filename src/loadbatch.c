@@ -18,7 +18,7 @@
 #include "utils/syscache.h"
 
 #include "convert.h"
-#include "loader_int.h"
+#include "loader_internal.h"
 #include "shmem.h"
 
 /* The header's names, checked to be names. */
@@ -96,7 +96,7 @@ convert_rows(void *arg)
 		int			i = ld->pos_row;
 		ConvertFailure failure;
 
-		loader_check_cancel(ld);
+		b->check_cancel(b->cancel_arg);
 		if (!convert_record(&ld->cols, ld->parser, b->recs[i], ld->max_record_size,
 							b->values + (size_t) i * b->ncols, b->nulls + (size_t) i * b->ncols,
 							&ld->at_col, &failure))
@@ -199,7 +199,7 @@ loadbatch_process(IngestLoad *ld)
 	IngestBatch *b = &ld->batch;
 	MemoryContext old;
 
-	loader_check_cancel(ld);
+	b->check_cancel(b->cancel_arg);
 	/* the batch's values, and whatever converting and inserting them allocates */
 	old = MemoryContextSwitchTo(b->cxt);
 	gather_records(ld);

@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/xact.h"
@@ -28,6 +30,7 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/rel.h"
@@ -39,14 +42,18 @@
 #include "batch.h"
 #include "convert.h"
 #include "identity.h"
-#include "ingest.h"
+#include "settings.h"
 #include "insert.h"
 #include "isolate.h"
 #include "loader.h"
-#include "loader_int.h"
+#include "loader_internal.h"
 #include "parser.h"
 #include "shmem.h"
 #include "target.h"
+
+int			ingest_batch_rows = 10000;
+int			ingest_max_record_size = 256 * 1024 * 1024;
+int			ingest_max_error_rows = 10000;
 
 static IngestLoad *active = NULL;
 
@@ -79,6 +86,39 @@ loader_stop_timer(void)
 		QueryCancelPending = false;
 }
 
+/*
+ * The settings of a load, read here and by the worker that records a failed
+ * load's rejected records.
+ */
+void
+loader_init(void)
+{
+	DefineCustomIntVariable("ingest.batch_rows",
+							"Records inserted per batch (one executor call).",
+							"A session's value is captured at enqueue and used for its jobs.",
+							&ingest_batch_rows,
+							10000, 1, 1000000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_record_size",
+							"Largest CSV record (all its fields) a worker accepts.",
+							"A larger record is rejected; a worker never buffers more than this for one record.",
+							&ingest_max_record_size,
+							256 * 1024 * 1024, 1024, INGEST_MAX_RECORD_SIZE_LIMIT,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_error_rows",
+							"Rejected records kept in ingest.job_errors per job.",
+							"Past it rejected records are counted in rows_rejected but not kept, so a job's rejections take bounded room whatever max_errors allows.",
+							&ingest_max_error_rows,
+							10000, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+}
+
+
 /* In workers, once: the INSERT's executor hooks and the job's timeout. */
 void
 loader_install_hooks(void)
@@ -98,20 +138,22 @@ cancel_job(IngestLoad *ld)
 			 errmsg("ingest job " INT64_FORMAT " was cancelled", ld->job->id)));
 }
 
-void
-loader_check_cancel(IngestLoad *ld)
+static void
+check_cancel(IngestLoad *ld)
 {
 	CHECK_FOR_INTERRUPTS();
 	if (shmem_worker_cancel_requested())
 		cancel_job(ld);
 }
 
-/* Between the rows an INSERT reads: cheap unless a cancel was asked for. */
+/*
+ * The batch's check, between records and between the rows an INSERT reads:
+ * a cancel is seen within a batch, not only between batches.
+ */
 static void
-check_cancel_between_rows(void *arg)
+check_cancel_in_batch(void *arg)
 {
-	if (shmem_worker_cancel_requested())
-		loader_check_cancel((IngestLoad *) arg);
+	check_cancel((IngestLoad *) arg);
 }
 
 /* ---------- transactions ---------- */
@@ -197,7 +239,7 @@ checkpoint(IngestLoad *ld)
 	current_counters(ld, &c);
 	/* the checkpoint commits with the rows it counts */
 	identity_leave(&ld->owner_save);
-	jobs_checkpoint(ld->job, c.records_done, c.rows_inserted, c.rows_rejected, c.bytes_done);
+	jobs_checkpoint(ld->job, &c);
 	identity_enter(ld->job->owner, &ld->owner_save);
 	commit_xact(ld);
 	ld->since_commit = 0;
@@ -280,7 +322,7 @@ new_load(IngestJob *job, MemoryContext job_cxt)
 	 */
 	ld->batch.cxt = AllocSetContextCreate(job_cxt, "ingest batch",
 										  8 * 1024 * 1024, 8 * 1024 * 1024, 8 * 1024 * 1024);
-	ld->batch.check_cancel = check_cancel_between_rows;
+	ld->batch.check_cancel = check_cancel_in_batch;
 	ld->batch.cancel_arg = ld;
 	ld->rejects.where = ld->where;
 	ld->rejects.opts = &ld->opts;

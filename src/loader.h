@@ -23,6 +23,7 @@ typedef struct LoaderOutcome
 	List	   *pending_errors; /* RejectedRecords of the aborted transaction */
 } LoaderOutcome;
 
+extern void loader_init(void);
 extern void loader_install_hooks(void);
 
 extern IngestLoad *loader_start(IngestJob *job, MemoryContext job_cxt);

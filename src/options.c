@@ -17,7 +17,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
-#include "ingest.h"
+#include "settings.h"
 #include "options.h"
 #include "parser.h"
 

@@ -8,7 +8,9 @@
  * source, the loader asks for the next buffer and never holds the whole
  * source: a file is read with read(2); stored bytes, kept uncompressed
  * (STORAGE EXTERNAL), are fetched one TOAST slice at a time, chunk after
- * chunk for an upload; a large object is read a buffer at a time.
+ * chunk for an upload; a large object is read a buffer at a time. The jobs
+ * service finds stored bytes (jobs_stored_data, jobs_stored_chunk) and
+ * hands them over still toasted: this file runs no SQL.
  *
  * Sources outlive transactions (a load with commit_every spans many), so
  * the file descriptor is ours, not fd.c's transaction-scoped kind; a reset
@@ -34,20 +36,22 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_largeobject.h"
 #include "catalog/pg_largeobject_metadata.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "libpq/libpq-fs.h"
 #include "miscadmin.h"
 #include "storage/large_object.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
 #include "compat.h"
 #include "identity.h"
-#include "ingest.h"
+#include "settings.h"
 #include "reader.h"
+
+char	   *ingest_allowed_dirs = NULL;
+double		ingest_max_file_size = 0;
 
 struct IngestReader
 {
@@ -68,6 +72,31 @@ struct IngestReader
 	MemoryContext cxt;
 	MemoryContextCallback cb;
 };
+
+/* GUCs of the sources: which files may be read, how large a source may be */
+void
+reader_init(void)
+{
+	DefineCustomStringVariable("ingest.allowed_dirs",
+							   "Directories (comma-separated, absolute) whose files ingest.enqueue_file may read.",
+							   "Empty: no server file may be loaded.",
+							   &ingest_allowed_dirs,
+							   "",
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	/*
+	 * In bytes, as the setting is documented; a real rather than an int,
+	 * whose bytes would stop at 2 GB. Memory units ('500MB') work as usual.
+	 */
+	DefineCustomRealVariable("ingest.max_file_size",
+							 "Largest source a job may load, in bytes; 0 means no limit.",
+							 "Checked at enqueue where the size is known, as uploaded chunks arrive, and by the worker as it reads.",
+							 &ingest_max_file_size,
+							 0, 0, 1e18,
+							 PGC_SUSET, GUC_UNIT_BYTE,
+							 NULL, NULL, NULL);
+}
 
 static bool
 under_dir(const char *path, const char *dir)
@@ -153,40 +182,6 @@ reader_cleanup(void *arg)
 	r->fd = -1;
 }
 
-/*
- * The value of a bytea column read as the extension's owner (the job
- * tables are not readable otherwise), copied into cxt still toasted: a
- * TOAST pointer of a few bytes, or a small value stored inline. NULL when
- * there is no such row.
- */
-static struct varlena *
-fetch_stored_value(const char *sql, int64 job_id, int32 seq, MemoryContext cxt)
-{
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(seq)};
-	IdentitySave save;
-	struct varlena *ptr = NULL;
-	bool		isnull;
-	int			rc;
-
-	SPI_connect();
-	identity_enter_system(&save);
-	rc = SPI_execute_with_args(sql, seq >= 0 ? 2 : 1, types, values, NULL, true, 1);
-	identity_leave_system(&save);
-	if (rc == SPI_OK_SELECT && SPI_processed == 1)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		struct varlena *v = (struct varlena *) DatumGetPointer(d);
-		Size		sz = VARATT_IS_EXTERNAL(v) ? VARSIZE_EXTERNAL(v) : VARSIZE_ANY(v);
-
-		/* keep the TOAST pointer (or the small inline value), not the bytes */
-		ptr = MemoryContextAlloc(cxt, sz);
-		memcpy(ptr, v, sz);
-	}
-	SPI_finish();
-	return ptr;
-}
-
 /* Bytes [off, off + len) of a stored value into buf; returns how many. */
 static size_t
 read_slice(struct varlena *toast_ptr, int64 off, int64 len, char *buf)
@@ -209,32 +204,10 @@ read_slice(struct varlena *toast_ptr, int64 off, int64 len, char *buf)
 static void
 open_chunks(IngestReader *r)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(r->job_id)};
-	IdentitySave save;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
 	int64		n;
 	int32		last;
-	int			rc;
 
-	SPI_connect();
-	identity_enter_system(&save);
-	rc = SPI_execute_with_args("SELECT count(*), COALESCE(max(seq), -1), "
-							   "  COALESCE(sum(pg_catalog.octet_length(data)), 0)::int8 "
-							   "FROM ingest_private.job_chunks WHERE job_id = $1",
-							   1, types, values, NULL, true, 0);
-	identity_leave_system(&save);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "ingest: could not count the chunks of job " INT64_FORMAT, r->job_id);
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	n = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-	last = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-	r->size = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-	SPI_finish();
-
+	jobs_stored_chunks(r->job_id, &n, &last, &r->size);
 	if (n != (int64) last + 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -250,8 +223,7 @@ next_chunk(IngestReader *r)
 {
 	struct varlena *ptr;
 
-	ptr = fetch_stored_value("SELECT data FROM ingest_private.job_chunks WHERE job_id = $1 AND seq = $2",
-							 r->job_id, r->next_seq, r->cxt);
+	ptr = jobs_stored_chunk(r->job_id, r->next_seq, r->cxt);
 	if (ptr == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -448,8 +420,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 	else if (job->source_type == JOB_SOURCE_DATA)
 	{
 		r->what = "uploaded data";
-		r->toast_ptr = fetch_stored_value("SELECT data FROM ingest_private.job_data WHERE job_id = $1",
-										  job->id, -1, cxt);
+		r->toast_ptr = jobs_stored_data(job->id, cxt);
 		if (r->toast_ptr == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),

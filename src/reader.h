@@ -10,6 +10,8 @@
 
 typedef struct IngestReader IngestReader;
 
+extern void reader_init(void);
+
 extern IngestReader *reader_open(const IngestJob *job, MemoryContext cxt);
 extern size_t reader_read(IngestReader *r, char *buf, size_t len);
 

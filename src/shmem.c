@@ -20,7 +20,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 
-#include "ingest.h"
+#include "settings.h"
 #include "shmem.h"
 
 IngestShared *ingest_shared = NULL;

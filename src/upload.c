@@ -18,39 +18,67 @@
  * of a client-side file. The caller needs SELECT on it, and must own it
  * when the "unlink" option asks for its removal after a successful load.
  *
- * The job tables are read and written in jobs.c; the bytes are read back
- * by reader.c.
+ * The job tables are read and written by the jobs service (jobs_data.c for
+ * chunks); the bytes are read back by reader.c.
  */
 #include "postgres.h"
+
+#include <limits.h>
 
 #include "catalog/pg_largeobject.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
-#include "api.h"
-#include "ingest.h"
+#include "enqueue.h"
+#include "settings.h"
 #include "jobs.h"
 #include "options.h"
 #include "reader.h"
+#include "upload.h"
 
 PG_FUNCTION_INFO_V1(ingest_begin_upload);
 PG_FUNCTION_INFO_V1(ingest_upload_chunk);
 PG_FUNCTION_INFO_V1(ingest_finish_upload);
 PG_FUNCTION_INFO_V1(ingest_enqueue_lo);
 
+int			ingest_upload_ttl = 24 * 3600;
+int			ingest_max_chunks_per_upload = 10000;
+
+/* GUCs of uploads in chunks */
+void
+upload_init(void)
+{
+	DefineCustomIntVariable("ingest.upload_ttl",
+							"How long an upload may go without a chunk before it is removed.",
+							NULL,
+							&ingest_upload_ttl,
+							24 * 3600, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_chunks_per_upload",
+							"Chunks one upload may have; their numbers run from 0 to this minus 1.",
+							"Bounds the rows one upload adds to ingest.job_chunks whatever the chunk size; ingest.max_file_size bounds its bytes.",
+							&ingest_max_chunks_per_upload,
+							10000, 1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+}
+
 Datum
 ingest_begin_upload(PG_FUNCTION_ARGS)
 {
-	api_not_null(fcinfo, 0, "target table");
+	enqueue_not_null(fcinfo, 0, "target table");
 
 	/* abandoned uploads go first, so that they do not count against a quota */
 	(void) jobs_expire_uploads();
 
 	/* size 0 so far: bytes_total counts the bytes as they arrive */
-	PG_RETURN_INT64(api_enqueue(PG_GETARG_OID(0), "uploaded data (in chunks)",
-								JOB_SOURCE_CHUNKS, api_options_arg(fcinfo, 1), 0, NULL, true));
+	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0), "uploaded data (in chunks)",
+								JOB_SOURCE_CHUNKS, enqueue_options_arg(fcinfo, 1), 0, NULL, true));
 }
 
 Datum
@@ -61,9 +89,9 @@ ingest_upload_chunk(PG_FUNCTION_ARGS)
 	bytea	   *data;
 	int64		total;
 
-	api_not_null(fcinfo, 0, "job_id");
-	api_not_null(fcinfo, 1, "seq");
-	api_not_null(fcinfo, 2, "data");
+	enqueue_not_null(fcinfo, 0, "job_id");
+	enqueue_not_null(fcinfo, 1, "seq");
+	enqueue_not_null(fcinfo, 2, "data");
 	job_id = PG_GETARG_INT64(0);
 	seq = PG_GETARG_INT32(1);
 	data = PG_GETARG_BYTEA_PP(2);
@@ -109,7 +137,7 @@ ingest_finish_upload(PG_FUNCTION_ARGS)
 	int64		total_bytes = -1;
 	int64		size;
 
-	api_not_null(fcinfo, 0, "job_id");
+	enqueue_not_null(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);
 	if (!PG_ARGISNULL(1))
 	{
@@ -123,7 +151,7 @@ ingest_finish_upload(PG_FUNCTION_ARGS)
 	size = jobs_finish_upload(job_id, total_bytes, GetUserId());
 	/* the limit may have been lowered since the chunks arrived */
 	reader_check_size(size, psprintf("upload job " INT64_FORMAT, job_id));
-	api_wake_at_commit();
+	enqueue_wake_at_commit();
 	PG_RETURN_INT64(job_id);
 }
 
@@ -136,10 +164,10 @@ ingest_enqueue_lo(PG_FUNCTION_ARGS)
 	Oid			userid = GetUserId();
 	int64		size;
 
-	api_not_null(fcinfo, 0, "target table");
-	api_not_null(fcinfo, 1, "loid");
+	enqueue_not_null(fcinfo, 0, "target table");
+	enqueue_not_null(fcinfo, 1, "loid");
 	loid = PG_GETARG_OID(1);
-	options = api_options_arg(fcinfo, 2);
+	options = enqueue_options_arg(fcinfo, 2);
 	options_parse(options, &opts);
 
 	if (!LargeObjectExists(loid))
@@ -167,6 +195,6 @@ ingest_enqueue_lo(PG_FUNCTION_ARGS)
 				 errdetail("The unlink option removes the large object after a successful load.")));
 
 	size = reader_lo_io(loid, 0, NULL, 0);
-	PG_RETURN_INT64(api_enqueue(PG_GETARG_OID(0), psprintf("large object %u", loid),
+	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0), psprintf("large object %u", loid),
 								JOB_SOURCE_LO, options, size, NULL, false));
 }

@@ -23,33 +23,35 @@
  * another version than this library's SQL is written for (created before
  * an upgrade of the library, not yet updated), a worker runs nothing and
  * waits, while jobs are queued there, for ALTER EXTENSION ingest UPDATE.
+ *
+ * The file reads in the order of a job's life: the loop, starting up,
+ * claiming, running (success is recorded with the load's last rows; a
+ * failed attempt's outcome is decided in outcome.c), resetting the session
+ * for the next job, and what an idle worker does meanwhile.
  */
 #include "postgres.h"
 
 #include <malloc.h>
 
 #include "access/xact.h"
-#include "executor/spi.h"
-#include "catalog/pg_database.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_extension.h"
+#include "catalog/pg_database.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/prepare.h"
 #include "commands/sequence.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "tcop/tcopprot.h"
-#include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/portal.h"
@@ -57,39 +59,557 @@
 
 #include "catalog.h"
 #include "compat.h"
-#include "ingest.h"
+#include "settings.h"
 #include "jobs.h"
 #include "loader.h"
+#include "outcome.h"
 #include "reader.h"
 #include "shmem.h"
 #include "worker.h"
+#include "worker_hold.h"
 
 /* How often an idle worker checks whether it should leave, and looks for work anyway. */
 #define IDLE_CHECK_MS		250
 #define CLAIM_RECHECK_MS	1000
 
+/* Uploads idle longer than ingest.upload_ttl are removed, at most once a minute when idle. */
+#define EXPIRE_UPLOADS_MS	(60 * 1000)
+
 #define BOOKKEEPING_ERROR_PAUSE_MS	5000
 
-#define RETRY_BASE_MS		1000
-#define RETRY_MAX_MS		(300 * 1000)
+int			ingest_worker_idle_timeout = 30000;
+int			ingest_max_running_per_role = -1;
+int			ingest_max_worker_deaths = 3;
 
 /*
- * Does a session want this database to itself? DROP DATABASE, CREATE
- * DATABASE ... TEMPLATE and ALTER DATABASE ... RENAME lock the database
- * object in a mode that conflicts with RowExclusiveLock (as a connecting
- * backend takes it) and then wait for the other sessions to leave.
+ * The owner and tenant whose jobs this worker runs. A job's code (triggers,
+ * defaults, checks, policies) runs in the worker's session, as in the
+ * owner's own, and may leave things there: temporary tables, which are
+ * searched before any schema whatever a later function's search_path says,
+ * prepared statements, cursors, advisory locks, settings, and state no
+ * reset reaches (an extension's connections, a PL's globals, the random
+ * seed). So a worker process runs the jobs of one owner and tenant only:
+ * when the next job is another's, the worker leaves and a fresh process
+ * runs it. Between jobs of its owner the session is reset (reset_session).
+ *
+ * PostgreSQL runs a table owner's code in VACUUM or CREATE INDEX under
+ * SECURITY_RESTRICTED_OPERATION instead; a load cannot, because that
+ * refuses what the owner's own INSERT allows (deferred constraint triggers,
+ * a trigger's temporary table), and a load must behave as that INSERT.
+ */
+static Oid	served_owner = InvalidOid;
+static char *served_tenant = NULL;	/* in TopMemoryContext */
+
+/* The orphan epoch this worker last checked at. */
+static uint64 orphans_checked = 0;
+
+/* Jobs left running under an outdated extension are looked at after the update. */
+static bool orphans_unchecked = false;
+
+/* The loop's clock: when the worker last claimed, since when it has been idle. */
+static TimestampTz last_claim = 0;
+static TimestampTz idle_since = 0;
+static bool claim_due = true;	/* claim at the next turn of the loop */
+
+typedef struct ClaimArgs
+{
+	IngestJob  *job;
+	MemoryContext cxt;			/* where the job's fields are copied */
+	bool		more;
+	bool		gone;
+	bool		other_owner;	/* the next job is not served_owner's */
+} ClaimArgs;
+
+static void start_worker(int slotno);
+static bool start_up(void *arg);
+static bool claim_and_run(void);
+static bool claim(void *arg);
+static void check_orphans(uint64 epoch);
+static void run_job(IngestJob *job, MemoryContext job_cxt);
+static void after_job(void);
+static bool reset_session(void *arg);
+static bool idle(TimestampTz now);
+static void leave_if_surplus(void);
+static bool queued_jobs(void *arg);
+static bool expire_uploads(void *arg);
+static bool rehold_jobs_table(void *arg);
+static bool in_transaction(bool (*fn) (void *), void *arg);
+
+/* GUCs of the workers */
+void
+worker_init(void)
+{
+	DefineCustomIntVariable("ingest.worker_idle_timeout",
+							"How long an idle ingest worker waits for a job before it exits.",
+							"An idle worker leaves at once when another database needs a worker or a DROP DATABASE wants its database.",
+							&ingest_worker_idle_timeout,
+							30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/* read by the view ingest_private._queue, through ingest._role_setting */
+	DefineCustomIntVariable("ingest.max_running_per_role",
+							"Jobs of one role that may run at once in a database; -1 means half of ingest.max_workers, at least 1.",
+							"ALTER ROLE ... SET ingest.max_running_per_role overrides it for one role.",
+							&ingest_max_running_per_role,
+							-1, -1, MAX_BACKENDS,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.max_worker_deaths",
+							"Times a job's worker may die under it (a crash, the OOM killer, a restart) before the job fails.",
+							"Counted apart from attempts, whatever the job's max_attempts; only an ingest_admin member's ingest.retry starts the count again.",
+							&ingest_max_worker_deaths,
+							3, 1, INGEST_MAX_ATTEMPTS_LIMIT,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+}
+
+void
+ingest_worker_main(Datum main_arg)
+{
+	start_worker(DatumGetInt32(main_arg));
+	for (;;)
+	{
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/*
+		 * A wake-up is consumed only here, right before a claim: whatever
+		 * set the latch since the last claim is then either seen by this
+		 * claim or keeps shmem_worker_exit_if_idle from letting us leave.
+		 */
+		if (MyLatch->is_set)
+		{
+			ResetLatch(MyLatch);
+			claim_due = true;
+		}
+
+		now = GetCurrentTimestamp();
+		if (claim_due || TimestampDifferenceExceeds(last_claim, now, CLAIM_RECHECK_MS))
+		{
+			last_claim = now;
+			claim_due = false;
+			if (claim_and_run())
+			{
+				idle_since = GetCurrentTimestamp();
+				claim_due = true;
+				continue;
+			}
+		}
+
+		if (idle(now))
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 IDLE_CHECK_MS, PG_WAIT_EXTENSION);
+	}
+}
+
+/* ---------- starting up ---------- */
+
+/* Attach to the slot the launcher reserved, connect, and look at the database. */
+static void
+start_worker(int slotno)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+#ifdef M_MMAP_THRESHOLD
+
+	/*
+	 * Every batch allocates and frees megabytes (values, the executor's
+	 * tuplestore); left to glibc's defaults those blocks are mmap'd, unmapped
+	 * and faulted in again batch after batch. Keeping them in the heap saves
+	 * a measurable share of a load; the worker exits when idle, so what it
+	 * keeps is not kept for long.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
+
+	shmem_worker_attach(slotno);
+	BackgroundWorkerInitializeConnectionByOid(ingest_shared->slots[slotno].dboid, InvalidOid, 0);
+	pgstat_report_appname("ingest worker");
+
+	if (!in_transaction(start_up, NULL))
+		proc_exit(0);			/* no ingest here */
+
+	loader_install_hooks();
+	idle_since = GetCurrentTimestamp();
+}
+
+/*
+ * Take back the jobs vanished workers left running, and remove abandoned
+ * uploads. false: no ingest here, the worker leaves.
  */
 static bool
-database_wanted(void)
+start_up(void *arg)
 {
-	LOCKTAG		tag;
+	uint64		epoch = shmem_orphan_epoch();
 
-	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
-	if (LockAcquire(&tag, RowExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	LockRelease(&tag, RowExclusiveLock, true);
-	return false;
+	switch (hold_extension_state())
+	{
+		case CATALOG_ABSENT:
+			return false;
+		case CATALOG_OUTDATED:
+			orphans_unchecked = true;
+			return true;
+		case CATALOG_CURRENT:
+			break;
+	}
+	if (!hold_lock_table(true))
+		return false;
+	check_orphans(epoch);
+	(void) jobs_expire_uploads();
+	return true;
 }
+
+/* ---------- claiming ---------- */
+
+/*
+ * Claim the next job and run it to its recorded outcome; false when there
+ * was none to claim. Leaves instead when the extension is gone, or when the
+ * next job is another owner's.
+ */
+static bool
+claim_and_run(void)
+{
+	MemoryContext job_cxt;
+	ClaimArgs	c = {0};
+
+	leave_if_surplus();
+	job_cxt = AllocSetContextCreate(TopMemoryContext, "ingest job",
+									ALLOCSET_DEFAULT_SIZES);
+	c.job = MemoryContextAllocZero(job_cxt, sizeof(IngestJob));
+	c.cxt = job_cxt;
+	if (!in_transaction(claim, &c))
+	{
+		MemoryContextDelete(job_cxt);
+		if (c.gone)
+			proc_exit(0);
+		if (c.other_owner)
+		{
+			/* another owner's job is next: a fresh process runs it */
+			shmem_worker_leave(true);
+			proc_exit(0);
+		}
+		return false;
+	}
+
+	if (c.more)
+		shmem_request_db(MyDatabaseId); /* ask for a colleague */
+	if (!OidIsValid(served_owner))
+	{
+		served_owner = c.job->owner;
+		if (c.job->tenant)
+			served_tenant = MemoryContextStrdup(TopMemoryContext, c.job->tenant);
+	}
+	run_job(c.job, job_cxt);
+	hold_release();
+	MemoryContextDelete(job_cxt);
+	after_job();
+	return true;
+}
+
+/* true: a job was claimed, and the job table is held until its outcome is recorded */
+static bool
+claim(void *arg)
+{
+	ClaimArgs  *c = arg;
+	MemoryContext old;
+	bool		found;
+	JobClaim	outcome;
+	uint64		epoch = shmem_orphan_epoch();
+
+	switch (hold_extension_state())
+	{
+		case CATALOG_ABSENT:
+			c->gone = true;
+			return false;
+		case CATALOG_OUTDATED:
+			return false;
+		case CATALOG_CURRENT:
+			break;
+	}
+	if (!hold_take())
+		return false;			/* DROP EXTENSION waits: claim nothing */
+	if (orphans_unchecked || epoch != orphans_checked)
+		check_orphans(epoch);
+	old = MemoryContextSwitchTo(c->cxt);
+	outcome = jobs_claim(c->job, served_owner, served_tenant, &c->more);
+	MemoryContextSwitchTo(old);
+	found = (outcome == JOB_CLAIM_TAKEN);
+	c->other_owner = (outcome == JOB_CLAIM_OTHER_OWNER);
+	if (!found)
+		hold_release();
+
+	/*
+	 * Publish the job before the claim commits: from the moment other
+	 * workers can see it 'running', they must also see who runs it.
+	 */
+	if (found)
+		shmem_worker_set_job(c->job->id, c->job->owner);
+	return found;
+}
+
+/* The jobs live workers of this database run, for jobs_requeue_orphans. */
+static int
+live_jobs(int *pids, int64 *jobs, int max)
+{
+	return shmem_live_jobs(MyDatabaseId, pids, jobs, max);
+}
+
+/*
+ * Take back the jobs of vanished workers. Orphans that a session has
+ * locked are left for a later look, which the next claim makes.
+ */
+static void
+check_orphans(uint64 epoch)
+{
+	bool		incomplete;
+
+	(void) jobs_requeue_orphans(live_jobs, ingest_shared->nslots, &incomplete);
+	orphans_checked = epoch;
+	orphans_unchecked = incomplete;
+}
+
+/* ---------- running ---------- */
+
+/*
+ * Drive the pipeline: the source's bytes through the loader, then the
+ * outcome recorded in the load's last transaction, so that the rows and the
+ * job's success commit together.
+ */
+static void
+load(IngestJob *job, MemoryContext job_cxt)
+{
+	IngestLoad *ld = loader_start(job, job_cxt);
+	IngestReader *reader = reader_open(job, job_cxt);
+	char	   *buf = MemoryContextAlloc(job_cxt, INGEST_READ_CHUNK);
+	size_t		n;
+	JobCounters done;
+
+	while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
+		loader_feed(ld, buf, n);
+	loader_finish(ld, &done);
+
+	if (!loader_options(ld)->keep_data)
+		jobs_drop_data(job->id);
+	reader_succeeded(reader, loader_options(ld));
+	jobs_finish(job, JOB_SUCCEEDED, &done, NULL);
+	loader_commit(ld);
+}
+
+/* The load failed: the transaction is aborted, then the failure recorded. */
+static void
+failed(IngestJob *job, MemoryContext job_cxt)
+{
+	ErrorData  *edata;
+	bool		holding;
+
+	MemoryContextSwitchTo(job_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	/* before anything waits: the outcome's bookkeeping must not time out */
+	loader_stop_timer();
+	MemoryContextSwitchTo(job_cxt);
+
+	holding = in_transaction(rehold_jobs_table, NULL);
+
+	/*
+	 * A commit leaves CurrentMemoryContext at TopMemoryContext: what
+	 * describing the failure allocates belongs to the job, and goes with it,
+	 * or a long-lived worker would keep a little of every failed job.
+	 */
+	MemoryContextSwitchTo(job_cxt);
+	if (holding)
+		outcome_record_failure(job, edata);
+	else
+	{
+		LoaderOutcome out;
+
+		/* the job's row went with the extension: nothing to write, nothing wrong */
+		loader_describe_failure(edata, &out);
+		loader_forget();
+		ereport(LOG,
+				(errmsg("ingest job " INT64_FORMAT " failed, but the extension was dropped meanwhile: nothing is recorded",
+						job->id),
+				 errdetail_internal("%s", out.last_error)));
+	}
+}
+
+static void
+run_job(IngestJob *job, MemoryContext job_cxt)
+{
+	char		activity[64];
+
+	snprintf(activity, sizeof(activity), "ingest job " INT64_FORMAT, job->id);
+	pgstat_report_activity(STATE_RUNNING, activity);
+
+	PG_TRY();
+	{
+		load(job, job_cxt);
+	}
+	PG_CATCH();
+	{
+		failed(job, job_cxt);
+	}
+	PG_END_TRY();
+
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* ---------- after a job ---------- */
+
+/*
+ * The session is reset for the next job of the same owner, unless this
+ * worker should leave: the reset cannot undo what the job left, or another
+ * database waits for a worker.
+ */
+static void
+after_job(void)
+{
+	if (!in_transaction(reset_session, NULL))
+	{
+		/* something a reset cannot undo: a fresh process takes over */
+		(void) shmem_worker_end_job();
+		shmem_worker_leave(true);
+		proc_exit(0);
+	}
+	if (shmem_worker_end_job())
+	{
+		/* make way for another database, and queue up again for ours */
+		if (in_transaction(queued_jobs, NULL))
+			shmem_request_db(MyDatabaseId);
+		proc_exit(0);
+	}
+}
+
+/*
+ * After a job, whatever its outcome: give the session back as a new one
+ * would be, as DISCARD ALL does, for the next job of the same owner.
+ * Settings the job changed were undone with each of its transactions
+ * already. false: the session has a temporary schema (a trigger made a
+ * temporary table or function), which only a new process is sure to be rid
+ * of, so the worker leaves.
+ */
+static bool
+reset_session(void *arg)
+{
+	Oid			temp_nsp;
+	Oid			temp_toast_nsp;
+
+	PortalHashTableDeleteAll();
+	DropAllPreparedStatements();
+	Async_UnlistenAll();
+	LockReleaseAll(USER_LOCKMETHOD, true);
+	ResetPlanCache();
+	ResetSequenceCaches();
+	ResetAllOptions();
+	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
+	return !OidIsValid(temp_nsp);
+}
+
+/* ---------- idle ---------- */
+
+/*
+ * Idle. Stay warm for the next job (a fresh process pays for every shared
+ * buffer page it touches), but leave at once when another database waits
+ * for a worker, or when a DROP DATABASE, a CREATE DATABASE using this one
+ * as template, or the like wants this database to itself. false: woken
+ * meanwhile, the loop is to look again at once rather than sleep.
+ */
+static bool
+idle(TimestampTz now)
+{
+	static TimestampTz uploads_expired_at = 0;
+
+	if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) &&
+		in_transaction(queued_jobs, NULL))
+	{
+		/*
+		 * Jobs wait here but none may start yet (a retry's backoff, a role
+		 * at ingest.max_running_per_role): stay for them, as no commit will
+		 * wake a worker when their time comes.
+		 */
+		idle_since = now;
+	}
+	if (hold_database_wanted())
+	{
+		if (shmem_worker_exit_if_idle())
+			proc_exit(0);
+		return false;
+	}
+	if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) ||
+		shmem_worker_others_waiting())
+	{
+		bool		waiting = in_transaction(queued_jobs, NULL);
+
+		if (shmem_worker_exit_if_idle())
+		{
+			/* jobs not yet due go with a request for a worker, as after a job */
+			if (waiting)
+				shmem_request_db(MyDatabaseId);
+			proc_exit(0);
+		}
+		return false;
+	}
+	if (TimestampDifferenceExceeds(uploads_expired_at, now, EXPIRE_UPLOADS_MS))
+	{
+		uploads_expired_at = now;
+		(void) in_transaction(expire_uploads, NULL);
+	}
+	return true;
+}
+
+/* ingest.max_workers was lowered: the surplus leaves rather than claims. */
+static void
+leave_if_surplus(void)
+{
+	if (shmem_worker_exit_if_surplus())
+	{
+		if (in_transaction(queued_jobs, NULL))
+			shmem_request_db(MyDatabaseId);
+		proc_exit(0);
+	}
+}
+
+/*
+ * Are jobs waiting here (queued, if not yet due)? Asked when deciding
+ * whether to stay or leave, so it never waits: with the job table wanted
+ * by a DROP EXTENSION or an update (the extension's owner's), the answer is
+ * no, and the commit of an update wakes workers again.
+ */
+static bool
+queued_jobs(void *arg)
+{
+	return hold_extension_state() != CATALOG_ABSENT && hold_lock_table(false) &&
+		jobs_queued_exist();
+}
+
+/* Remove uploads that went quiet; never waits for the job table either. */
+static bool
+expire_uploads(void *arg)
+{
+	return hold_extension_state() == CATALOG_CURRENT && hold_lock_table(false) &&
+		jobs_expire_uploads() > 0;
+}
+
+/* hold_retake, as a bookkeeping transaction runs it */
+static bool
+rehold_jobs_table(void *arg)
+{
+	return hold_retake();
+}
+
+/* ---------- bookkeeping transactions ---------- */
 
 /*
  * Run one short bookkeeping transaction around fn; returns fn's result.
@@ -130,648 +650,4 @@ in_transaction(bool (*fn) (void *), void *arg)
 	PG_END_TRY();
 	pgstat_report_stat(false);
 	return result;
-}
-
-static Oid	jobs_table_oid(void);
-
-typedef enum ExtensionState
-{
-	EXTENSION_ABSENT,			/* not installed here (or being created) */
-	EXTENSION_OUTDATED,			/* installed at another version than ours */
-	EXTENSION_CURRENT
-} ExtensionState;
-
-/* Said once per worker: the extension here waits for ALTER EXTENSION UPDATE. */
-static bool warned_outdated = false;
-
-/*
- * Is the extension here, and at the version this library works with? Its
- * OID in *extoid. A database where CREATE EXTENSION ingest VERSION '1.0'
- * was run, or that kept 1.0 when the library was upgraded, has tables
- * without the columns our SQL names: nothing may run there until the
- * update, or every claim would fail.
- */
-static ExtensionState
-extension_state(Oid *extoid)
-{
-	char	   *version = jobs_extension_version(extoid);
-	Oid			relid;
-
-	if (!OidIsValid(*extoid) || !jobs_extension_ready())
-		return EXTENSION_ABSENT;
-
-	/*
-	 * Keep the job table for the rest of this transaction: a DROP EXTENSION
-	 * committing meanwhile would otherwise pull it from under the query that
-	 * follows. If one is waiting, wait for it, and see the table gone.
-	 */
-	relid = jobs_table_oid();
-	LockRelationOid(relid, AccessShareLock);
-	AcceptInvalidationMessages();
-	if (jobs_table_oid() != relid)
-		return EXTENSION_ABSENT;
-	if (strcmp(version, INGEST_SCHEMA_VERSION) != 0)
-	{
-		if (!warned_outdated)
-			ereport(LOG,
-					(errmsg("extension \"ingest\" in database \"%s\" is at version %s, but this library needs version %s: its jobs wait",
-							get_database_name(MyDatabaseId), version, INGEST_SCHEMA_VERSION),
-					 errhint("Run ALTER EXTENSION ingest UPDATE in that database.")));
-		warned_outdated = true;
-		return EXTENSION_OUTDATED;
-	}
-	warned_outdated = false;
-	return EXTENSION_CURRENT;
-}
-
-/*
- * The job table, locked (AccessShare, a session lock kept across the job's
- * transactions) for the whole of a job. DROP EXTENSION must lock it
- * exclusively to drop it, so it waits for running jobs; without this it
- * could run between two commit_every batches, and a job whose tables were
- * dropped and created again under it would write its progress into another
- * job's row of the same id. The lock is on the table, not on the extension
- * object: anybody can queue a lock request on the extension (DROP EXTENSION
- * checks ownership only after it has locked), which would stall every
- * claim, while only the table's owner can ask for a conflicting lock on it.
- */
-static LOCKTAG jobs_table_tag;
-static bool jobs_table_held = false;
-
-static Oid
-jobs_table_oid(void)
-{
-	return catalog_jobs_table();
-}
-
-/*
- * Take the lock without waiting: if a DROP EXTENSION (or anything else that
- * wants the table to itself) is waiting, no new job starts.
- */
-static bool
-hold_jobs_table(void)
-{
-	Oid			relid = jobs_table_oid();
-
-	if (!OidIsValid(relid))
-		return false;
-	SET_LOCKTAG_RELATION(jobs_table_tag, MyDatabaseId, relid);
-	if (LockAcquire(&jobs_table_tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
-		return false;
-	jobs_table_held = true;
-
-	/* a DROP EXTENSION that committed before we locked: see it now */
-	AcceptInvalidationMessages();
-	if (jobs_table_oid() != relid)
-	{
-		LockRelease(&jobs_table_tag, AccessShareLock, true);
-		jobs_table_held = false;
-		return false;
-	}
-	return true;
-}
-
-static void
-release_jobs_table(void)
-{
-	if (jobs_table_held)
-		LockRelease(&jobs_table_tag, AccessShareLock, true);
-	jobs_table_held = false;
-}
-
-/*
- * After a job's transaction aborted: an abort releases session locks too,
- * so the hold is gone, and a waiting DROP EXTENSION has just been granted
- * the table. Take it again, waiting (behind that DROP, if any), before the
- * outcome is written; false if the table is gone by then.
- */
-static bool
-rehold_jobs_table(void *arg)
-{
-	jobs_table_held = compat_lock_held_by_me(&jobs_table_tag, AccessShareLock);
-	if (!jobs_table_held)
-	{
-		(void) LockAcquire(&jobs_table_tag, AccessShareLock, true, false);
-		jobs_table_held = true;
-	}
-	AcceptInvalidationMessages();
-	if (jobs_table_oid() != jobs_table_tag.locktag_field2)
-	{
-		release_jobs_table();
-		return false;
-	}
-	return true;
-}
-
-/*
- * The owner and tenant whose jobs this worker runs. A job's code (triggers,
- * defaults, checks, policies) runs in the worker's session, as in the
- * owner's own, and may leave things there: temporary tables, which are
- * searched before any schema whatever a later function's search_path says,
- * prepared statements, cursors, advisory locks, settings, and state no
- * reset reaches (an extension's connections, a PL's globals, the random
- * seed). So a worker process runs the jobs of one owner and tenant only:
- * when the next job is another's, the worker leaves and a fresh process
- * runs it. Between jobs of its owner the session is reset (reset_session).
- *
- * PostgreSQL runs a table owner's code in VACUUM or CREATE INDEX under
- * SECURITY_RESTRICTED_OPERATION instead; a load cannot, because that
- * refuses what the owner's own INSERT allows (deferred constraint triggers,
- * a trigger's temporary table), and a load must behave as that INSERT.
- */
-static Oid	served_owner = InvalidOid;
-static char *served_tenant = NULL;	/* in TopMemoryContext */
-
-/* The orphan epoch this worker last checked at. */
-static uint64 orphans_checked = 0;
-
-/* Jobs left running under an outdated extension are looked at after the update. */
-static bool orphans_unchecked = false;
-
-/*
- * Take back the jobs of vanished workers. Orphans that a session has
- * locked are left for a later look, which the next claim makes.
- */
-static void
-check_orphans(uint64 epoch)
-{
-	bool		incomplete;
-
-	(void) jobs_requeue_orphans(&incomplete);
-	orphans_checked = epoch;
-	orphans_unchecked = incomplete;
-}
-
-/* false: no ingest here, the worker leaves. */
-static bool
-start_up(void *arg)
-{
-	uint64		epoch = shmem_orphan_epoch();
-	Oid			extoid;
-
-	switch (extension_state(&extoid))
-	{
-		case EXTENSION_ABSENT:
-			return false;
-		case EXTENSION_OUTDATED:
-			orphans_unchecked = true;
-			return true;
-		case EXTENSION_CURRENT:
-			break;
-	}
-	check_orphans(epoch);
-	(void) jobs_expire_uploads();
-	return true;
-}
-
-/* Uploads idle longer than ingest.upload_ttl are removed, at most once a minute when idle. */
-#define EXPIRE_UPLOADS_MS	(60 * 1000)
-
-static bool
-expire_uploads(void *arg)
-{
-	Oid			extoid;
-
-	return extension_state(&extoid) == EXTENSION_CURRENT && jobs_expire_uploads() > 0;
-}
-
-static bool
-queued_jobs(void *arg)
-{
-	Oid			extoid;
-
-	return extension_state(&extoid) != EXTENSION_ABSENT && jobs_queued_exist();
-}
-
-typedef struct ClaimArgs
-{
-	IngestJob  *job;
-	MemoryContext cxt;			/* where the job's fields are copied */
-	bool		more;
-	bool		gone;
-	bool		other_owner;	/* the next job is not served_owner's */
-} ClaimArgs;
-
-/* true: a job was claimed, and the extension is held until its outcome is recorded */
-static bool
-claim(void *arg)
-{
-	ClaimArgs  *c = arg;
-	MemoryContext old;
-	bool		found;
-	JobClaim	outcome;
-	uint64		epoch = shmem_orphan_epoch();
-	Oid			extoid;
-
-	switch (extension_state(&extoid))
-	{
-		case EXTENSION_ABSENT:
-			c->gone = true;
-			return false;
-		case EXTENSION_OUTDATED:
-			return false;
-		case EXTENSION_CURRENT:
-			break;
-	}
-	if (!hold_jobs_table())
-		return false;			/* DROP EXTENSION waits: claim nothing */
-	if (orphans_unchecked || epoch != orphans_checked)
-		check_orphans(epoch);
-	old = MemoryContextSwitchTo(c->cxt);
-	outcome = jobs_claim(c->job, served_owner, served_tenant, &c->more);
-	MemoryContextSwitchTo(old);
-	found = (outcome == JOB_CLAIM_TAKEN);
-	c->other_owner = (outcome == JOB_CLAIM_OTHER_OWNER);
-	if (!found)
-		release_jobs_table();
-
-	/*
-	 * Publish the job before the claim commits: from the moment other
-	 * workers can see it 'running', they must also see who runs it.
-	 */
-	if (found)
-		shmem_worker_set_job(c->job->id, c->job->owner);
-	return found;
-}
-
-/*
- * Failures worth another attempt: the transaction lost a race (serialization
- * failure, deadlock), waited too long for a lock, the server ran short of
- * memory, disk or connections, or a remote server (a postgres_fdw
- * partition) could not be reached or dropped the connection. Anything else
- * (a bad record, a missing file, a dropped table) would fail the same way
- * again.
- */
-static bool
-is_transient(int sqlerrcode)
-{
-	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
-		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
-		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION ||
-		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-}
-
-/* Exponential backoff: 1 s, 2 s, 4 s ... at most 5 min, before attempt n + 1. */
-static int64
-retry_delay_ms(int attempts)
-{
-	return Min((int64) RETRY_BASE_MS << Min(attempts - 1, 20), (int64) RETRY_MAX_MS);
-}
-
-static void
-record_failure(IngestJob *job, ErrorData *edata)
-{
-	LoaderOutcome out;
-	ListCell   *lc;
-	bool		retry;
-	const char *state;
-	char	   *message;
-
-	loader_describe_failure(edata, &out);
-	loader_forget();
-	retry = !out.cancelled && !out.timed_out && is_transient(out.sqlerrcode) &&
-		job->attempts < job->max_attempts;
-
-	if (out.cancelled)
-	{
-		state = "cancelled";
-		message = "cancelled by ingest.cancel()";
-	}
-	else
-	{
-		state = "failed";
-		message = out.last_error;
-		if (is_transient(out.sqlerrcode))
-			message = psprintf("%s (attempt %d of %d)", message, job->attempts, job->max_attempts);
-	}
-	if (retry)
-		ereport(LOG,
-				(errmsg("ingest job " INT64_FORMAT " will be retried in " INT64_FORMAT " ms: %s",
-						job->id, retry_delay_ms(job->attempts), message)));
-	else
-		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " %s: %s", job->id, state, message)));
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	/* records the next attempt reads again are forgotten when it starts */
-	foreach(lc, out.pending_errors)
-	{
-		RejectedRecord *rr = lfirst(lc);
-
-		if (out.done.errors_stored++ >= ingest_max_error_rows)
-			break;
-		jobs_record_error(job->id, rr->line, rr->record_number, rr->sqlstate,
-						  rr->message, rr->raw_line);
-	}
-	if (retry)
-		jobs_retry_later(job, out.done.records_done, out.done.rows_inserted,
-						 out.done.rows_rejected, out.done.bytes_done, message,
-						 retry_delay_ms(job->attempts));
-	else
-		jobs_finish(job, state, out.done.records_done, out.done.rows_inserted,
-					out.done.rows_rejected, out.done.bytes_done, message);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-}
-
-/*
- * After a job, whatever its outcome: give the session back as a new one
- * would be, as DISCARD ALL does, for the next job of the same owner.
- * Settings the job changed were undone with each of its transactions
- * already. false: the session has a temporary schema (a trigger made a
- * temporary table or function), which only a new process is sure to be rid
- * of, so the worker leaves.
- */
-static bool
-reset_session(void *arg)
-{
-	Oid			temp_nsp;
-	Oid			temp_toast_nsp;
-
-	PortalHashTableDeleteAll();
-	DropAllPreparedStatements();
-	Async_UnlistenAll();
-	LockReleaseAll(USER_LOCKMETHOD, true);
-	ResetPlanCache();
-	ResetSequenceCaches();
-	ResetAllOptions();
-	GetTempNamespaceState(&temp_nsp, &temp_toast_nsp);
-	return !OidIsValid(temp_nsp);
-}
-
-/*
- * Drive the pipeline: the source's bytes through the loader, then the
- * outcome recorded in the load's last transaction, so that the rows and the
- * job's success commit together.
- */
-static void
-load(IngestJob *job, MemoryContext job_cxt)
-{
-	IngestLoad *ld = loader_start(job, job_cxt);
-	IngestReader *reader = reader_open(job, job_cxt);
-	char	   *buf = MemoryContextAlloc(job_cxt, INGEST_READ_CHUNK);
-	size_t		n;
-	JobCounters done;
-
-	while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
-		loader_feed(ld, buf, n);
-	loader_finish(ld, &done);
-
-	if (!loader_options(ld)->keep_data)
-		jobs_drop_data(job->id);
-	reader_succeeded(reader, loader_options(ld));
-	jobs_finish(job, "succeeded", done.records_done, done.rows_inserted, done.rows_rejected,
-				done.bytes_done, NULL);
-	loader_commit(ld);
-}
-
-static void
-run_job(IngestJob *job, MemoryContext job_cxt)
-{
-	char		activity[64];
-
-	snprintf(activity, sizeof(activity), "ingest job " INT64_FORMAT, job->id);
-	pgstat_report_activity(STATE_RUNNING, activity);
-
-	PG_TRY();
-	{
-		load(job, job_cxt);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		bool		holding;
-
-		MemoryContextSwitchTo(job_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		/* before anything waits: the outcome's bookkeeping must not time out */
-		loader_stop_timer();
-		MemoryContextSwitchTo(job_cxt);
-
-		holding = in_transaction(rehold_jobs_table, NULL);
-
-		/*
-		 * A commit leaves CurrentMemoryContext at TopMemoryContext: what
-		 * describing the failure allocates belongs to the job, and goes
-		 * with it, or a long-lived worker would keep a little of every
-		 * failed job.
-		 */
-		MemoryContextSwitchTo(job_cxt);
-		if (!holding)
-		{
-			LoaderOutcome out;
-
-			/* the job's row went with the extension: nothing to write, nothing wrong */
-			loader_describe_failure(edata, &out);
-			loader_forget();
-			ereport(LOG,
-					(errmsg("ingest job " INT64_FORMAT " failed, but the extension was dropped meanwhile: nothing is recorded",
-							job->id),
-					 errdetail_internal("%s", out.last_error)));
-		}
-		else
-		{
-			/*
-			 * If even recording the failure fails, leave: the job, still
-			 * 'running', is then an orphan that the next worker of this
-			 * database takes back, and a job that keeps failing that way
-			 * ends failed after its max_attempts.
-			 */
-			PG_TRY();
-			{
-				record_failure(job, edata);
-			}
-			PG_CATCH();
-			{
-				EmitErrorReport();
-				FlushErrorState();
-				AbortCurrentTransaction();
-				ereport(FATAL,
-						(errmsg("ingest worker could not record the outcome of job " INT64_FORMAT,
-								job->id)));
-			}
-			PG_END_TRY();
-		}
-	}
-	PG_END_TRY();
-
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
-void
-ingest_worker_main(Datum main_arg)
-{
-	int			slotno = DatumGetInt32(main_arg);
-	Oid			dboid;
-	TimestampTz idle_since;
-	TimestampTz last_claim;
-	bool		try_claim = true;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-#ifdef M_MMAP_THRESHOLD
-
-	/*
-	 * Every batch allocates and frees megabytes (values, the executor's
-	 * tuplestore); left to glibc's defaults those blocks are mmap'd, unmapped
-	 * and faulted in again batch after batch. Keeping them in the heap saves
-	 * a measurable share of a load; the worker exits when idle, so what it
-	 * keeps is not kept for long.
-	 */
-	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-#endif
-
-	shmem_worker_attach(slotno);
-	dboid = ingest_shared->slots[slotno].dboid;
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	pgstat_report_appname("ingest worker");
-
-	if (!in_transaction(start_up, NULL))
-		proc_exit(0);				/* no ingest here */
-
-	loader_install_hooks();
-
-	idle_since = GetCurrentTimestamp();
-	last_claim = 0;
-	for (;;)
-	{
-		TimestampTz now;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-
-		/*
-		 * A wake-up is consumed only here, right before a claim: whatever
-		 * set the latch since the last claim is then either seen by this
-		 * claim or keeps shmem_worker_exit_if_idle from letting us leave.
-		 */
-		if (MyLatch->is_set)
-		{
-			ResetLatch(MyLatch);
-			try_claim = true;
-		}
-
-		now = GetCurrentTimestamp();
-		if (try_claim || TimestampDifferenceExceeds(last_claim, now, CLAIM_RECHECK_MS))
-		{
-			MemoryContext job_cxt;
-			ClaimArgs	c = {0};
-
-			/* ingest.max_workers was lowered: the surplus leaves rather than claims */
-			if (shmem_worker_exit_if_surplus())
-			{
-				if (in_transaction(queued_jobs, NULL))
-					shmem_request_db(MyDatabaseId);
-				proc_exit(0);
-			}
-			job_cxt = AllocSetContextCreate(TopMemoryContext, "ingest job",
-											ALLOCSET_DEFAULT_SIZES);
-
-			c.job = MemoryContextAllocZero(job_cxt, sizeof(IngestJob));
-			c.cxt = job_cxt;
-			last_claim = now;
-			try_claim = false;
-			if (in_transaction(claim, &c))
-			{
-				if (c.more)
-					shmem_request_db(MyDatabaseId);		/* ask for a colleague */
-				if (!OidIsValid(served_owner))
-				{
-					served_owner = c.job->owner;
-					if (c.job->tenant)
-						served_tenant = MemoryContextStrdup(TopMemoryContext, c.job->tenant);
-				}
-				run_job(c.job, job_cxt);
-				release_jobs_table();
-				MemoryContextDelete(job_cxt);
-				if (!in_transaction(reset_session, NULL))
-				{
-					/* something a reset cannot undo: a fresh process takes over */
-					(void) shmem_worker_end_job();
-					shmem_worker_leave(true);
-					proc_exit(0);
-				}
-				if (shmem_worker_end_job())
-				{
-					/* make way for another database, and queue up again for ours */
-					if (in_transaction(queued_jobs, NULL))
-						shmem_request_db(MyDatabaseId);
-					proc_exit(0);
-				}
-				idle_since = GetCurrentTimestamp();
-				try_claim = true;
-				continue;
-			}
-			MemoryContextDelete(job_cxt);
-			if (c.gone)
-				proc_exit(0);
-			if (c.other_owner)
-			{
-				/* another owner's job is next: a fresh process runs it */
-				shmem_worker_leave(true);
-				proc_exit(0);
-			}
-		}
-
-		/*
-		 * Idle. Stay warm for the next job (a fresh process pays for every
-		 * shared buffer page it touches), but leave at once when another
-		 * database waits for a worker, or when a DROP DATABASE, a CREATE
-		 * DATABASE using this one as template, or the like wants this
-		 * database to itself.
-		 */
-		if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) &&
-			in_transaction(queued_jobs, NULL))
-		{
-			/*
-			 * Jobs wait here but none may start yet (a retry's backoff, a
-			 * role at ingest.max_running_per_role): stay for them, as no
-			 * commit will wake a worker when their time comes.
-			 */
-			idle_since = now;
-		}
-		if (database_wanted())
-		{
-			if (shmem_worker_exit_if_idle())
-				proc_exit(0);
-			continue;			/* woken meanwhile: the loop's top claims */
-		}
-		if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) ||
-			shmem_worker_others_waiting())
-		{
-			bool		waiting = in_transaction(queued_jobs, NULL);
-
-			if (shmem_worker_exit_if_idle())
-			{
-				/* jobs not yet due go with a request for a worker, as after a job */
-				if (waiting)
-					shmem_request_db(MyDatabaseId);
-				proc_exit(0);
-			}
-			continue;			/* woken meanwhile: the loop's top claims */
-		}
-
-		{
-			static TimestampTz uploads_expired_at = 0;
-
-			if (TimestampDifferenceExceeds(uploads_expired_at, now, EXPIRE_UPLOADS_MS))
-			{
-				uploads_expired_at = now;
-				(void) in_transaction(expire_uploads, NULL);
-			}
-		}
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 IDLE_CHECK_MS, PG_WAIT_EXTENSION);
-	}
 }

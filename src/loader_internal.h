@@ -1,10 +1,10 @@
 /*
- * loader_int.h
+ * loader_internal.h
  *		The state of one load, shared by loader.c (the load across its
  *		transactions) and loadbatch.c (one batch of it); nothing else sees it.
  */
-#ifndef INGEST_LOADER_INT_H
-#define INGEST_LOADER_INT_H
+#ifndef INGEST_LOADER_INTERNAL_H
+#define INGEST_LOADER_INTERNAL_H
 
 #include "batch.h"
 #include "identity.h"
@@ -56,12 +56,9 @@ struct IngestLoad
 	bool		cancelled;		/* stopped by ingest.cancel */
 };
 
-/* loader.c */
-extern void loader_check_cancel(IngestLoad *ld);
-
 /* loadbatch.c */
 extern void loadbatch_setup_columns(IngestLoad *ld, const CsvpRecord *header);
 extern void loadbatch_process(IngestLoad *ld);
 extern char *loadbatch_conversion_message(IngestLoad *ld, ErrorData *edata);
 
-#endif							/* INGEST_LOADER_INT_H */
+#endif							/* INGEST_LOADER_INTERNAL_H */

@@ -1,30 +1,32 @@
 /*
- * ingest.h
- *		Settings (GUCs) shared by the files of the extension.
+ * settings.h
+ *		Settings (GUCs) and limits shared by the files of the extension.
  */
-#ifndef INGEST_H
-#define INGEST_H
+#ifndef INGEST_SETTINGS_H
+#define INGEST_SETTINGS_H
 
-extern int	ingest_max_workers;
-extern int	ingest_batch_rows;
-extern int	ingest_worker_idle_timeout;
-extern char *ingest_allowed_dirs;
-extern bool ingest_preloaded;
-extern int	ingest_max_attempts;
-extern int	ingest_job_timeout;
-extern double ingest_max_file_size;
+/* Each is defined, with its GUC, by the module named. */
+extern bool ingest_preloaded;	/* ingest.c */
+extern int	ingest_batch_rows;	/* loader.c */
 extern int	ingest_max_record_size;
-extern int	ingest_upload_ttl;
-extern int	ingest_max_queued_per_role;
-extern int	ingest_max_running_per_role;
-extern int	ingest_max_chunks_per_upload;
-extern int	ingest_max_worker_deaths;
-extern char *ingest_tenant_key;
 extern int	ingest_max_error_rows;
+extern int	ingest_max_workers; /* launcher.c */
+extern int	ingest_worker_idle_timeout; /* worker.c */
+extern int	ingest_max_running_per_role;
+extern int	ingest_max_worker_deaths;
+extern int	ingest_max_attempts;	/* enqueue.c */
+extern int	ingest_job_timeout;
+extern int	ingest_max_queued_per_role;
+extern char *ingest_allowed_dirs;	/* reader.c */
+extern double ingest_max_file_size;
+extern int	ingest_upload_ttl;	/* upload.c */
+extern int	ingest_max_chunks_per_upload;
+extern char *ingest_tenant_key; /* identity.c */
 
 /*
- * The extension version whose tables and views the SQL of jobs.c and
- * loader.c is written for: raise it with every new upgrade script.
+ * The extension version whose tables and views the SQL of the jobs service
+ * (jobs*.c) is written for: raise it with every new upgrade
+ * script.
  */
 #define INGEST_SCHEMA_VERSION	"1.3"
 
@@ -47,4 +49,4 @@ extern int	ingest_max_error_rows;
 /* ingest.max_file_size in bytes; 0 means no limit. */
 #define INGEST_MAX_FILE_BYTES	((int64) ingest_max_file_size)
 
-#endif							/* INGEST_H */
+#endif							/* INGEST_SETTINGS_H */

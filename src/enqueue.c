@@ -1,0 +1,267 @@
+/*
+ * enqueue.c
+ *		Create a job: validate its options and target, capture the
+ *		submitter's context, insert it, and wake workers when the
+ *		transaction commits.
+ *
+ * Shared by the SQL functions that create jobs (api.c: enqueue_data,
+ * enqueue_file; upload.c: begin_upload, enqueue_lo) and by those that make
+ * workers act at commit (retry, finish_upload, cancel of a running job).
+ *
+ * Enqueueing is fast and does no loading: it validates the options and the
+ * caller's privileges on the target (so a job that could never run is an
+ * ERROR now, not a failed job later), captures the caller's settings, and
+ * inserts the job row. The job row is written as the extension's owner,
+ * never as the caller, so that nobody can forge a job owned by someone else.
+ *
+ * Workers are woken when the enqueuing transaction commits, from an
+ * XactCallback: a rolled-back enqueue wakes nobody, and a committed one is
+ * seen at once, with no polling. A cancel of a running job reaches its
+ * worker (through shared memory) the same way.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "compat.h"
+#include "enqueue.h"
+#include "identity.h"
+#include "settings.h"
+#include "jobs.h"
+#include "options.h"
+#include "reader.h"
+#include "shmem.h"
+#include "target.h"
+
+int			ingest_max_attempts = 3;
+int			ingest_job_timeout = 0;
+int			ingest_max_queued_per_role = 0;
+
+static bool wake_at_commit = false;
+static bool callback_registered = false;
+
+/*
+ * Running jobs that ingest.cancel flagged in the table: their workers are
+ * told when the transaction commits. Each entry remembers the subtransaction
+ * level it was made at, so that ROLLBACK TO SAVEPOINT (or a PL/pgSQL
+ * exception block) takes its cancel back, as it takes back the UPDATE.
+ * Allocated in TopMemoryContext, emptied at every commit and abort.
+ */
+typedef struct PendingCancel
+{
+	int64		job_id;
+	int			level;
+} PendingCancel;
+
+static List *cancel_at_commit = NIL;
+
+static void xact_callback(XactEvent event, void *arg);
+static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
+
+static void
+forget_cancels(void)
+{
+	list_free_deep(cancel_at_commit);
+	cancel_at_commit = NIL;
+}
+
+static void
+register_callback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		RegisterSubXactCallback(subxact_callback, NULL);
+		callback_registered = true;
+	}
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (cancel_at_commit != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has called ingest.cancel on a running job")));
+			break;
+		case XACT_EVENT_PREPARE:
+			/* workers of jobs enqueued in it look for work every second */
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_COMMIT:
+			if (wake_at_commit)
+				shmem_request_db(MyDatabaseId);
+			wake_at_commit = false;
+			foreach(lc, cancel_at_commit)
+				(void) shmem_cancel_job(((PendingCancel *) lfirst(lc))->job_id);
+			forget_cancels();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_at_commit = false;
+			forget_cancels();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	foreach(lc, cancel_at_commit)
+	{
+		PendingCancel *pc = lfirst(lc);
+
+		if (pc->level < level)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			cancel_at_commit = foreach_delete_current(cancel_at_commit, lc);
+			pfree(pc);
+		}
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+			pc->level = level - 1;
+	}
+}
+
+/* GUCs of a job's creation: defaults captured into the job, and the queue's quota */
+void
+enqueue_init(void)
+{
+	DefineCustomIntVariable("ingest.max_attempts",
+							"Attempts a job gets when it fails transiently or its worker vanishes.",
+							"Serialization failures, deadlocks, lock timeouts and lack of resources are retried with exponential backoff; other errors fail the job at once. Captured at enqueue; the max_attempts option overrides it.",
+							&ingest_max_attempts,
+							3, 1, INGEST_MAX_ATTEMPTS_LIMIT,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.job_timeout",
+							"Longest one attempt of a job may run; 0 means no limit.",
+							"Captured at enqueue; the timeout option overrides it.",
+							&ingest_job_timeout,
+							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/* read by jobs_insert and jobs_retry through ingest._role_setting */
+	DefineCustomIntVariable("ingest.max_queued_per_role",
+							"Jobs a role may have queued or uploading at once; 0 means no limit.",
+							"ALTER ROLE ... SET ingest.max_queued_per_role overrides it for one role.",
+							&ingest_max_queued_per_role,
+							0, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+}
+
+/* Workers of this database are woken when the current transaction commits. */
+void
+enqueue_wake_at_commit(void)
+{
+	register_callback();
+	wake_at_commit = true;
+}
+
+/*
+ * The worker running job_id is told of its cancel when the current
+ * transaction commits (jobs_cancel flagged it in the table): a cancel
+ * rolled back, or taken back by ROLLBACK TO SAVEPOINT, cancels nothing.
+ */
+void
+enqueue_cancel_at_commit(int64 job_id)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	PendingCancel *pc = palloc(sizeof(PendingCancel));
+
+	pc->job_id = job_id;
+	pc->level = GetCurrentTransactionNestLevel();
+	register_callback();
+	cancel_at_commit = lappend(cancel_at_commit, pc);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Validate and create a job owned by the current role: queued, or
+ * uploading (begin_upload). size is -1 when not known yet.
+ */
+int64
+enqueue_job(Oid target, const char *source, JobSourceType source_type, Jsonb *options,
+			int64 size, bytea *data, bool uploading)
+{
+	IngestOptions opts;
+	JobSpec		spec;
+	int64		id;
+
+	options_parse(options, &opts);
+	target_check_enqueue(target, &opts, GetUserId());
+	if (size >= 0)
+		reader_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
+					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");
+
+	memset(&spec, 0, sizeof(spec));
+	spec.owner = GetUserId();
+	spec.tenant = identity_require_tenant();
+	spec.target = target;
+	spec.source = source;
+	spec.source_type = source_type;
+	spec.state = uploading ? JOB_UPLOADING : JOB_QUEUED;
+	spec.options = options;
+	spec.settings = identity_capture_settings();
+	spec.bytes_total = size;
+	spec.max_attempts = opts.max_attempts > 0 ? opts.max_attempts : ingest_max_attempts;
+	spec.timeout_ms = opts.timeout_ms >= 0 ? opts.timeout_ms : ingest_job_timeout;
+	spec.priority = opts.priority;
+	spec.data = data;
+	id = jobs_insert(&spec);
+
+	if (!uploading)
+		enqueue_wake_at_commit();
+
+	if (!ingest_preloaded || !shmem_available())
+		ereport(WARNING,
+				(errmsg("ingest is not in shared_preload_libraries: no worker will run job " INT64_FORMAT, id),
+				 errhint("Add ingest to shared_preload_libraries and restart the server; queued jobs then run.")));
+	return id;
+}
+
+/* An ERROR naming argument argno of a SQL function when it is NULL. */
+void
+enqueue_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name)));
+}
+
+/* NULL options mean the defaults, as '{}' does. */
+Jsonb *
+enqueue_options_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	return PG_GETARG_JSONB_P(argno);
+}
