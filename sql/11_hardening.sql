@@ -44,6 +44,25 @@ SELECT state, last_error FROM ingest.upload_jobs WHERE id = :id;
 SELECT try('SELECT * FROM ingest._batch_rows() AS b(rn int, c1 int)');
 SELECT try('SELECT ingest._batch_mark(1)');
 DROP TRIGGER peek ON regress_evil.peek;
+-- Nor does a function the planner runs while it plans the worker's INSERT (an IMMUTABLE
+-- default is folded then): its query is not the INSERT, so it calls the function, which
+-- the owner may not execute: the rows are not seen, and the planning fails as it would for
+-- the owner's own INSERT.
+CREATE FUNCTION regress_evil.peek_default() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE s text;
+BEGIN
+  SELECT string_agg(format('%s:%s', c1, c2), ' ') INTO s
+    FROM ingest._batch_rows() AS b(rn int, c1 int, c2 text);
+  RAISE EXCEPTION 'peeked: %', s;
+END $$;
+CREATE TABLE regress_evil.peek2 (id int, v text, d int DEFAULT regress_evil.peek_default());
+SELECT ingest.enqueue_data('regress_evil.peek2', csv(E'id,v\n1,hello\n2,world\n'),
+                           '{"max_errors": 5}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted, rows_rejected, last_error FROM ingest.upload_jobs WHERE id = :id;
+SELECT count(*) AS peeked FROM ingest.job_errors WHERE job_id = :id AND message LIKE '%peeked%';
+SELECT DISTINCT message FROM ingest.job_errors WHERE job_id = :id;
+DROP TABLE regress_evil.peek2;
 
 -- A setting a trigger sets for the session (set_config(..., false)) does not reach the
 -- next job, whoever owns it.

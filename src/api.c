@@ -147,6 +147,20 @@ ingest_queue_position(PG_FUNCTION_ARGS)
 }
 
 /* One row per worker; job details only where the caller may see the job. */
+/*
+ * Is a worker's job, owned by userid, the caller's to see? A job's tenant
+ * can only be read in its own database, where its id means that job (each
+ * database numbers its jobs from 1): a job of another database is shown to
+ * its owner only when no tenant key divides the owner's jobs.
+ */
+static bool
+own_job_visible(const IngestWorkerSlot *slot, Oid userid)
+{
+	if (slot->dboid != MyDatabaseId)
+		return !identity_tenant_scoped();
+	return jobs_job_visible(slot->job_id, userid);
+}
+
 Datum
 ingest_worker_status(PG_FUNCTION_ARGS)
 {
@@ -184,7 +198,7 @@ ingest_worker_status(PG_FUNCTION_ARGS)
 		bool		nulls[6] = {false, false, false, false, false, false};
 		char	   *datname = get_database_name(slot->dboid);
 		bool		visible = slot->job_id != 0 &&
-			(see_all || (slot->job_owner == userid && jobs_job_visible(slot->job_id, userid)));
+			(see_all || (slot->job_owner == userid && own_job_visible(slot, userid)));
 
 		values[0] = Int32GetDatum(slot->pid);
 		if (datname)

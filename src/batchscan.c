@@ -12,9 +12,12 @@
  * executor with no copy; everything above the scan (RLS checks, triggers,
  * constraints, indexes) is the executor's own INSERT, untouched.
  *
- * The batch decides what may be read (batch_scan_begin checks that this is
- * the one scan of the batch being inserted, with the batch's column types),
- * so a trigger's query naming ingest._batch_rows() gets an error, not rows.
+ * Only ingest's own INSERT is planned with this scan; any other query naming
+ * ingest._batch_rows() calls the function, which needs EXECUTE privilege
+ * that only the extension's owner has. And the batch decides what may be
+ * read (batch_scan_begin checks that this is the one scan of the batch being
+ * inserted, with the batch's column types), so even a superuser's trigger
+ * naming ingest._batch_rows() gets an error, not rows.
  */
 #include "postgres.h"
 
@@ -28,6 +31,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "optimizer/pathnode.h"
+#include "optimizer/planner.h"
 #include "optimizer/paths.h"
 #include "optimizer/restrictinfo.h"
 #include "parser/parse_func.h"
@@ -37,6 +41,20 @@
 #include "batch.h"
 
 static set_rel_pathlist_hook_type prev_set_rel_pathlist = NULL;
+static planner_hook_type prev_planner = NULL;
+
+/*
+ * The scan replaces ingest._batch_rows() in ingest's own INSERT only. Any
+ * other query naming it (a trigger's, or one a function in the target's
+ * defaults runs while the planner folds constants) is planned as a plain
+ * function call, where EXECUTE privilege, which no role but the extension's
+ * owner holds, is checked. insert.c says when the next top-level planning is
+ * its INSERT's (batchscan_expect_own); the planner hook notes that query, and
+ * planner calls nested in it are not it.
+ */
+static bool own_expected = false;
+static Query *own_query = NULL;
+static int	plan_depth = 0;
 
 /* The functions' OIDs in this database, looked up again for each job. */
 static Oid	batch_rows_oid = InvalidOid;
@@ -92,6 +110,51 @@ is_call_of(Node *node, Oid funcid)
 		((FuncExpr *) node)->funcid == funcid;
 }
 
+void
+batchscan_expect_own(bool expected)
+{
+	own_expected = expected;
+}
+
+static PlannedStmt *
+batch_planner(Query *parse, const char *query_string, int cursorOptions,
+			  ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+	bool		own = plan_depth == 0 && own_expected;
+
+	if (own)
+	{
+		own_query = parse;
+		own_expected = false;
+	}
+	plan_depth++;
+	PG_TRY();
+	{
+		if (prev_planner)
+			result = prev_planner(parse, query_string, cursorOptions, boundParams);
+		else
+			result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	}
+	PG_FINALLY();
+	{
+		plan_depth--;
+		if (own)
+			own_query = NULL;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* Is root (a subquery's, perhaps) part of planning ingest's own INSERT? */
+static bool
+planning_own_insert(PlannerInfo *root)
+{
+	while (root->parent_root)
+		root = root->parent_root;
+	return own_query != NULL && root->parse == own_query;
+}
+
 static void
 set_batch_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry *rte)
 {
@@ -100,6 +163,8 @@ set_batch_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry 
 	if (prev_set_rel_pathlist)
 		prev_set_rel_pathlist(root, rel, rti, rte);
 
+	if (!planning_own_insert(root))
+		return;
 	if (rte->rtekind != RTE_FUNCTION || list_length(rte->functions) != 1 ||
 		rte->funcordinality || rel->reloptkind != RELOPT_BASEREL ||
 		!is_call_of(((RangeTblFunction *) linitial(rte->functions))->funcexpr, batch_rows_oid))
@@ -212,4 +277,6 @@ batchscan_install(void)
 {
 	prev_set_rel_pathlist = set_rel_pathlist_hook;
 	set_rel_pathlist_hook = set_batch_pathlist;
+	prev_planner = planner_hook;
+	planner_hook = batch_planner;
 }

@@ -7,5 +7,6 @@
 
 extern void batchscan_install(void);
 extern void batchscan_refresh(void);
+extern void batchscan_expect_own(bool expected);
 
 #endif							/* INGEST_BATCHSCAN_H */

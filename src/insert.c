@@ -32,7 +32,11 @@ static void
 insert_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	if (running && running->top_query == NULL)
+	{
+		/* planned (or its cached plan taken) by now: later planning is not ours */
 		running->top_query = queryDesc;
+		batchscan_expect_own(false);
+	}
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else
@@ -111,19 +115,18 @@ insert_run(IngestInsert *ins, IngestBatch *b, int lo, int hi)
 	ins->after_rows = false;
 	batch_open_reading(b, lo, hi);
 	running = ins;
+	batchscan_expect_own(true);
 	PG_TRY();
 	{
 		rc = SPI_execute_plan(ins->plan, NULL, NULL, false, 0);
 	}
-	PG_CATCH();
+	PG_FINALLY();
 	{
 		running = NULL;
+		batchscan_expect_own(false);
 		batch_close_reading();
-		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	running = NULL;
-	batch_close_reading();
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "ingest: batch INSERT failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;

@@ -8,7 +8,7 @@
 #   - cannot send a chunk into A's upload nor finish it (the hijack), nor cancel, retry, wait
 #     on, ask the place of, or purge A's jobs: each is "does not exist", word for word the
 #     error of a job that does not exist;
-#   - does not see A's running job in ingest.workers;
+#   - does not see A's running job in ingest.workers, from this database or another;
 #   - waits behind at most the running job, never behind A's queue (turns per tenant), and
 #     has a quota of its own (ingest.max_queued_per_role per tenant);
 # a session without a tenant cannot enqueue; A's own rows land with A's tenant.
@@ -187,6 +187,11 @@ for my $db (sort keys %key)
 		"$db: A's first slow job runs");
 	is(value_of($db, 'A', "SELECT count(job_id) FROM ingest.workers"), 1, "$db: A sees its job in ingest.workers");
 	is(value_of($db, 'B', "SELECT count(job_id) FROM ingest.workers"), 0, "$db: B does not");
+	# each database numbers its jobs from 1: in the other one the same id is another
+	# tenant's job (the first round made the same jobs there), which says nothing of this one
+	my $other = $db eq 'jwt' ? 'plain' : 'jwt';
+	is(value_of($other, 'A', "SELECT count(job_id) FROM ingest.workers"), 0,
+		"$db: A's running job is not shown in database $other, whoever has its id there");
 	my @aq = map { value_of($db, 'A', q{SELECT ingest.enqueue_data('slow', convert_to(E'n\n1\n', 'UTF8'))}) } 1 .. 3;
 	my $bq = value_of($db, 'B', q{SELECT ingest.enqueue_data('slow', convert_to(E'n\n2\n', 'UTF8'))});
 	is(value_of($db, 'B', "SELECT ingest.queue_position($bq)"), 0,
