@@ -194,9 +194,13 @@ if [ "${REGRESS_ONLY:-0}" != 1 ]; then
     for tf in "${tap_files[@]}"; do
         name=$(basename "$tf" .pl)
         tap_out=$INGEST_STAGE/test/tap_$name.out
-        # TESTDIR: Cluster.pm keeps its data and logs in $TESTDIR/tmp_check; each file gets
-        # its own so that the logs of a failed file are easy to find.
-        run_as TESTDIR="$INGEST_STAGE/test/tap/$name" PG_TEST_TIMEOUT_DEFAULT=${PG_TEST_TIMEOUT_DEFAULT:-180} \
+        # Cluster.pm keeps its data and logs in $TESTDIR/tmp_check (15) or in $TESTDATADIR and
+        # $TESTLOGDIR (17; unset: "tmp_check" and "log" relative to the working directory, so
+        # tempdir() would hand the tests relative paths). Set all three, absolute, to the same
+        # place; each file gets its own so that the logs of a failed file are easy to find.
+        tap_dir=$INGEST_STAGE/test/tap/$name
+        run_as TESTDIR="$tap_dir" TESTDATADIR="$tap_dir/tmp_check" TESTLOGDIR="$tap_dir/tmp_check/log" \
+            PG_TEST_TIMEOUT_DEFAULT=${PG_TEST_TIMEOUT_DEFAULT:-180} \
             bash -c 'mkdir -p "$TESTDIR" && cd "$0" && exec prove -v -I "$1" -I test/lib "$2"' \
             "$INGEST_STAGE" "$PG_PERL_LIB" "$tf" 2>&1 | tee "$tap_out"
         rc=${PIPESTATUS[0]}
