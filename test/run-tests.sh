@@ -66,11 +66,12 @@ if [ "${1:-}" != --pg ]; then
         outs+=("$out")
         t0=$SECONDS
         case $v in
-            15) bash test/run-tests.sh --pg 15 2>&1 | tee "$out"
+            # tee -i: after a ^C it still shows what the run prints while it cleans up
+            15) bash test/run-tests.sh --pg 15 2>&1 | tee -i "$out"
                 rc=${PIPESTATUS[0]} ;;
             17) # no network for a root not cached yet, a failed debootstrap: failures, not skips
                 bash test/lib/debian13-root.sh run --tree "$PWD" "${pass_env[@]}" \
-                    bash test/run-tests.sh --pg 17 2>&1 | tee "$out"
+                    bash test/run-tests.sh --pg 17 2>&1 | tee -i "$out"
                 rc=${PIPESTATUS[0]} ;;
             *)  echo "PostgreSQL $v is not supported here (PG_VERSIONS: 15 and/or 17)" | tee "$out"
                 rc=2 ;;

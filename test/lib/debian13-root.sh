@@ -137,6 +137,8 @@ _rm_tree() {
 ACTIVE_ROOT=
 on_exit() {
     local rc=$? d
+    # whoever reads our output (tee) may be gone after a ^C: a write must not kill the cleanup
+    trap '' PIPE INT TERM HUP
     if [ -n "$ACTIVE_ROOT" ]; then
         stop_processes_in "$ACTIVE_ROOT"
     fi
