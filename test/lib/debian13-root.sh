@@ -257,7 +257,7 @@ lock_root() {
 }
 
 run_in_root() {
-    local tree= dest= inner=/ rc
+    local tree='' dest='' inner=/ rc
     local -a envs=()
     if [ "${1:-}" = --tree ]; then
         tree=$2; shift 2
