@@ -55,6 +55,10 @@ if [ "${1:-}" != --pg ]; then
         fi
     }
     trap on_exit_all EXIT
+    # ^C or TERM: the version being run gets it too and cleans up (unmounts); then stop
+    # here instead of starting the next version. (bash runs the trap once the pipeline ends.)
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     # the caller's choices that the run inside 17's root must see (its environment is clean)
     pass_env=()
     for var in KEEP_TMP TAP_ONLY REGRESS_ONLY TESTS PG_TEST_TIMEOUT_DEFAULT; do
