@@ -82,10 +82,11 @@ SELECT * FROM job(:id);
 SELECT ingest.enqueue_data('host_t', '\xefbbbf'::bytea || csv(E'2,bom no header\n'), '{"header": false}') AS id \gset
 SELECT ingest.wait(:id);
 SELECT * FROM job(:id);
--- a BOM anywhere else is data: here it makes the id invalid, and the job says so
+-- a BOM anywhere else is data: here it makes the id invalid, and the job says so (shown as
+-- <BOM>: psql 17 gives U+FEFF no width, psql 15 one column, so the table's width would differ)
 SELECT ingest.enqueue_data('host_t', csv(E'id,t\n') || '\xefbbbf'::bytea || csv(E'3,x\n')) AS id \gset
 SELECT ingest.wait(:id);
-SELECT state, host_err(:id) FROM ingest.upload_jobs WHERE id = :id;
+SELECT state, replace(host_err(:id), U&'\FEFF', '<BOM>') AS host_err FROM ingest.upload_jobs WHERE id = :id;
 SELECT * FROM host_t ORDER BY id;
 TRUNCATE host_t;
 

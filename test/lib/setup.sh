@@ -9,16 +9,27 @@
 # After it: $INGEST_SRC (the source tree), $INGEST_STAGE (the copy), $INGEST_RUNAS (the OS
 # user that runs servers, pg_regress and TAP tests) and the helpers run_as / as_root.
 
-PG_MAJOR=15
+# The PostgreSQL major version to build and test against: 15 on this Debian 12 machine (the
+# default), 17 inside the Debian 13 root of test/lib/debian13-root.sh (test/run-tests.sh sets it).
+PG_MAJOR=${INGEST_PG_MAJOR:-15}
 PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
 PG_CONFIG=$PG_BINDIR/pg_config
 PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
 PG_REGRESS_BIN=$PGXS_DIR/src/test/regress/pg_regress
 PG_PERL_LIB=$PGXS_DIR/src/test/perl
 
-INGEST_PACKAGES=(build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcsv-dev
-                 postgresql-$PG_MAJOR-cron pgbouncer libipc-run-perl python3-psycopg
-                 clang libclang-rt-14-dev llvm)   # the last three: test/fuzz/run.sh (libFuzzer)
+# The same on every version: the TAP tests run pgbouncer (IngestTest.pm), python3 with psycopg
+# (013, 020) and IPC::Run. The parser fuzzer (test/fuzz/run.sh: clang, libFuzzer) runs on 15
+# only, where its packages are installed: the parser never touches the server.
+case $PG_MAJOR in
+    15) INGEST_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 libcsv-dev
+                         postgresql-15-cron pgbouncer libipc-run-perl python3-psycopg
+                         clang libclang-rt-14-dev llvm) ;;
+    17) INGEST_PACKAGES=(build-essential postgresql-17 postgresql-server-dev-17 libcsv-dev
+                         postgresql-17-cron pgbouncer libipc-run-perl python3-psycopg) ;;
+    *)  echo "test/lib/setup.sh: PostgreSQL $PG_MAJOR is not supported (15 or 17)" >&2
+        return 2 2>/dev/null || exit 2 ;;
+esac
 
 INGEST_SRC=${INGEST_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 INGEST_STAGE=
