@@ -79,10 +79,7 @@ typedef struct IngestJob
 	Jsonb	   *options;
 	Jsonb	   *settings;
 	int			attempts;
-	int64		records_done;	/* checkpoint of an earlier attempt */
-	int64		rows_inserted;
-	int64		rows_rejected;
-	int64		errors_stored;	/* rejected records in job_errors (committed) */
+	JobCounters done;			/* as earlier attempts' checkpoints left them */
 	int64		bytes_total;
 	bool		cancel_requested;
 	int			max_attempts;

@@ -275,9 +275,9 @@ read_claimed(HeapTuple tup, TupleDesc desc, IngestJob *job, MemoryContext cxt)
 	job->options = copy_jsonb(tup, desc, 6, cxt);
 	job->settings = copy_jsonb(tup, desc, 7, cxt);
 	job->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-	job->records_done = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
-	job->rows_inserted = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
-	job->rows_rejected = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
+	job->done.records_done = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
+	job->done.rows_inserted = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+	job->done.rows_rejected = DatumGetInt64(SPI_getbinval(tup, desc, 11, &isnull));
 	job->bytes_total = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
 	job->cancel_requested = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 	job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
@@ -321,10 +321,10 @@ jobs_claim(IngestJob *job, Oid served_owner, const char *served_tenant, bool *mo
 		read_claimed(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, job, caller);
 
 		values[0] = Int64GetDatum(job->id);
-		values[1] = Int64GetDatum(job->records_done);
+		values[1] = Int64GetDatum(job->done.records_done);
 		jobs_exec_as_owner(DROP_STALE_ERRORS_SQL, 2, types, values, NULL, false);
-		job->rows_rejected = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		job->errors_stored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		job->done.rows_rejected = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		job->done.errors_stored = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
 		*more_queued = jobs_queued_exist();
 	}

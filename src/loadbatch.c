@@ -185,7 +185,7 @@ gather_records(IngestLoad *ld)
 			continue;
 		}
 		ld->records_seen++;
-		if (ld->records_seen <= ld->job->records_done)
+		if (ld->records_seen <= ld->job->done.records_done)
 			continue;			/* committed by an earlier attempt */
 		b->recs[nrows++] = rec;
 	}

@@ -310,8 +310,9 @@ new_load(IngestJob *job, MemoryContext job_cxt)
 		ld->where = pstrdup("uploaded data");
 	ld->pos_row = -1;
 	ld->at_col = -1;
-	ld->done.records_done = job->records_done;
-	ld->done.rows_inserted = job->rows_inserted;
+	/* this attempt reads the source from its start again: bytes count from there */
+	ld->done = job->done;
+	ld->done.bytes_done = 0;
 	ld->committed = ld->done;
 	options_parse(job->options, &ld->opts);
 
@@ -327,10 +328,8 @@ new_load(IngestJob *job, MemoryContext job_cxt)
 	ld->rejects.where = ld->where;
 	ld->rejects.opts = &ld->opts;
 	ld->rejects.keep_cxt = job_cxt;
-	ld->rejects.count = job->rows_rejected;
-	ld->rejects.stored = job->errors_stored;
-	ld->committed.rows_rejected = job->rows_rejected;
-	ld->committed.errors_stored = job->errors_stored;
+	ld->rejects.count = job->done.rows_rejected;
+	ld->rejects.stored = job->done.errors_stored;
 	MemoryContextSwitchTo(old);
 	return ld;
 }

@@ -130,6 +130,7 @@ static void after_job(void);
 static bool reset_session(void *arg);
 static bool idle(TimestampTz now);
 static void leave_if_surplus(void);
+static void leave_for_now(void) pg_attribute_noreturn();
 static bool queued_jobs(void *arg);
 static bool expire_uploads(void *arg);
 static bool rehold_jobs_table(void *arg);
@@ -484,12 +485,7 @@ after_job(void)
 		proc_exit(0);
 	}
 	if (shmem_worker_end_job())
-	{
-		/* make way for another database, and queue up again for ours */
-		if (in_transaction(queued_jobs, NULL))
-			shmem_request_db(MyDatabaseId);
-		proc_exit(0);
-	}
+		leave_for_now();		/* make way for another database */
 }
 
 /*
@@ -574,11 +570,16 @@ static void
 leave_if_surplus(void)
 {
 	if (shmem_worker_exit_if_surplus())
-	{
-		if (in_transaction(queued_jobs, NULL))
-			shmem_request_db(MyDatabaseId);
-		proc_exit(0);
-	}
+		leave_for_now();
+}
+
+/* The slot is given up: leave, queueing up again for the jobs that wait here. */
+static void
+leave_for_now(void)
+{
+	if (in_transaction(queued_jobs, NULL))
+		shmem_request_db(MyDatabaseId);
+	proc_exit(0);
 }
 
 /*
