@@ -16,26 +16,35 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
 
 #include "compat.h"
 #include "convert.h"
 
-/* Input functions for the columns whose types and typmods are set. */
+/*
+ * Input functions for the columns whose types and typmods are set; with
+ * decimal_comma, which columns read numbers written with one (numeric, real,
+ * double precision, and domains over them).
+ */
 void
-convert_prepare(IngestColumns *cols, MemoryContext cxt)
+convert_prepare(IngestColumns *cols, bool decimal_comma, MemoryContext cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 
-	cols->infuncs = palloc0(sizeof(FmgrInfo) * cols->ncols);
-	cols->ioparams = palloc0(sizeof(Oid) * cols->ncols);
+	cols->infuncs = palloc0(sizeof(FmgrInfo) * Max(cols->ncols, 1));
+	cols->ioparams = palloc0(sizeof(Oid) * Max(cols->ncols, 1));
+	cols->decimal_comma = decimal_comma ? palloc0(sizeof(bool) * Max(cols->ncols, 1)) : NULL;
 	for (int j = 0; j < cols->ncols; j++)
 	{
 		Oid			infunc;
+		Oid			base = getBaseType(cols->typids[j]);
 
 		getTypeInputInfo(cols->typids[j], &infunc, &cols->ioparams[j]);
 		fmgr_info_cxt(infunc, &cols->infuncs[j], cxt);
+		if (decimal_comma)
+			cols->decimal_comma[j] = base == NUMERICOID || base == FLOAT4OID || base == FLOAT8OID;
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -76,6 +85,68 @@ fail(ConvertFailure *failure, int sqlerrcode, char *message)
 }
 
 /*
+ * A number written with a decimal comma (1.234,56, -1234,5e3), rewritten with
+ * a decimal point. A point may only group thousands (1.234.567); any other
+ * (1.5, which a file with decimal commas does not mean as 1.5) makes the
+ * value invalid, never silently another number. Values with neither a point
+ * nor a comma (1234, NaN, Infinity) pass as they are. NULL: invalid.
+ */
+static char *
+decimal_point(const char *f, size_t len)
+{
+	char	   *out = palloc(len + 1);
+	size_t		i = 0;
+	size_t		o = 0;
+	int			group = 0;		/* digits since the last thousands point */
+	bool		grouped = false;
+
+	if (memchr(f, '.', len) == NULL && memchr(f, ',', len) == NULL)
+	{
+		memcpy(out, f, len);
+		out[len] = '\0';
+		return out;
+	}
+	while (i < len && f[i] == ' ')
+		out[o++] = f[i++];
+	if (i < len && (f[i] == '-' || f[i] == '+'))
+		out[o++] = f[i++];
+	for (; i < len; i++)
+	{
+		if (f[i] >= '0' && f[i] <= '9')
+		{
+			out[o++] = f[i];
+			group++;
+		}
+		else if (f[i] == '.')
+		{
+			/* 1 to 3 digits before the first point, exactly 3 between points */
+			if (grouped ? group != 3 : (group < 1 || group > 3))
+				return NULL;
+			grouped = true;
+			group = 0;
+		}
+		else
+			break;
+	}
+	if (grouped && group != 3)
+		return NULL;
+	if (i < len && f[i] == ',')
+	{
+		out[o++] = '.';
+		i++;
+	}
+	/* the rest (decimals, an exponent, spaces) is the input function's to judge */
+	for (; i < len; i++)
+	{
+		if (f[i] == '.' || f[i] == ',')
+			return NULL;
+		out[o++] = f[i];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/*
  * Convert rec into values/nulls (ncols each). Returns false, with the reason
  * in *failure, when the record's shape is wrong.
  */
@@ -97,27 +168,44 @@ convert_record(const IngestColumns *cols, CsvpParser *parser, const CsvpRecord *
 			message = psprintf("%s (at line " INT64_FORMAT ")", message, rec->error_line);
 		return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT, message);
 	}
-	if (rec->nfields > cols->ncols)
+	if (rec->nfields > cols->nfields)
 		return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
 					psprintf("extra data after last expected column (%d fields, %d expected)",
-							 rec->nfields, cols->ncols));
-	if (rec->nfields < cols->ncols)
-		return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
-					psprintf("missing data for column \"%s\" (%d fields, %d expected)",
-							 cols->names[rec->nfields], rec->nfields, cols->ncols));
-
-	for (int j = 0; j < cols->ncols; j++)
+							 rec->nfields, cols->nfields));
+	if (rec->nfields < cols->nfields)
 	{
+		int			j = cols->field_col[rec->nfields];
+
+		return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
+					j >= 0 ?
+					psprintf("missing data for column \"%s\" (%d fields, %d expected)",
+							 cols->names[j], rec->nfields, cols->nfields) :
+					psprintf("missing data for field %d (%d fields, %d expected)",
+							 rec->nfields + 1, rec->nfields, cols->nfields));
+	}
+
+	for (int i = 0; i < cols->nfields; i++)
+	{
+		int			j = cols->field_col[i];
 		size_t		len;
 		bool		isnull;
-		const char *f = csvp_field(parser, rec, j, &len, &isnull);
-		char	   *bad_text = isnull ? NULL : convert_invalid_text(f, len);
+		char	   *f;
+		char	   *bad_text;
 
+		if (j < 0)
+			continue;			/* a header field "extra_columns": "ignore" skips */
+		f = (char *) csvp_field(parser, rec, i, &len, &isnull);
+		bad_text = isnull ? NULL : convert_invalid_text(f, len);
 		if (bad_text != NULL)
 			return fail(failure, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
 						psprintf("column \"%s\": %s", cols->names[j], bad_text));
+		if (!isnull && cols->decimal_comma && cols->decimal_comma[j] &&
+			(f = decimal_point(f, len)) == NULL)
+			return fail(failure, ERRCODE_INVALID_TEXT_REPRESENTATION,
+						psprintf("column \"%s\": invalid number with a decimal comma: \"%s\"",
+								 cols->names[j], pnstrdup(csvp_field(parser, rec, i, &len, &isnull), len)));
 		*at_col = j;
-		if (!compat_input_value(&cols->infuncs[j], isnull ? NULL : (char *) f,
+		if (!compat_input_value(&cols->infuncs[j], isnull ? NULL : f,
 								cols->ioparams[j], cols->typmods[j], &values[j],
 								&failure->edata))
 		{

@@ -16,7 +16,7 @@ typedef struct ConvertFailure
 	ErrorData  *edata;			/* the error an input function reported (16+) */
 } ConvertFailure;
 
-extern void convert_prepare(IngestColumns *cols, MemoryContext cxt);
+extern void convert_prepare(IngestColumns *cols, bool decimal_comma, MemoryContext cxt);
 extern bool convert_record(const IngestColumns *cols, CsvpParser *parser,
 						   const CsvpRecord *rec, int max_record_size,
 						   Datum *values, bool *nulls, int *at_col,

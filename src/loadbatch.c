@@ -68,14 +68,15 @@ loadbatch_setup_columns(IngestLoad *ld, const CsvpRecord *header)
 						ld->job->id, ld->job->target)));
 	rel = target_open(ld->job->target, RowExclusiveLock);
 	if (ld->opts.columns != NIL)
-		target_resolve(rel, ld->opts.columns, TARGET_NAMES_OPTION, ld->job->owner,
+		target_resolve(rel, ld->opts.columns, TARGET_NAMES_OPTION, &ld->opts, ld->job->owner,
 					   &ld->cols, ld->job_cxt);
 	else if (header != NULL)
-		target_resolve(rel, header_names(ld, header), TARGET_NAMES_HEADER, ld->job->owner,
-					   &ld->cols, ld->job_cxt);
+		target_resolve(rel, header_names(ld, header), TARGET_NAMES_HEADER, &ld->opts,
+					   ld->job->owner, &ld->cols, ld->job_cxt);
 	else
-		target_resolve(rel, NIL, TARGET_NAMES_TABLE, ld->job->owner, &ld->cols, ld->job_cxt);
-	convert_prepare(&ld->cols, ld->job_cxt);
+		target_resolve(rel, NIL, TARGET_NAMES_TABLE, &ld->opts, ld->job->owner, &ld->cols,
+					   ld->job_cxt);
+	convert_prepare(&ld->cols, ld->opts.decimal_comma, ld->job_cxt);
 	insert_prepare(&ld->ins, target_name(rel), &ld->cols);
 	relation_close(rel, NoLock);
 
@@ -219,7 +220,8 @@ loadbatch_process(IngestLoad *ld)
 	}
 	MemoryContextSwitchTo(old);
 
-	shmem_worker_progress((uint64) ld->done.rows_inserted, csvp_bytes(ld->parser));
+	shmem_worker_progress((uint64) ld->done.rows_inserted,
+						  (uint64) ld->skipped_bytes + csvp_bytes(ld->parser));
 	csvp_clear(ld->parser);
 	MemoryContextReset(b->cxt);
 	ld->rejects.batch = NIL;

@@ -226,7 +226,7 @@ current_counters(IngestLoad *ld, JobCounters *c)
 {
 	ld->done.rows_rejected = ld->rejects.count;
 	ld->done.errors_stored = ld->rejects.stored;
-	ld->done.bytes_done = (int64) csvp_bytes(ld->parser);
+	ld->done.bytes_done = ld->skipped_bytes + (int64) csvp_bytes(ld->parser);
 	*c = ld->done;
 }
 
@@ -340,6 +340,7 @@ create_parser(IngestLoad *ld)
 {
 	CsvpOptions popts;
 
+	memset(&popts, 0, sizeof(popts));
 	popts.delimiter = ld->opts.delimiter;
 	popts.quote = ld->opts.quote;
 	popts.null_string = ld->opts.null_string;
@@ -348,6 +349,8 @@ create_parser(IngestLoad *ld)
 	popts.max_record_size = (size_t) ld->max_record_size;
 	/* no table has more columns; one more tells "extra data" from a fit */
 	popts.max_fields = MaxHeapAttributeNumber + 1;
+	popts.first_line = 1 + ld->opts.skip_lines;
+	ld->skip_left = ld->opts.skip_lines;
 	ld->parser = csvp_create(&popts);
 	if (ld->parser == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -397,11 +400,36 @@ loader_start(IngestJob *job, MemoryContext job_cxt)
 	return ld;
 }
 
+/*
+ * Pass over the lines "skip_lines" asks to skip (a report's preamble); a line
+ * ends at a line feed, CRLF included. Returns the offset where parsing starts.
+ */
+static size_t
+skip_lines(IngestLoad *ld, const char *buf, size_t len)
+{
+	size_t		off = 0;
+
+	while (ld->skip_left > 0 && off < len)
+	{
+		const char *nl = memchr(buf + off, '\n', len - off);
+
+		if (nl == NULL)
+			off = len;
+		else
+		{
+			off = nl - buf + 1;
+			ld->skip_left--;
+		}
+	}
+	ld->skipped_bytes += off;
+	return off;
+}
+
 /* Parse buf, loading each batch as it completes. */
 void
 loader_feed(IngestLoad *ld, const char *buf, size_t len)
 {
-	size_t		off = 0;
+	size_t		off = ld->skip_left > 0 ? skip_lines(ld, buf, len) : 0;
 
 	while (off < len)
 	{

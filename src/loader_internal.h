@@ -42,6 +42,8 @@ struct IngestLoad
 	IngestBatch batch;
 	IngestRejects rejects;
 
+	int64		skip_left;		/* lines still to skip before parsing ("skip_lines") */
+	int64		skipped_bytes;	/* their bytes, which the parser never sees */
 	int64		records_seen;	/* data records read so far in this attempt */
 	JobCounters done;			/* so far, in the open transaction too */
 	JobCounters committed;		/* as the last commit left them */

@@ -21,8 +21,8 @@
 #include "options.h"
 #include "parser.h"
 
-#define VALID_OPTIONS "header, columns, delimiter, quote, null, max_errors, commit_every, " \
-	"max_attempts, timeout, priority, keep_data, unlink"
+#define VALID_OPTIONS "header, columns, extra_columns, header_match, skip_lines, delimiter, " \
+	"quote, null, decimal, max_errors, commit_every, max_attempts, timeout, priority, keep_data, unlink"
 
 static void
 wrong_type(const char *key, const char *expected)
@@ -133,6 +133,54 @@ single_char(const char *key, JsonbValue *v)
 	return s[0];
 }
 
+/*
+ * "columns" as an object: header names to the table columns they load into,
+ * {"Energy (kWh)": "kwh"}, kept as two lists in the object's order.
+ */
+static void
+column_map(const char *key, JsonbValue *v, IngestOptions *opts)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	elem;
+	char	   *from = NULL;
+
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			if (elem.val.string.len == 0)
+				wrong_type(key, "an array of column names or an object mapping header names to column names");
+			from = pnstrdup(elem.val.string.val, elem.val.string.len);
+		}
+		else if (tok == WJB_VALUE)
+		{
+			if (elem.type != jbvString || elem.val.string.len == 0)
+				wrong_type(key, "an array of column names or an object mapping header names to column names");
+			opts->map_from = lappend(opts->map_from, from);
+			opts->map_to = lappend(opts->map_to, pnstrdup(elem.val.string.val, elem.val.string.len));
+		}
+	}
+	if (opts->map_from == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ingest option \"%s\" must name at least one column", key)));
+}
+
+/* One of the words of a choice, by its key; "words" lists them for the message. */
+static int
+choice_value(const char *key, JsonbValue *v, const char *const *words, const char *expected)
+{
+	if (v->type == jbvString)
+		for (int i = 0; words[i] != NULL; i++)
+			if (strlen(words[i]) == v->val.string.len &&
+				strncmp(words[i], v->val.string.val, v->val.string.len) == 0)
+				return i;
+	wrong_type(key, expected);
+	return -1;					/* not reached */
+}
+
 static List *
 column_list(const char *key, JsonbValue *v)
 {
@@ -168,7 +216,23 @@ set_option(IngestOptions *opts, const char *key, JsonbValue *v)
 	if (strcmp(key, "header") == 0)
 		opts->header = boolean_value(key, v);
 	else if (strcmp(key, "columns") == 0)
-		opts->columns = column_list(key, v);
+	{
+		if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+			column_map(key, v, opts);
+		else
+			opts->columns = column_list(key, v);
+	}
+	else if (strcmp(key, "extra_columns") == 0)
+		opts->extra_ignore = choice_value(key, v, (const char *const[]) {"error", "ignore", NULL},
+										  "\"error\" or \"ignore\"") == 1;
+	else if (strcmp(key, "header_match") == 0)
+		opts->header_insensitive = choice_value(key, v, (const char *const[]) {"exact", "insensitive", NULL},
+												"\"exact\" or \"insensitive\"") == 1;
+	else if (strcmp(key, "decimal") == 0)
+		opts->decimal_comma = choice_value(key, v, (const char *const[]) {".", ",", NULL},
+										   "\".\" or \",\"") == 1;
+	else if (strcmp(key, "skip_lines") == 0)
+		opts->skip_lines = nonnegative_integer(key, v);
 	else if (strcmp(key, "delimiter") == 0)
 		opts->delimiter = single_char(key, v);
 	else if (strcmp(key, "quote") == 0)
@@ -207,6 +271,12 @@ check_together(const IngestOptions *opts)
 {
 	CsvpOptions csv_options;
 	const char *problem;
+
+	if (opts->map_from != NIL && !opts->header)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ingest option \"columns\" maps header names, but \"header\" is false"),
+				 errhint("Without a header, list the target columns in file order: \"columns\": [\"a\", \"b\"].")));
 
 	memset(&csv_options, 0, sizeof(csv_options));
 	csv_options.delimiter = opts->delimiter;

@@ -12,6 +12,12 @@ typedef struct IngestOptions
 {
 	bool		header;			/* first record names the columns */
 	List	   *columns;		/* target column names in file order (char *), or NIL */
+	List	   *map_from;		/* "columns" as an object: header names (char *) ... */
+	List	   *map_to;			/* ... and the table columns they load into */
+	bool		extra_ignore;	/* "extra_columns": "ignore": unknown header names skipped */
+	bool		header_insensitive; /* "header_match": "insensitive" */
+	bool		decimal_comma;	/* "decimal": ",": numbers written 1.234,56 */
+	int64		skip_lines;		/* lines before the header (or the data) */
 	char		delimiter;
 	char		quote;
 	char	   *null_string;	/* NULL: an unquoted empty field is NULL */

@@ -220,8 +220,9 @@ csvp_create(const CsvpOptions *options)
 	p->csv_options = CSV_STRICT | CSV_STRICT_FINI |
 		(p->null_string == NULL ? CSV_EMPTY_IS_NULL : 0);
 	init_libcsv(p);
-	p->line = 1;
-	p->cur_start = 1;
+	/* lines skipped before the parser was fed still count: numbers stay physical */
+	p->line = options->first_line > 0 ? options->first_line : 1;
+	p->cur_start = p->line;
 	return p;
 }
 

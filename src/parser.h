@@ -48,6 +48,7 @@ typedef struct CsvpOptions
 	size_t		max_field_size; /* 0: no limit but the allocator's */
 	size_t		max_record_size;	/* bytes of all fields of a record; 0: none */
 	int			max_fields;		/* fields kept per record; 0: no limit */
+	int64_t		first_line;		/* the number of the first line fed; 0 means 1 */
 } CsvpOptions;
 
 typedef struct CsvpParser CsvpParser;

@@ -58,12 +58,28 @@ target_name(Relation rel)
 }
 
 /*
- * The column called name, or -1. A header written by hand often differs from
- * the table only in case, so for a header a unique match ignoring case will
- * do; the columns option is taken as written, as SQL takes quoted names.
+ * Does header field h name n? Exactly, or with "header_match": "insensitive"
+ * ignoring case and the spaces around h (what a hand-written or exported
+ * header often differs by).
  */
+static bool
+names_match(const char *h, const char *n, bool insensitive)
+{
+	size_t		len;
+
+	if (!insensitive)
+		return strcmp(h, n) == 0;
+	while (*h == ' ' || *h == '\t')
+		h++;
+	len = strlen(h);
+	while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t'))
+		len--;
+	return strlen(n) == len && pg_strncasecmp(h, n, len) == 0;
+}
+
+/* The column called name: its index, -1 if none, -2 if more than one match. */
 static int
-find_column(TupleDesc desc, const char *name, bool any_case)
+find_column(TupleDesc desc, const char *name, bool insensitive)
 {
 	int			found = -1;
 
@@ -74,16 +90,16 @@ find_column(TupleDesc desc, const char *name, bool any_case)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return i;
 	}
-	if (!any_case)
+	if (!insensitive)
 		return -1;
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (!att->attisdropped && pg_strcasecmp(NameStr(att->attname), name) == 0)
+		if (!att->attisdropped && names_match(name, NameStr(att->attname), true))
 		{
 			if (found >= 0)
-				return -1;
+				return -2;
 			found = i;
 		}
 	}
@@ -115,21 +131,101 @@ check_column(Relation rel, Form_pg_attribute att, Oid role)
 				 errhint("List the columns the role may insert with \"columns\", or grant it INSERT on them.")));
 }
 
+/* The index in opts->map_from of the key header field h matches, or -1. */
+static int
+mapped_from(const IngestOptions *opts, const char *h)
+{
+	ListCell   *lc;
+
+	foreach(lc, opts->map_from)
+		if (names_match(h, lfirst(lc), opts->header_insensitive))
+			return foreach_current_index(lc);
+	return -1;
+}
+
+/*
+ * The column header field h loads into: the one "columns" maps it to, else
+ * the one it names; NULL for a field "extra_columns": "ignore" skips.
+ */
+static Form_pg_attribute
+header_column(Relation rel, const char *h, const IngestOptions *opts)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			k = mapped_from(opts, h);
+	int			idx;
+
+	if (k >= 0)
+	{
+		const char *to = list_nth(opts->map_to, k);
+
+		idx = find_column(desc, to, false);
+		if (idx < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" listed in the columns option does not exist in table %s",
+							to, target_name(rel)),
+					 errdetail("The columns option maps header field \"%s\" to it.", h)));
+		return TupleDescAttr(desc, idx);
+	}
+	idx = find_column(desc, h, opts->header_insensitive);
+	if (idx == -2)
+		ereport(ERROR,
+				(errcode(ERRCODE_AMBIGUOUS_COLUMN),
+				 errmsg("column \"%s\" named in the header matches more than one column of table %s",
+						h, target_name(rel)),
+				 errhint("Map it with \"columns\": {\"%s\": \"column\"}.", h)));
+	if (idx >= 0)
+		return TupleDescAttr(desc, idx);
+	if (opts->extra_ignore)
+		return NULL;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" named in the header does not exist in table %s",
+					h, target_name(rel)),
+			 errhint("Rename the header or the column, map it with \"columns\": {\"%s\": \"column\"}, skip it with \"extra_columns\": \"ignore\"%s.",
+					 h, opts->header_insensitive ? "" : ", or match case and spaces loosely with \"header_match\": \"insensitive\"")));
+	return NULL;				/* not reached */
+}
+
+/* Every header field "columns" maps must be in the header. */
+static void
+check_mapped_fields(List *header, const IngestOptions *opts)
+{
+	ListCell   *lc;
+
+	foreach(lc, opts->map_from)
+	{
+		const char *from = lfirst(lc);
+		ListCell   *h;
+		bool		found = false;
+
+		foreach(h, header)
+			found |= names_match(lfirst(h), from, opts->header_insensitive);
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("the columns option maps header field \"%s\", which the header does not have",
+							from)));
+	}
+}
+
 /*
  * Resolve the columns to load, named by names (from the columns option or
  * the header) or, with TARGET_NAMES_TABLE, every column that can be loaded;
- * check each (it exists, once, is not generated, role may insert into it).
- * Fills cols' names, attnums, types and typmods, allocated in cxt.
+ * check each (it exists, is loaded once, is not generated, role may insert
+ * into it). Fills cols, allocated in cxt, but its input functions.
  */
 void
-target_resolve(Relation rel, List *names, TargetNames from, Oid role,
-			   IngestColumns *cols, MemoryContext cxt)
+target_resolve(Relation rel, List *names, TargetNames from, const IngestOptions *opts,
+			   Oid role, IngestColumns *cols, MemoryContext cxt)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	List	   *atts = NIL;
 	ListCell   *lc;
 	int			n = 0;
 
+	cols->nfields = from == TARGET_NAMES_TABLE ? 0 : list_length(names);
+	cols->field_col = MemoryContextAlloc(cxt, sizeof(int) * (desc->natts + cols->nfields + 1));
 	if (from == TARGET_NAMES_TABLE)
 	{
 		for (int i = 0; i < desc->natts; i++)
@@ -137,32 +233,45 @@ target_resolve(Relation rel, List *names, TargetNames from, Oid role,
 			Form_pg_attribute att = TupleDescAttr(desc, i);
 
 			if (!att->attisdropped && !att->attgenerated)
+			{
+				cols->field_col[cols->nfields++] = list_length(atts);
 				atts = lappend(atts, att);
+			}
 		}
 	}
+	if (from == TARGET_NAMES_HEADER)
+		check_mapped_fields(names, opts);
 	foreach(lc, names)
 	{
 		const char *name = lfirst(lc);
-		int			idx = find_column(desc, name, from == TARGET_NAMES_HEADER);
 		Form_pg_attribute att;
 		ListCell   *prev;
 
-		if (idx < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column \"%s\" %s does not exist in table %s",
-							name,
-							from == TARGET_NAMES_OPTION ? "listed in the columns option" : "named in the header",
-							target_name(rel)),
-					 from == TARGET_NAMES_HEADER ?
-					 errhint("Rename the header or the column, or list the target columns with \"columns\" (the header is then skipped).") : 0));
-		att = TupleDescAttr(desc, idx);
+		if (from == TARGET_NAMES_HEADER)
+			att = header_column(rel, name, opts);
+		else
+		{
+			int			idx = find_column(desc, name, false);
+
+			if (idx < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" listed in the columns option does not exist in table %s",
+								name, target_name(rel))));
+			att = TupleDescAttr(desc, idx);
+		}
+		if (att == NULL)
+		{
+			cols->field_col[foreach_current_index(lc)] = -1;
+			continue;
+		}
 		foreach(prev, atts)
 			if (((Form_pg_attribute) lfirst(prev))->attnum == att->attnum)
 				ereport(ERROR,
 						(errcode(ERRCODE_DUPLICATE_COLUMN),
 						 errmsg("column \"%s\" appears more than once in %s",
 								NameStr(att->attname), names_source(from))));
+		cols->field_col[foreach_current_index(lc)] = list_length(atts);
 		atts = lappend(atts, att);
 	}
 
@@ -187,9 +296,9 @@ target_resolve(Relation rel, List *names, TargetNames from, Oid role,
 
 /*
  * At enqueue: role must be able to insert what the job will insert: the
- * listed columns, every column when the file has neither header nor column
- * list, or at least one column when the header decides (the worker resolves
- * the header's names once it has read them).
+ * listed (or mapped-to) columns, every column when the file has neither
+ * header nor column list, or at least one column when the header decides
+ * (the header's names are resolved once it is read).
  */
 void
 target_check_enqueue(Oid relid, const IngestOptions *opts, Oid role)
@@ -207,9 +316,12 @@ target_check_enqueue(Oid relid, const IngestOptions *opts, Oid role)
 						get_namespace_name(RelationGetNamespace(rel)))));
 
 	if (opts->columns != NIL)
-		target_resolve(rel, opts->columns, TARGET_NAMES_OPTION, role, &cols, CurrentMemoryContext);
+		target_resolve(rel, opts->columns, TARGET_NAMES_OPTION, opts, role, &cols, CurrentMemoryContext);
+	else if (opts->map_to != NIL)
+		/* the header is read later; the columns it is mapped to are known now */
+		target_resolve(rel, opts->map_to, TARGET_NAMES_OPTION, opts, role, &cols, CurrentMemoryContext);
 	else if (!opts->header)
-		target_resolve(rel, NIL, TARGET_NAMES_TABLE, role, &cols, CurrentMemoryContext);
+		target_resolve(rel, NIL, TARGET_NAMES_TABLE, opts, role, &cols, CurrentMemoryContext);
 	else if (!identity_can_insert(relid, 0, role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -12,9 +12,11 @@
 #include "storage/lockdefs.h"
 #include "utils/relcache.h"
 
-/* The columns a load fills, in file order. */
+/* The columns a load fills, and which field of a record fills each. */
 typedef struct IngestColumns
 {
+	int			nfields;		/* fields a record has */
+	int		   *field_col;		/* per field: the column it fills, or -1: skipped */
 	int			ncols;
 	AttrNumber *attnums;
 	char	  **names;
@@ -22,19 +24,21 @@ typedef struct IngestColumns
 	int32	   *typmods;
 	FmgrInfo   *infuncs;		/* set by convert_prepare */
 	Oid		   *ioparams;
+	bool	   *decimal_comma;	/* per column, with "decimal": ","; else NULL */
 } IngestColumns;
 
 /* Where the names of the columns to load come from. */
 typedef enum TargetNames
 {
 	TARGET_NAMES_OPTION,		/* the "columns" option: names as written */
-	TARGET_NAMES_HEADER,		/* the file's header: a unique match in another case will do */
+	TARGET_NAMES_HEADER,		/* the file's header, mapped by "columns", matched by "header_match" */
 	TARGET_NAMES_TABLE			/* none: every column that can be loaded, in table order */
 } TargetNames;
 
 extern Relation target_open(Oid relid, LOCKMODE lockmode);
 extern char *target_name(Relation rel);
-extern void target_resolve(Relation rel, List *names, TargetNames from, Oid role,
+extern void target_resolve(Relation rel, List *names, TargetNames from,
+						   const IngestOptions *opts, Oid role,
 						   IngestColumns *cols, MemoryContext cxt);
 extern void target_check_enqueue(Oid relid, const IngestOptions *opts, Oid role);
 
