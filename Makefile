@@ -24,6 +24,7 @@ OBJS = \
 	src/loadbatch.o \
 	src/batchscan.o \
 	src/target.o \
+	src/header.o \
 	src/batch.o \
 	src/convert.o \
 	src/insert.o \

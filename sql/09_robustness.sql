@@ -37,8 +37,10 @@ SELECT line_number, sqlstate FROM errors(:id);
 SELECT * FROM rb ORDER BY id;
 TRUNCATE rb;
 
--- binary garbage: the job fails with a reason, and nothing is inserted
-SELECT ingest.enqueue_data('rb', decode(repeat('00ff22fe0d0a2c5c', 4096), 'hex')) AS id \gset
+-- binary garbage: the job fails with a reason, and nothing is inserted (without a header:
+-- a header is read at enqueue, which would refuse this at once)
+SELECT ingest.enqueue_data('rb', decode(repeat('00ff22fe0d0a2c5c', 4096), 'hex'),
+                           '{"header": false}') AS id \gset
 SELECT ingest.wait(:id);
 SELECT state, rows_inserted, last_error IS NOT NULL AS has_reason FROM ingest.upload_jobs WHERE id = :id;
 SELECT count(*) FROM rb;

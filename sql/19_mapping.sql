@@ -16,10 +16,9 @@ SELECT * FROM job(:id);
 SELECT ts, kwh, site, note FROM meter ORDER BY ts;
 DELETE FROM meter;
 
--- a header field neither mapped nor in the table: refused, naming it and the options
-SELECT ingest.enqueue_data('meter', csv(E'ts,kwh,Comment\n2024-01-01 00:00+00,1,hello\n')) AS id \gset
-SELECT ingest.wait(:id);
-SELECT * FROM job(:id);
+-- a header field neither mapped nor in the table: refused, naming it and the options; the
+-- header is read at enqueue (for data, files, large objects, and chunk 0 of an upload)
+SELECT ingest.enqueue_data('meter', csv(E'ts,kwh,Comment\n2024-01-01 00:00+00,1,hello\n'));
 -- ... or skipped with "extra_columns": "ignore"
 SELECT ingest.enqueue_data('meter', csv(E'ts,Comment,kwh\n2024-01-01 00:00+00,hello,1\n'),
        '{"extra_columns": "ignore"}') AS id \gset
@@ -29,9 +28,7 @@ SELECT ts, kwh, site, note FROM meter;
 DELETE FROM meter;
 
 -- names match exactly by default; "header_match": "insensitive" ignores case and spaces
-SELECT ingest.enqueue_data('meter', csv(E'TS,KWh\n2024-01-01 00:00+00,3\n')) AS id \gset
-SELECT ingest.wait(:id);
-SELECT * FROM job(:id);
+SELECT ingest.enqueue_data('meter', csv(E'TS,KWh\n2024-01-01 00:00+00,3\n'));
 SELECT ingest.enqueue_data('meter', csv(E' TS , KWh ,Site\n2024-01-01 00:00+00,3,east\n'),
        '{"header_match": "insensitive"}') AS id \gset
 SELECT ingest.wait(:id);
@@ -43,16 +40,11 @@ SELECT ingest.wait(:id);
 SELECT ts, kwh, site FROM meter ORDER BY kwh;
 DELETE FROM meter;
 
--- a mapped header field the file does not have fails the job
+-- a mapped header field the file does not have; two header fields loading one column
 SELECT ingest.enqueue_data('meter', csv(E'ts\n2024-01-01 00:00+00\n'),
-       '{"columns": {"Energy": "kwh"}}') AS id \gset
-SELECT ingest.wait(:id);
-SELECT * FROM job(:id);
--- two header fields loading one column
+       '{"columns": {"Energy": "kwh"}}');
 SELECT ingest.enqueue_data('meter', csv(E'kwh,Energy\n1,2\n'),
-       '{"columns": {"Energy": "kwh"}}') AS id \gset
-SELECT ingest.wait(:id);
-SELECT * FROM job(:id);
+       '{"columns": {"Energy": "kwh"}}');
 
 -- what a map names is checked at enqueue: the column exists, the role may insert into it
 SELECT ingest.enqueue_data('meter', csv(E'a\n1\n'), '{"columns": {"a": "nope"}}');
@@ -64,9 +56,21 @@ SELECT ingest.enqueue_data('meter', csv(E'a\n1\n'), '{"header_match": true}');
 SELECT ingest.enqueue_data('meter', csv(E'a\n1\n'), '{"decimal": ";"}');
 -- an unmapped header field the role may not insert is refused when the header is read
 SELECT ingest.enqueue_data('meter_ro', csv(E'T,secret\n2024-01-01 00:00+00,x\n'),
-       '{"columns": {"T": "ts"}}') AS id \gset
-SELECT ingest.wait(:id);
-SELECT * FROM job(:id);
+       '{"columns": {"T": "ts"}}');
+-- chunk 0 of an upload brings the header: its error comes from upload_chunk
+SELECT ingest.begin_upload('meter') AS up \gset
+SELECT ingest.upload_chunk(:up, 0, csv(E'ts,kwh,Comment\n2024-01-01 00:00+00,1,hello\n'));
+SELECT ingest.upload_chunk(:up, 0, csv(E'ts,kwh\n2024-01-01 00:00+00,1\n'));
+SELECT ingest.upload_chunk(:up, 1, csv(E'2024-01-02 00:00+00,2\n'));
+SELECT ingest.finish_upload(:up);
+SELECT ingest.wait(:up);
+SELECT * FROM job(:up);
+DELETE FROM meter;
+-- a file on the server: its first 64 kB at enqueue
+RESET ROLE;
+COPY (SELECT 'ts,Comment' UNION ALL SELECT '2024-01-01 00:00+00,x') TO '/tmp/ingest_regress_files/mapping_bad_header.csv';
+SELECT ingest.enqueue_file('meter', '/tmp/ingest_regress_files/mapping_bad_header.csv');
+SET ROLE regress_plain;
 
 -- "decimal": ",": numeric, real and double columns read 1.234,56; text is untouched; a
 -- point that does not group thousands is an error, never silently another number

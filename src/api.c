@@ -53,15 +53,21 @@ ingest_enqueue_data(PG_FUNCTION_ARGS)
 {
 	bytea	   *data;
 	int64		size;
+	SourceHead	head;
 
 	enqueue_not_null(fcinfo, 0, "target table");
 	enqueue_not_null(fcinfo, 1, "data");
 	data = PG_GETARG_BYTEA_PP(1);
 	size = VARSIZE_ANY_EXHDR(data);
 
+	head.bytes = VARDATA_ANY(data);
+	head.len = size;
+	head.complete = true;
+	head.where = "uploaded data";
 	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0),
 								psprintf("uploaded data (" INT64_FORMAT " bytes)", size),
-								JOB_SOURCE_DATA, enqueue_options_arg(fcinfo, 2), size, data, false));
+								JOB_SOURCE_DATA, enqueue_options_arg(fcinfo, 2), size, data, false,
+								&head));
 }
 
 Datum
@@ -70,6 +76,8 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 	char	   *path;
 	char	   *resolved;
 	int64		size;
+	char	   *bytes;
+	SourceHead	head;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -86,8 +94,13 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	resolved = reader_resolve_path(path, &size);
 
+	/* the start of the file, for the header to be checked now */
+	bytes = palloc(EARLY_HEADER_BYTES);
+	head.len = reader_file_head(resolved, bytes, EARLY_HEADER_BYTES, &head.complete);
+	head.bytes = bytes;
+	head.where = psprintf("file \"%s\"", resolved);
 	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0), resolved, JOB_SOURCE_FILE,
-								enqueue_options_arg(fcinfo, 2), size, NULL, false));
+								enqueue_options_arg(fcinfo, 2), size, NULL, false, &head));
 }
 
 Datum

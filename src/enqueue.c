@@ -37,6 +37,7 @@
 
 #include "compat.h"
 #include "enqueue.h"
+#include "header.h"
 #include "identity.h"
 #include "settings.h"
 #include "jobs.h"
@@ -209,7 +210,7 @@ enqueue_cancel_at_commit(int64 job_id)
  */
 int64
 enqueue_job(Oid target, const char *source, JobSourceType source_type, Jsonb *options,
-			int64 size, bytea *data, bool uploading)
+			int64 size, bytea *data, bool uploading, const SourceHead *head)
 {
 	IngestOptions opts;
 	JobSpec		spec;
@@ -220,6 +221,8 @@ enqueue_job(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 	if (size >= 0)
 		reader_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
 					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");
+	if (head != NULL)
+		header_check_early(target, &opts, head);
 
 	memset(&spec, 0, sizeof(spec));
 	spec.owner = GetUserId();

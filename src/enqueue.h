@@ -7,11 +7,13 @@
 #define INGEST_ENQUEUE_H
 
 #include "fmgr.h"
+#include "header.h"
 #include "jobs.h"
 
 extern void enqueue_init(void);
 extern int64 enqueue_job(Oid target, const char *source, JobSourceType source_type,
-						 Jsonb *options, int64 size, bytea *data, bool uploading);
+						 Jsonb *options, int64 size, bytea *data, bool uploading,
+						 const SourceHead *head);
 extern void enqueue_wake_at_commit(void);
 extern void enqueue_cancel_at_commit(int64 job_id);
 extern Jsonb *enqueue_options_arg(FunctionCallInfo fcinfo, int argno);

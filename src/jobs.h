@@ -133,7 +133,8 @@ extern bool jobs_queued_exist(void);
 extern bool jobs_job_visible(int64 job_id, Oid caller);
 
 /* jobs_data.c: uploads in chunks, their expiry, and the stored bytes */
-extern int64 jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller);
+extern int64 jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller,
+							   Oid *target, Jsonb **options);
 extern int64 jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller);
 extern int64 jobs_expire_uploads(void);
 extern void jobs_drop_data(int64 job_id);

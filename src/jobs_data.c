@@ -41,7 +41,7 @@
  * caller has SPI connected.
  */
 static int64
-lock_upload(int64 job_id, Oid caller, bool finishing)
+lock_upload(int64 job_id, Oid caller, bool finishing, Oid *target, Jsonb **options)
 {
 	Oid			types[5];
 	Datum		values[5];
@@ -64,13 +64,28 @@ lock_upload(int64 job_id, Oid caller, bool finishing)
 	 * one aborted by an error here) must never be one a worker waits for.
 	 * Not read-only: after waiting for the lock, see the row as it is now.
 	 */
-	jobs_exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant "
+	jobs_exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant, "
+					   "  target::oid, options "
 					   "FROM ingest_private.upload_jobs WHERE id = $1 AND state = 'uploading' "
 					   "  AND owner = $2::regrole AND (NOT $3 OR tenant = $4) "
 					   "FOR UPDATE",
 					   4, types, values, nulls, false);
 	if (SPI_processed == 1)
-		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	{
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		if (target)
+			*target = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+		if (options)
+		{
+			Datum		d = SPI_getbinval(tup, desc, 7, &isnull);
+
+			/* in the caller's memory: SPI's goes at SPI_finish */
+			*options = isnull ? NULL :
+				(Jsonb *) SPI_datumTransfer(PointerGetDatum(PG_DETOAST_DATUM(d)), false, -1);
+		}
+		return DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	}
 
 	/* why not, without locking */
 	jobs_exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant "
@@ -132,7 +147,8 @@ lock_upload(int64 job_id, Oid caller, bool finishing)
  * replacement.
  */
 int64
-jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller)
+jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller, Oid *target,
+				  Jsonb **options)
 {
 	Oid			types[3] = {INT8OID, INT4OID, BYTEAOID};
 	Datum		values[3];
@@ -146,7 +162,7 @@ jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller)
 	values[2] = PointerGetDatum(data);
 
 	SPI_connect();
-	total = lock_upload(job_id, caller, false);
+	total = lock_upload(job_id, caller, false, target, options);
 
 	/* not read-only: a chunk committed while we waited for the lock must be seen */
 	jobs_exec_as_owner("SELECT data = $3, pg_catalog.octet_length(data) FROM ingest_private.job_chunks "
@@ -206,7 +222,7 @@ jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller)
 
 	values[0] = Int64GetDatum(job_id);
 	SPI_connect();
-	(void) lock_upload(job_id, caller, true);
+	(void) lock_upload(job_id, caller, true, NULL, NULL);
 
 	jobs_exec_as_owner("SELECT count(*), min(seq), max(seq), "
 					   "  COALESCE(sum(pg_catalog.octet_length(data)), 0)::int8 "

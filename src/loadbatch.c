@@ -18,38 +18,9 @@
 #include "utils/syscache.h"
 
 #include "convert.h"
+#include "header.h"
 #include "loader_internal.h"
 #include "shmem.h"
-
-/* The header's names, checked to be names. */
-static List *
-header_names(IngestLoad *ld, const CsvpRecord *header)
-{
-	List	   *names = NIL;
-
-	for (int i = 0; i < header->nfields; i++)
-	{
-		size_t		len;
-		bool		isnull;
-		const char *f = csvp_field(ld->parser, header, i, &len, &isnull);
-		char	   *bad_text;
-
-		if (isnull || len == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-					 errmsg("%s, line " INT64_FORMAT ": header field %d is empty",
-							ld->where, header->line, i + 1),
-					 errhint("Name every column in the header, or set \"header\": false and list the columns with \"columns\".")));
-		bad_text = convert_invalid_text(f, len);
-		if (bad_text != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
-					 errmsg("%s, line " INT64_FORMAT ": header field %d: %s",
-							ld->where, header->line, i + 1, bad_text)));
-		names = lappend(names, pstrdup(f));
-	}
-	return names;
-}
 
 /*
  * Fix the target columns (from the columns option, the header record, or
@@ -71,7 +42,7 @@ loadbatch_setup_columns(IngestLoad *ld, const CsvpRecord *header)
 		target_resolve(rel, ld->opts.columns, TARGET_NAMES_OPTION, &ld->opts, ld->job->owner,
 					   &ld->cols, ld->job_cxt);
 	else if (header != NULL)
-		target_resolve(rel, header_names(ld, header), TARGET_NAMES_HEADER, &ld->opts,
+		target_resolve(rel, header_names(ld->parser, header, ld->where), TARGET_NAMES_HEADER, &ld->opts,
 					   ld->job->owner, &ld->cols, ld->job_cxt);
 	else
 		target_resolve(rel, NIL, TARGET_NAMES_TABLE, &ld->opts, ld->job->owner, &ld->cols,

@@ -346,6 +346,70 @@ reader_check_size(int64 size, const char *what)
 				 errhint("Split the file, or ask an administrator to raise ingest.max_file_size.")));
 }
 
+/*
+ * Open a file that reader_resolve_path accepted, for reading: non-blocking,
+ * so a FIFO put in the file's place cannot hang us, and checked to be what
+ * the path resolved to when it was checked.
+ */
+static int
+open_file(const char *path, int64 *size)
+{
+	int			fd;
+	struct stat st;
+	int			flags;
+	char		opened[64];
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | PG_BINARY, 0);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for ingest: %m", path)));
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a regular file", path)));
+	flags = fcntl(fd, F_GETFL);
+	if (flags >= 0)
+		(void) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+
+	/*
+	 * A directory on the path may have been swapped for a symlink between
+	 * the check and the open: check what was really opened.
+	 */
+	snprintf(opened, sizeof(opened), "/proc/self/fd/%d", fd);
+	if (access("/proc/self/fd", F_OK) == 0)
+		(void) reader_resolve_path(opened, NULL);
+	*size = st.st_size;
+	return fd;
+}
+
+/*
+ * The first bytes of a file that reader_resolve_path accepted (the header
+ * checked at enqueue): at most len into buf; *complete when that is all of it.
+ */
+size_t
+reader_file_head(const char *path, char *buf, size_t len, bool *complete)
+{
+	int64		size;
+	int			fd = open_file(path, &size);
+	ssize_t		n;
+
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", path)));
+	*complete = (int64) n >= size;
+	return (size_t) n;
+}
+
 /* The same while reading: the source grew after the load started. */
 static void
 check_size(IngestReader *r, int64 size, bool at_open)
@@ -378,9 +442,6 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 	if (job->source_type == JOB_SOURCE_FILE)
 	{
 		char	   *path = reader_resolve_path(job->source, NULL);
-		char		opened[64];
-		struct stat st;
-		int			flags;
 
 		r->what = MemoryContextStrdup(cxt, psprintf("file \"%s\"", path));
 		if (!superuser_arg(job->owner) &&
@@ -390,32 +451,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 					 errmsg("permission denied to load a file on the database server"),
 					 errdetail("The owner of the job is no longer a superuser or a member of pg_read_server_files.")));
 
-		/* non-blocking, so a FIFO put in the file's place cannot hang us */
-		r->fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | PG_BINARY, 0);
-		if (r->fd < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not open file \"%s\" for ingest: %m", path)));
-		if (fstat(r->fd, &st) != 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not stat file \"%s\": %m", path)));
-		if (!S_ISREG(st.st_mode))
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("\"%s\" is not a regular file", path)));
-		flags = fcntl(r->fd, F_GETFL);
-		if (flags >= 0)
-			(void) fcntl(r->fd, F_SETFL, flags & ~O_NONBLOCK);
-
-		/*
-		 * A directory on the path may have been swapped for a symlink
-		 * between the check and the open: check what was really opened.
-		 */
-		snprintf(opened, sizeof(opened), "/proc/self/fd/%d", r->fd);
-		if (access("/proc/self/fd", F_OK) == 0)
-			(void) reader_resolve_path(opened, NULL);
-		r->size = st.st_size;
+		r->fd = open_file(path, &r->size);
 	}
 	else if (job->source_type == JOB_SOURCE_DATA)
 	{

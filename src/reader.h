@@ -19,6 +19,7 @@ extern size_t reader_read(IngestReader *r, char *buf, size_t len);
 extern void reader_succeeded(IngestReader *r, const IngestOptions *opts);
 
 extern char *reader_resolve_path(const char *path, int64 *size);
+extern size_t reader_file_head(const char *path, char *buf, size_t len, bool *complete);
 extern void reader_check_size(int64 size, const char *what);
 extern int64 reader_lo_io(Oid loid, int64 offset, char *buf, int len);
 extern bool reader_lo_owned_by(Oid loid, Oid role);

@@ -33,6 +33,7 @@
 #include "utils/guc.h"
 
 #include "enqueue.h"
+#include "header.h"
 #include "settings.h"
 #include "jobs.h"
 #include "options.h"
@@ -78,7 +79,8 @@ ingest_begin_upload(PG_FUNCTION_ARGS)
 
 	/* size 0 so far: bytes_total counts the bytes as they arrive */
 	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0), "uploaded data (in chunks)",
-								JOB_SOURCE_CHUNKS, enqueue_options_arg(fcinfo, 1), 0, NULL, true));
+								JOB_SOURCE_CHUNKS, enqueue_options_arg(fcinfo, 1), 0, NULL, true,
+								NULL));
 }
 
 Datum
@@ -88,6 +90,8 @@ ingest_upload_chunk(PG_FUNCTION_ARGS)
 	int32		seq;
 	bytea	   *data;
 	int64		total;
+	Oid			target;
+	Jsonb	   *options;
 
 	enqueue_not_null(fcinfo, 0, "job_id");
 	enqueue_not_null(fcinfo, 1, "seq");
@@ -119,7 +123,21 @@ ingest_upload_chunk(PG_FUNCTION_ARGS)
 				 errmsg("chunk %d of upload job " INT64_FORMAT " is empty", seq, job_id),
 				 errhint("Every chunk carries data (the last may be short); an empty upload needs no chunk at all.")));
 
-	total = jobs_upload_chunk(job_id, seq, data, GetUserId());
+	total = jobs_upload_chunk(job_id, seq, data, GetUserId(), &target, &options);
+
+	/* the first chunk starts the file: its header can be checked now */
+	if (seq == 0)
+	{
+		IngestOptions opts;
+		SourceHead	head;
+
+		options_parse(options, &opts);
+		head.bytes = VARDATA_ANY(data);
+		head.len = VARSIZE_ANY_EXHDR(data);
+		head.complete = false;
+		head.where = psprintf("chunk 0 of upload job " INT64_FORMAT, job_id);
+		header_check_early(target, &opts, &head);
+	}
 
 	/*
 	 * Counted as the bytes arrive, not only at the end: nobody can park
@@ -163,6 +181,8 @@ ingest_enqueue_lo(PG_FUNCTION_ARGS)
 	IngestOptions opts;
 	Oid			userid = GetUserId();
 	int64		size;
+	char	   *bytes;
+	SourceHead	head;
 
 	enqueue_not_null(fcinfo, 0, "target table");
 	enqueue_not_null(fcinfo, 1, "loid");
@@ -195,6 +215,13 @@ ingest_enqueue_lo(PG_FUNCTION_ARGS)
 				 errdetail("The unlink option removes the large object after a successful load.")));
 
 	size = reader_lo_io(loid, 0, NULL, 0);
+
+	/* the start of the object, for the header to be checked now */
+	bytes = palloc(EARLY_HEADER_BYTES);
+	head.len = reader_lo_io(loid, 0, bytes, EARLY_HEADER_BYTES);
+	head.bytes = bytes;
+	head.complete = (int64) head.len >= size;
+	head.where = psprintf("large object %u", loid);
 	PG_RETURN_INT64(enqueue_job(PG_GETARG_OID(0), psprintf("large object %u", loid),
-								JOB_SOURCE_LO, options, size, NULL, false));
+								JOB_SOURCE_LO, options, size, NULL, false, &head));
 }

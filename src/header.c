@@ -1,0 +1,137 @@
+/*
+ * header.c
+ *		A file's header: its names, checked against the target table as soon
+ *		as the first bytes are known.
+ *
+ * The worker resolves the header when it reads it (loadbatch.c). An app
+ * would rather tell its user while they are still on the upload page, so
+ * the same resolution runs early, as the submitting role, on the first bytes
+ * the server has: the data given to enqueue_data, the start of a file or a
+ * large object at enqueue, chunk 0 of an upload when it arrives. Early means
+ * what a later check would say, sooner; the worker checks again (grants and
+ * columns may change while a job waits). When the first bytes do not hold
+ * the whole header, the early check says nothing.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "miscadmin.h"
+
+#include "convert.h"
+#include "header.h"
+#include "settings.h"
+#include "target.h"
+
+/* The header's names, checked to be names; where names the source in messages. */
+List *
+header_names(CsvpParser *parser, const CsvpRecord *header, const char *where)
+{
+	List	   *names = NIL;
+
+	if (header->error != CSVP_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("%s, line " INT64_FORMAT ": could not read the header: %s",
+						where, header->line, csvp_error_message(header->error))));
+	for (int i = 0; i < header->nfields; i++)
+	{
+		size_t		len;
+		bool		isnull;
+		const char *f = csvp_field(parser, header, i, &len, &isnull);
+		char	   *bad_text;
+
+		if (isnull || len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("%s, line " INT64_FORMAT ": header field %d is empty",
+							where, header->line, i + 1),
+					 errhint("Name every column in the header, or set \"header\": false and list the columns with \"columns\".")));
+		bad_text = convert_invalid_text(f, len);
+		if (bad_text != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+					 errmsg("%s, line " INT64_FORMAT ": header field %d: %s",
+							where, header->line, i + 1, bad_text)));
+		names = lappend(names, pnstrdup(f, len));
+	}
+	return names;
+}
+
+/* The offset past the first n lines of bytes, or -1 if it has fewer. */
+static ssize_t
+past_lines(const char *bytes, size_t len, int64 n)
+{
+	size_t		off = 0;
+
+	for (; n > 0; n--)
+	{
+		const char *nl = memchr(bytes + off, '\n', len - off);
+
+		if (nl == NULL)
+			return -1;
+		off = nl - bytes + 1;
+	}
+	return off;
+}
+
+static void
+free_parser(void *arg)
+{
+	csvp_destroy((CsvpParser *) arg);
+}
+
+/*
+ * Check the header in the first bytes of a source against target, as the
+ * current role. Says nothing when no header is to be resolved or the bytes
+ * do not hold it all.
+ */
+void
+header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head)
+{
+	const char *bytes = head->bytes;
+	size_t		len = head->len;
+	CsvpOptions popts;
+	CsvpParser *parser;
+	MemoryContextCallback *cb;
+	ssize_t		off;
+	Relation	rel;
+	IngestColumns cols;
+
+	if (!opts->header || opts->columns != NIL)
+		return;
+	/* compressed: only the worker, which inflates it, reads the header */
+	if (len >= 2 && (unsigned char) bytes[0] == 0x1f && (unsigned char) bytes[1] == 0x8b)
+		return;
+	off = past_lines(bytes, len, opts->skip_lines);
+	if (off < 0)
+		return;
+
+	memset(&popts, 0, sizeof(popts));
+	popts.delimiter = opts->delimiter;
+	popts.quote = opts->quote;
+	popts.null_string = opts->null_string;
+	popts.max_field_size = (size_t) ingest_max_record_size;
+	popts.max_record_size = (size_t) ingest_max_record_size;
+	popts.max_fields = MaxHeapAttributeNumber + 1;
+	popts.first_line = 1 + opts->skip_lines;
+	parser = csvp_create(&popts);
+	if (parser == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	/* freed with this memory context, also when an error leaves it */
+	cb = palloc(sizeof(MemoryContextCallback));
+	cb->func = free_parser;
+	cb->arg = parser;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+
+	if (csvp_feed(parser, bytes + off, len - off, 1) == (size_t) -1 ||
+		(head->complete && csvp_nrecords(parser) == 0 && !csvp_finish(parser)))
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (csvp_nrecords(parser) == 0)
+		return;
+
+	rel = target_open(target, AccessShareLock);
+	target_resolve(rel, header_names(parser, csvp_record(parser, 0), head->where),
+				   TARGET_NAMES_HEADER, opts, GetUserId(), &cols, CurrentMemoryContext);
+	relation_close(rel, AccessShareLock);
+}

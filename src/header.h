@@ -1,0 +1,27 @@
+/*
+ * header.h
+ *		A file's header: its names, and the check of them against the target
+ *		as soon as the first bytes are known.
+ */
+#ifndef INGEST_HEADER_H
+#define INGEST_HEADER_H
+
+#include "options.h"
+#include "parser.h"
+
+/* How much of a source the early check reads: a header is rarely longer. */
+#define EARLY_HEADER_BYTES		(64 * 1024)
+
+/* The first bytes of a source, as far as the server has them at enqueue. */
+typedef struct SourceHead
+{
+	const char *bytes;
+	size_t		len;
+	bool		complete;		/* they are all of the source */
+	const char *where;			/* the source, for messages */
+} SourceHead;
+
+extern List *header_names(CsvpParser *parser, const CsvpRecord *header, const char *where);
+extern void header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head);
+
+#endif							/* INGEST_HEADER_H */
