@@ -41,6 +41,7 @@
 
 #include "batch.h"
 #include "convert.h"
+#include "decode.h"
 #include "identity.h"
 #include "settings.h"
 #include "insert.h"
@@ -226,7 +227,7 @@ current_counters(IngestLoad *ld, JobCounters *c)
 {
 	ld->done.rows_rejected = ld->rejects.count;
 	ld->done.errors_stored = ld->rejects.stored;
-	ld->done.bytes_done = (int64) csvp_bytes(ld->parser);
+	ld->done.bytes_done = loader_bytes_done(ld);
 	*c = ld->done;
 }
 
@@ -395,6 +396,23 @@ loader_start(IngestJob *job, MemoryContext job_cxt)
 		loadbatch_setup_columns(ld, NULL);
 	MemoryContextSwitchTo(old);
 	return ld;
+}
+
+/*
+ * The decoder the source's bytes come through: bytes_done counts the
+ * source's side (compressed, in the file's encoding), as bytes_total does.
+ */
+void
+loader_set_decoder(IngestLoad *ld, struct IngestDecoder *decoder)
+{
+	ld->decoder = decoder;
+}
+
+/* bytes_done: the source's bytes behind the bytes parsed */
+int64
+loader_bytes_done(IngestLoad *ld)
+{
+	return decode_source_bytes(ld->decoder, csvp_bytes(ld->parser));
 }
 
 /* Parse buf, loading each batch as it completes. */
