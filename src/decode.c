@@ -123,6 +123,7 @@ struct IngestDecoder
 static struct
 {
 	bool		active;
+	bool		markers;		/* the decoder converts: a NUL-led marker is one of its */
 	bool		encoding_given;
 	char		src_name[NAMEDATALEN];
 } current;
@@ -262,7 +263,7 @@ decode_marker_len(const char *s, size_t len)
 {
 	bool		partial;
 
-	if (!current.active)
+	if (!current.active || !current.markers)
 		return 0;
 	return marker_scan(s, len, &partial);
 }
@@ -660,6 +661,7 @@ decode_open(DecodeReadFn read, void *arg, const char *what,
 	MemoryContextRegisterResetCallback(cxt, &d->cb);
 
 	current.active = true;
+	current.markers = false;
 	current.encoding_given = (enc != INGEST_ENCODING_DEFAULT);
 	strlcpy(current.src_name, decode_encoding_name(enc), sizeof(current.src_name));
 
@@ -753,6 +755,8 @@ decode_open(DecodeReadFn read, void *arg, const char *what,
 	else
 		d->last = plain_pull;
 	d->identity = !d->gzip && !d->convert && d->utf16 == UTF16_NONE;
+	/* a file read as is may hold anything after a NUL: markers only where made */
+	current.markers = d->convert || d->utf16 != UTF16_NONE;
 	if (!d->identity)
 		d->out = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
 	return d;
