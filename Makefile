@@ -19,6 +19,7 @@ OBJS = \
 	src/worker_hold.o \
 	src/outcome.o \
 	src/reader.o \
+	src/decode.o \
 	src/parser.o \
 	src/loader.o \
 	src/loadbatch.o \
@@ -35,7 +36,7 @@ DATA = $(wildcard ingest--*.sql)
 PGFILEDESC = "ingest - background CSV loading as the submitting role"
 
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK = -lcsv
+SHLIB_LINK = -lcsv -lz
 
 # pg_regress starts its own server with ingest preloaded.
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

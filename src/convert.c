@@ -21,6 +21,7 @@
 #include "utils/lsyscache.h"
 
 #include "compat.h"
+#include "decode.h"
 #include "convert.h"
 
 /*
@@ -62,17 +63,29 @@ convert_invalid_text(const char *s, size_t len)
 	const char *bad = s + valid;
 	int			n;
 	StringInfoData bytes;
+	const char *hint;
 
 	if ((size_t) valid >= len)
 		return NULL;
+	/* a byte sequence the decoder could not convert (decode.c) */
+	if (*bad == '\0')
+	{
+		char	   *decoded = decode_marker_message(bad, len - valid);
+
+		if (decoded != NULL)
+			return decoded;
+	}
 	/* the character that starts there, as far as the field holds it (at most 8 bytes) */
 	n = (*bad == '\0') ? 1 : pg_encoding_mblen(enc, bad);
 	n = Min(Min(n, (int) (len - valid)), 8);
 	initStringInfo(&bytes);
 	for (int k = 0; k < n; k++)
 		appendStringInfo(&bytes, "%s0x%02x", k ? " " : "", (unsigned char) bad[k]);
-	return psprintf("invalid byte sequence for encoding \"%s\": %s",
-					GetDatabaseEncodingName(), bytes.data);
+	/* not NUL: perhaps the file is in another encoding than the one assumed */
+	hint = (*bad != '\0') ? decode_encoding_hint() : NULL;
+	return psprintf("invalid byte sequence for encoding \"%s\": %s%s%s",
+					GetDatabaseEncodingName(), bytes.data,
+					hint ? "; " : "", hint ? hint : "");
 }
 
 static bool

@@ -16,6 +16,7 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 
 #include "convert.h"
@@ -100,9 +101,17 @@ header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head
 
 	if (!opts->header || opts->columns != NIL)
 		return;
-	/* compressed: only the worker, which inflates it, reads the header */
-	if (len >= 2 && (unsigned char) bytes[0] == 0x1f && (unsigned char) bytes[1] == 0x8b)
+	/*
+	 * Compressed, or in another encoding than the database's: only the
+	 * worker, which decodes the source (decode.c), reads its header.
+	 */
+	if (opts->compression == INGEST_COMPRESSION_GZIP ||
+		(opts->encoding != INGEST_ENCODING_DEFAULT && opts->encoding != GetDatabaseEncoding()))
 		return;
+	if (len >= 2 && (((unsigned char) bytes[0] == 0x1f && (unsigned char) bytes[1] == 0x8b) ||
+					 ((unsigned char) bytes[0] == 0xff && (unsigned char) bytes[1] == 0xfe) ||
+					 ((unsigned char) bytes[0] == 0xfe && (unsigned char) bytes[1] == 0xff)))
+		return;					/* gzip's magic bytes, a UTF-16 byte order mark */
 	off = past_lines(bytes, len, opts->skip_lines);
 	if (off < 0)
 		return;

@@ -22,6 +22,7 @@
 #include "utils/resowner.h"
 
 #include "settings.h"
+#include "decode.h"
 #include "isolate.h"
 #include "jobs.h"
 
@@ -76,8 +77,21 @@ sanitize(const char *s, size_t len)
 	while (i < len)
 	{
 		int			l = pg_encoding_verifymbchar(enc, s + i, (int) (len - i));
+		size_t		ml = decode_marker_len(s + i, len - i);
 
-		if (l <= 0 || s[i] == '\0')
+		if (ml > 0)
+		{
+			/* bytes the decoder could not convert: shown as they were in the file */
+			int			k = s[i + 2] - '0';
+
+			if (out.len + 4 * k > INGEST_RAW_LINE_MAX)
+				break;
+			for (int j = 0; j < k; j++)
+				appendStringInfo(&out, "\\x%c%c", pg_ascii_toupper((unsigned char) s[i + 3 + 2 * j]),
+								 pg_ascii_toupper((unsigned char) s[i + 4 + 2 * j]));
+			i += ml;
+		}
+		else if (l <= 0 || s[i] == '\0')
 		{
 			if (out.len + 4 > INGEST_RAW_LINE_MAX)
 				break;

@@ -191,8 +191,7 @@ loadbatch_process(IngestLoad *ld)
 	}
 	MemoryContextSwitchTo(old);
 
-	shmem_worker_progress((uint64) ld->done.rows_inserted,
-						  (uint64) ld->skipped_bytes + csvp_bytes(ld->parser));
+	shmem_worker_progress((uint64) ld->done.rows_inserted, (uint64) loader_bytes_done(ld));
 	csvp_clear(ld->parser);
 	MemoryContextReset(b->cxt);
 	ld->rejects.batch = NIL;

@@ -41,6 +41,7 @@
 
 #include "batch.h"
 #include "convert.h"
+#include "decode.h"
 #include "identity.h"
 #include "settings.h"
 #include "insert.h"
@@ -226,7 +227,7 @@ current_counters(IngestLoad *ld, JobCounters *c)
 {
 	ld->done.rows_rejected = ld->rejects.count;
 	ld->done.errors_stored = ld->rejects.stored;
-	ld->done.bytes_done = ld->skipped_bytes + (int64) csvp_bytes(ld->parser);
+	ld->done.bytes_done = loader_bytes_done(ld);
 	*c = ld->done;
 }
 
@@ -423,6 +424,23 @@ skip_lines(IngestLoad *ld, const char *buf, size_t len)
 	}
 	ld->skipped_bytes += off;
 	return off;
+}
+
+/*
+ * The decoder the source's bytes come through: bytes_done counts the
+ * source's side (compressed, in the file's encoding), as bytes_total does.
+ */
+void
+loader_set_decoder(IngestLoad *ld, struct IngestDecoder *decoder)
+{
+	ld->decoder = decoder;
+}
+
+/* bytes_done: the source's bytes behind the bytes parsed */
+int64
+loader_bytes_done(IngestLoad *ld)
+{
+	return decode_source_bytes(ld->decoder, (uint64) ld->skipped_bytes + csvp_bytes(ld->parser));
 }
 
 /* Parse buf, loading each batch as it completes. */

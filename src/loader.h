@@ -11,6 +11,7 @@
 #include "options.h"
 
 typedef struct IngestLoad IngestLoad;
+struct IngestDecoder;
 
 /* What a failed attempt leaves to record. */
 typedef struct LoaderOutcome
@@ -27,6 +28,7 @@ extern void loader_init(void);
 extern void loader_install_hooks(void);
 
 extern IngestLoad *loader_start(IngestJob *job, MemoryContext job_cxt);
+extern void loader_set_decoder(IngestLoad *ld, struct IngestDecoder *decoder);
 extern void loader_feed(IngestLoad *ld, const char *buf, size_t len);
 extern void loader_finish(IngestLoad *ld, JobCounters *done);
 extern const IngestOptions *loader_options(const IngestLoad *ld);

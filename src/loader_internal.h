@@ -32,6 +32,7 @@ struct IngestLoad
 	MemoryContext job_cxt;
 	CsvpParser *parser;
 	MemoryContextCallback parser_cb;
+	struct IngestDecoder *decoder;	/* between the reader and the parser; NULL: none */
 	int			batch_size;		/* ingest.batch_rows, as the owner's settings have it */
 	int			max_record_size;	/* ingest.max_record_size when the job started */
 
@@ -59,6 +60,7 @@ struct IngestLoad
 };
 
 /* loadbatch.c */
+extern int64 loader_bytes_done(IngestLoad *ld);
 extern void loadbatch_setup_columns(IngestLoad *ld, const CsvpRecord *header);
 extern void loadbatch_process(IngestLoad *ld);
 extern char *loadbatch_conversion_message(IngestLoad *ld, ErrorData *edata);

@@ -17,12 +17,14 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "decode.h"
 #include "settings.h"
 #include "options.h"
 #include "parser.h"
 
 #define VALID_OPTIONS "header, columns, extra_columns, header_match, skip_lines, delimiter, " \
-	"quote, null, decimal, max_errors, commit_every, max_attempts, timeout, priority, keep_data, unlink"
+	"quote, null, decimal, compression, encoding, max_errors, commit_every, max_attempts, " \
+	"timeout, priority, keep_data, unlink"
 
 static void
 wrong_type(const char *key, const char *expected)
@@ -209,6 +211,26 @@ column_list(const char *key, JsonbValue *v)
 	return columns;
 }
 
+/* auto (gzip recognised by its magic bytes), gzip or none */
+static IngestCompression
+compression_value(const char *key, JsonbValue *v)
+{
+	char	   *s = string_value(key, v);
+
+	if (pg_strcasecmp(s, "auto") == 0)
+		return INGEST_COMPRESSION_AUTO;
+	if (pg_strcasecmp(s, "gzip") == 0)
+		return INGEST_COMPRESSION_GZIP;
+	if (pg_strcasecmp(s, "none") == 0)
+		return INGEST_COMPRESSION_NONE;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("ingest option \"%s\" must be \"auto\", \"gzip\" or \"none\", not \"%s\"", key, s),
+			 pg_strcasecmp(s, "zstd") == 0 ?
+			 errhint("ingest does not read zstd: decompress the file, or compress it with gzip.") : 0));
+	return INGEST_COMPRESSION_AUTO;		/* keep the compiler quiet */
+}
+
 /* One option's value into opts, by its key. */
 static void
 set_option(IngestOptions *opts, const char *key, JsonbValue *v)
@@ -254,6 +276,10 @@ set_option(IngestOptions *opts, const char *key, JsonbValue *v)
 		opts->keep_data = boolean_value(key, v);
 	else if (strcmp(key, "unlink") == 0)
 		opts->unlink = boolean_value(key, v);
+	else if (strcmp(key, "compression") == 0)
+		opts->compression = compression_value(key, v);
+	else if (strcmp(key, "encoding") == 0)
+		opts->encoding = decode_parse_encoding(string_value(key, v));
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -304,6 +330,8 @@ options_parse(Jsonb *jb, IngestOptions *opts)
 	opts->quote = '"';
 	opts->max_attempts = -1;
 	opts->timeout_ms = -1;
+	opts->compression = INGEST_COMPRESSION_AUTO;
+	opts->encoding = INGEST_ENCODING_DEFAULT;
 
 	if (jb == NULL)
 		return;

@@ -8,6 +8,20 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+/* compression: what the source's bytes are (decode.c) */
+typedef enum IngestCompression
+{
+	INGEST_COMPRESSION_AUTO = 0,	/* gzip if it starts with gzip's magic bytes */
+	INGEST_COMPRESSION_GZIP,
+	INGEST_COMPRESSION_NONE
+} IngestCompression;
+
+/* encoding: a PostgreSQL encoding id, or one of these */
+#define INGEST_ENCODING_DEFAULT	(-1)	/* not given: the database's, or UTF-16 by its BOM */
+#define INGEST_ENCODING_UTF16	(-2)	/* byte order by the BOM; big-endian without one */
+#define INGEST_ENCODING_UTF16LE	(-3)
+#define INGEST_ENCODING_UTF16BE	(-4)
+
 typedef struct IngestOptions
 {
 	bool		header;			/* first record names the columns */
@@ -28,6 +42,8 @@ typedef struct IngestOptions
 	int			priority;		/* orders the owner's own queued jobs */
 	bool		keep_data;		/* keep uploaded bytes after a successful load */
 	bool		unlink;			/* enqueue_lo: remove the large object after a successful load */
+	IngestCompression compression;
+	int			encoding;		/* the file's: see INGEST_ENCODING_* */
 } IngestOptions;
 
 extern void options_parse(Jsonb *jb, IngestOptions *opts);

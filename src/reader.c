@@ -531,6 +531,13 @@ reader_read(IngestReader *r, char *buf, size_t len)
 	return n;
 }
 
+/* The source, for messages: file "...", uploaded data, large object N */
+const char *
+reader_what(const IngestReader *r)
+{
+	return r->what;
+}
+
 /*
  * In the transaction that records a successful load: a large object loaded
  * with "unlink" is removed, as the job's owner, who must own it (enqueue_lo

@@ -14,6 +14,7 @@ extern void reader_init(void);
 
 extern IngestReader *reader_open(const IngestJob *job, MemoryContext cxt);
 extern size_t reader_read(IngestReader *r, char *buf, size_t len);
+extern const char *reader_what(const IngestReader *r);
 
 /* In the transaction that records a successful load: what the source asks for then. */
 extern void reader_succeeded(IngestReader *r, const IngestOptions *opts);

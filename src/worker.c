@@ -59,6 +59,7 @@
 
 #include "catalog.h"
 #include "compat.h"
+#include "decode.h"
 #include "settings.h"
 #include "jobs.h"
 #include "loader.h"
@@ -382,8 +383,15 @@ check_orphans(uint64 epoch)
 
 /* ---------- running ---------- */
 
+static size_t
+read_source(void *reader, char *buf, size_t len)
+{
+	return reader_read((IngestReader *) reader, buf, len);
+}
+
 /*
- * Drive the pipeline: the source's bytes through the loader, then the
+ * Drive the pipeline: the source's bytes, decoded (decompressed, converted
+ * to the database's encoding), through the loader, then the
  * outcome recorded in the load's last transaction, so that the rows and the
  * job's success commit together.
  */
@@ -392,11 +400,14 @@ load(IngestJob *job, MemoryContext job_cxt)
 {
 	IngestLoad *ld = loader_start(job, job_cxt);
 	IngestReader *reader = reader_open(job, job_cxt);
-	char	   *buf = MemoryContextAlloc(job_cxt, INGEST_READ_CHUNK);
+	IngestDecoder *decoder = decode_open(read_source, reader, reader_what(reader),
+										 loader_options(ld), job_cxt);
+	const char *buf;
 	size_t		n;
 	JobCounters done;
 
-	while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
+	loader_set_decoder(ld, decoder);
+	while ((n = decode_read(decoder, &buf)) > 0)
 		loader_feed(ld, buf, n);
 	loader_finish(ld, &done);
 
