@@ -78,10 +78,20 @@ fail(ConvertFailure *failure, int sqlerrcode, char *message)
 /*
  * Convert rec into values/nulls (ncols each). Returns false, with the reason
  * in *failure, when the record's shape is wrong.
+ *
+ * In COPY's order: too many fields is refused first; the values are then
+ * converted column by column, and too few fields is found at the first
+ * column without one, so a bad value before it is what the record is
+ * refused for (22P02, say, rather than 22P04). A zero-column table takes no
+ * record (COPY takes only empty lines, which ingest skips).
+ *
+ * force_null (NULL: none) flags the columns where a quoted field equal to
+ * null_string is NULL as well (COPY's FORCE_NULL).
  */
 bool
 convert_record(const IngestColumns *cols, CsvpParser *parser, const CsvpRecord *rec,
-			   int max_record_size, Datum *values, bool *nulls, int *at_col,
+			   int max_record_size, const bool *force_null, const char *null_string,
+			   Datum *values, bool *nulls, int *at_col,
 			   ConvertFailure *failure)
 {
 	*at_col = -1;
@@ -101,17 +111,28 @@ convert_record(const IngestColumns *cols, CsvpParser *parser, const CsvpRecord *
 		return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
 					psprintf("extra data after last expected column (%d fields, %d expected)",
 							 rec->nfields, cols->ncols));
-	if (rec->nfields < cols->ncols)
-		return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
-					psprintf("missing data for column \"%s\" (%d fields, %d expected)",
-							 cols->names[rec->nfields], rec->nfields, cols->ncols));
 
 	for (int j = 0; j < cols->ncols; j++)
 	{
 		size_t		len;
 		bool		isnull;
-		const char *f = csvp_field(parser, rec, j, &len, &isnull);
-		char	   *bad_text = isnull ? NULL : convert_invalid_text(f, len);
+		const char *f;
+		char	   *bad_text;
+
+		if (j >= rec->nfields)
+		{
+			*at_col = -1;
+			return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
+						psprintf("missing data for column \"%s\" (%d fields, %d expected)",
+								 cols->names[rec->nfields], rec->nfields, cols->ncols));
+		}
+		f = csvp_field(parser, rec, j, &len, &isnull);
+		if (force_null != NULL && force_null[j] && !isnull &&
+			csvp_field_quoted(parser, rec, j) &&
+			strlen(null_string ? null_string : "") == len &&
+			memcmp(f, null_string ? null_string : "", len) == 0)
+			isnull = true;
+		bad_text = isnull ? NULL : convert_invalid_text(f, len);
 
 		if (bad_text != NULL)
 			return fail(failure, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,

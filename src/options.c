@@ -21,7 +21,8 @@
 #include "options.h"
 #include "parser.h"
 
-#define VALID_OPTIONS "header, columns, delimiter, quote, null, max_errors, commit_every, " \
+#define VALID_OPTIONS "header, columns, delimiter, quote, null, strict_quotes, force_null, " \
+	"max_errors, commit_every, " \
 	"max_attempts, timeout, priority, keep_data, unlink"
 
 static void
@@ -175,6 +176,10 @@ set_option(IngestOptions *opts, const char *key, JsonbValue *v)
 		opts->quote = single_char(key, v);
 	else if (strcmp(key, "null") == 0)
 		opts->null_string = string_value(key, v);
+	else if (strcmp(key, "strict_quotes") == 0)
+		opts->strict_quotes = boolean_value(key, v);
+	else if (strcmp(key, "force_null") == 0)
+		opts->force_null = column_list(key, v);
 	else if (strcmp(key, "max_errors") == 0)
 		opts->max_errors = nonnegative_integer(key, v);
 	else if (strcmp(key, "commit_every") == 0)
