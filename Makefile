@@ -36,7 +36,7 @@ DATA = $(wildcard ingest--*.sql)
 PGFILEDESC = "ingest - background CSV loading as the submitting role"
 
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK = -lcsv -lz
+SHLIB_LINK = -lz
 
 # pg_regress starts its own server with ingest preloaded.
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

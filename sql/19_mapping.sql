@@ -62,7 +62,7 @@ SELECT ingest.begin_upload('meter') AS up \gset
 SELECT ingest.upload_chunk(:up, 0, csv(E'ts,kwh,Comment\n2024-01-01 00:00+00,1,hello\n'));
 SELECT ingest.upload_chunk(:up, 0, csv(E'ts,kwh\n2024-01-01 00:00+00,1\n'));
 SELECT ingest.upload_chunk(:up, 1, csv(E'2024-01-02 00:00+00,2\n'));
-SELECT ingest.finish_upload(:up);
+SELECT ingest.finish_upload(:up) IS NOT NULL AS finished;
 SELECT ingest.wait(:up);
 SELECT * FROM job(:up);
 DELETE FROM meter;

@@ -161,13 +161,19 @@ decimal_point(const char *f, size_t len)
 
 /*
  * Convert rec into values/nulls (ncols each). Returns false, with the reason
- * in *failure, when the record's shape is wrong.
+ * in *failure, when the record's shape is wrong. As COPY does: too many
+ * fields are reported first; with too few, the fields there are converted
+ * first, so a bad value among them is what is reported. force_null (per
+ * column, or NULL) makes a quoted field equal to null_string NULL too.
  */
 bool
 convert_record(const IngestColumns *cols, CsvpParser *parser, const CsvpRecord *rec,
-			   int max_record_size, Datum *values, bool *nulls, int *at_col,
-			   ConvertFailure *failure)
+			   int max_record_size, const bool *force_null, const char *null_string,
+			   Datum *values, bool *nulls, int *at_col, ConvertFailure *failure)
 {
+	const char *null_text = null_string ? null_string : "";
+	size_t		null_len = strlen(null_text);
+
 	*at_col = -1;
 	if (rec->error != CSVP_OK)
 	{
@@ -185,17 +191,6 @@ convert_record(const IngestColumns *cols, CsvpParser *parser, const CsvpRecord *
 		return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
 					psprintf("extra data after last expected column (%d fields, %d expected)",
 							 rec->nfields, cols->nfields));
-	if (rec->nfields < cols->nfields)
-	{
-		int			j = cols->field_col[rec->nfields];
-
-		return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
-					j >= 0 ?
-					psprintf("missing data for column \"%s\" (%d fields, %d expected)",
-							 cols->names[j], rec->nfields, cols->nfields) :
-					psprintf("missing data for field %d (%d fields, %d expected)",
-							 rec->nfields + 1, rec->nfields, cols->nfields));
-	}
 
 	for (int i = 0; i < cols->nfields; i++)
 	{
@@ -205,9 +200,25 @@ convert_record(const IngestColumns *cols, CsvpParser *parser, const CsvpRecord *
 		char	   *f;
 		char	   *bad_text;
 
+		if (i >= rec->nfields)
+		{
+			int			missing = cols->field_col[rec->nfields];
+
+			*at_col = -1;
+			return fail(failure, ERRCODE_BAD_COPY_FILE_FORMAT,
+						missing >= 0 ?
+						psprintf("missing data for column \"%s\" (%d fields, %d expected)",
+								 cols->names[missing], rec->nfields, cols->nfields) :
+						psprintf("missing data for field %d (%d fields, %d expected)",
+								 rec->nfields + 1, rec->nfields, cols->nfields));
+		}
 		if (j < 0)
 			continue;			/* a header field "extra_columns": "ignore" skips */
 		f = (char *) csvp_field(parser, rec, i, &len, &isnull);
+		if (force_null != NULL && force_null[j] && !isnull &&
+			csvp_field_quoted(parser, rec, i) &&
+			len == null_len && memcmp(f, null_text, len) == 0)
+			isnull = true;
 		bad_text = isnull ? NULL : convert_invalid_text(f, len);
 		if (bad_text != NULL)
 			return fail(failure, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,

@@ -19,6 +19,7 @@ typedef struct ConvertFailure
 extern void convert_prepare(IngestColumns *cols, bool decimal_comma, MemoryContext cxt);
 extern bool convert_record(const IngestColumns *cols, CsvpParser *parser,
 						   const CsvpRecord *rec, int max_record_size,
+						   const bool *force_null, const char *null_string,
 						   Datum *values, bool *nulls, int *at_col,
 						   ConvertFailure *failure);
 extern char *convert_invalid_text(const char *s, size_t len);

@@ -89,10 +89,12 @@ insert_prepare(IngestInsert *ins, const char *relname, const IngestColumns *cols
 											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 	}
 	initStringInfo(&sql);
+	/* a table with no columns: no column list (the statement stays valid) */
 	appendStringInfo(&sql,
-					 "INSERT INTO %s (%s) SELECT %s FROM ingest._batch_rows() AS b(rn pg_catalog.int4%s) "
+					 "INSERT INTO %s %s%s%s SELECT %s FROM ingest._batch_rows() AS b(rn pg_catalog.int4%s) "
 					 "WHERE ingest._batch_mark(b.rn)",
-					 relname, collist.data, sel.data, deflist.data);
+					 relname, cols->ncols ? "(" : "", collist.data, cols->ncols ? ")" : "",
+					 sel.data, deflist.data);
 
 	batchscan_refresh();
 	ins->plan = SPI_prepare(sql.data, 0, NULL);

@@ -126,6 +126,11 @@ raw_line(const IngestOptions *opts, CsvpParser *parser, const CsvpRecord *rec)
 		const char *f = csvp_field(parser, rec, i, &len, &isnull);
 		bool		needs_quotes = (!isnull && len == 0);
 
+		/* a quoted null string is text: keep the quotes that say so */
+		if (!isnull && opts->null_string != NULL && opts->null_string[0] != '\0' &&
+			strlen(opts->null_string) == len && memcmp(f, opts->null_string, len) == 0)
+			needs_quotes = true;
+
 		if (i > 0)
 			appendStringInfoChar(&out, delim);
 		if (isnull && opts->null_string == NULL)

@@ -23,6 +23,36 @@
 #include "shmem.h"
 
 /*
+ * The force_null option's columns among the target columns, as a flag per
+ * column. Like COPY's FORCE_NULL, a column that is not loaded is an error.
+ */
+static void
+resolve_force_null(IngestLoad *ld)
+{
+	ListCell   *lc;
+
+	ld->force_null = NULL;
+	if (ld->opts.force_null == NIL)
+		return;
+	ld->force_null = MemoryContextAllocZero(ld->job_cxt, sizeof(bool) * Max(ld->cols.ncols, 1));
+	foreach(lc, ld->opts.force_null)
+	{
+		const char *name = lfirst(lc);
+		int			j;
+
+		for (j = 0; j < ld->cols.ncols; j++)
+			if (strcmp(ld->cols.names[j], name) == 0)
+				break;
+		if (j == ld->cols.ncols)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("ingest option \"force_null\": column \"%s\" is not loaded by job " INT64_FORMAT,
+							name, ld->job->id)));
+		ld->force_null[j] = true;
+	}
+}
+
+/*
  * Fix the target columns (from the columns option, the header record, or
  * the table's own order), check the owner may insert into each, and prepare
  * the INSERT, as the owner.
@@ -48,6 +78,7 @@ loadbatch_setup_columns(IngestLoad *ld, const CsvpRecord *header)
 		target_resolve(rel, NIL, TARGET_NAMES_TABLE, &ld->opts, ld->job->owner, &ld->cols,
 					   ld->job_cxt);
 	convert_prepare(&ld->cols, ld->opts.decimal_comma, ld->job_cxt);
+	resolve_force_null(ld);
 	insert_prepare(&ld->ins, target_name(rel), &ld->cols);
 	relation_close(rel, NoLock);
 
@@ -70,6 +101,7 @@ convert_rows(void *arg)
 
 		b->check_cancel(b->cancel_arg);
 		if (!convert_record(&ld->cols, ld->parser, b->recs[i], ld->max_record_size,
+							ld->force_null, ld->opts.null_string,
 							b->values + (size_t) i * b->ncols, b->nulls + (size_t) i * b->ncols,
 							&ld->at_col, &failure))
 			isolate_reject(&ld->rejects, b, i, failure.sqlerrcode,

@@ -345,6 +345,7 @@ create_parser(IngestLoad *ld)
 	popts.delimiter = ld->opts.delimiter;
 	popts.quote = ld->opts.quote;
 	popts.null_string = ld->opts.null_string;
+	popts.strict_quotes = ld->opts.strict_quotes;
 	ld->max_record_size = ingest_max_record_size;
 	popts.max_field_size = (size_t) ld->max_record_size;
 	popts.max_record_size = (size_t) ld->max_record_size;

@@ -37,6 +37,7 @@ struct IngestLoad
 	int			max_record_size;	/* ingest.max_record_size when the job started */
 
 	bool		columns_ready;
+	bool	   *force_null;		/* per target column: FORCE_NULL (NULL: none) */
 	bool		header_pending;
 	IngestColumns cols;
 	IngestInsert ins;

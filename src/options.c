@@ -23,8 +23,8 @@
 #include "parser.h"
 
 #define VALID_OPTIONS "header, columns, extra_columns, header_match, skip_lines, delimiter, " \
-	"quote, null, decimal, compression, encoding, max_errors, commit_every, max_attempts, " \
-	"timeout, priority, keep_data, unlink"
+	"quote, null, strict_quotes, force_null, decimal, compression, encoding, max_errors, " \
+	"commit_every, max_attempts, timeout, priority, keep_data, unlink"
 
 static void
 wrong_type(const char *key, const char *expected)
@@ -261,6 +261,10 @@ set_option(IngestOptions *opts, const char *key, JsonbValue *v)
 		opts->quote = single_char(key, v);
 	else if (strcmp(key, "null") == 0)
 		opts->null_string = string_value(key, v);
+	else if (strcmp(key, "strict_quotes") == 0)
+		opts->strict_quotes = boolean_value(key, v);
+	else if (strcmp(key, "force_null") == 0)
+		opts->force_null = column_list(key, v);
 	else if (strcmp(key, "max_errors") == 0)
 		opts->max_errors = nonnegative_integer(key, v);
 	else if (strcmp(key, "commit_every") == 0)

@@ -35,6 +35,8 @@ typedef struct IngestOptions
 	char		delimiter;
 	char		quote;
 	char	   *null_string;	/* NULL: an unquoted empty field is NULL */
+	bool		strict_quotes;	/* refuse quotes COPY would read (stray, text after) */
+	List	   *force_null;		/* columns whose quoted null string is NULL too (char *) */
 	int64		max_errors;		/* rejected records tolerated before the job fails */
 	int64		commit_every;	/* records per transaction; 0: one transaction */
 	int			max_attempts;	/* -1: not given (ingest.max_attempts applies) */

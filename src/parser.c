@@ -1,56 +1,90 @@
 /*
  * parser.c
- *		Bytes to CSV records with physical line numbers, around libcsv.
+ *		Bytes to CSV records with physical line numbers.
  *
  * The reader hands us chunks of a file; the loader takes complete records in
- * batches. libcsv does the CSV state machine; this file adds what it lacks:
+ * batches. This is our own CSV tokenizer, a byte state machine that resumes
+ * anywhere (a chunk may end inside a field, a quote or a CRLF), with:
  *
- * - Line numbers. libcsv has no notion of position, so we feed it one
- *   physical line at a time (input split after every CR or LF, inside quotes
- *   too) and count line ends ourselves: LF, CRLF and a lone CR each end one
- *   line. A record starts on the line where libcsv was between records when we
- *   fed it, which is exactly how COPY numbers lines.
- * - Recovery. In strict mode libcsv stops at a stray quote and cannot resync;
- *   we turn the partial record into an error record, skip to the next line end
- *   and restart the parser there, so one bad line costs one record.
- * - COPY's view of whitespace (kept, not trimmed), NULL versus "", a field
- *   size limit, and a UTF-8 byte order mark before the first record.
+ * - COPY's reading of quotes (CopyReadAttributesCSV): a quote character
+ *   starts or ends a quoted section anywhere in a field, so `1, "Smith, John"`
+ *   gives ` Smith, John`, `"ab"cd` and `ab"cd"` give `abcd`; inside a quoted
+ *   section a doubled quote is one quote (COPY's default ESCAPE is the quote;
+ *   a backslash is data). With strict_quotes the old refusal instead: a quote
+ *   may only open a field and close it, a quote inside an unquoted field or
+ *   text after a closing quote makes the record a CSVP_BAD_QUOTE error, and
+ *   the rest of that physical line is skipped, the next line starting afresh.
+ * - NULL as COPY decides it: a field with no quote in it whose text is the
+ *   null string (by default the empty string). A field with a quote in it is
+ *   never NULL ("" is the empty string, "NULL" the word); csvp_field_quoted
+ *   tells the caller, for COPY's FORCE_NULL.
+ * - Line numbers. LF, CRLF and a lone CR each end one physical line, inside
+ *   quoted fields too; a record is numbered by the line it starts on, and a
+ *   line with nothing on it is no record. (COPY numbers a record by the line
+ *   where it ends, refuses a file mixing line ends, and counts only its own
+ *   line end inside quoted fields.)
+ * - Limits: a field or record past max_field_size / max_record_size, or more
+ *   than max_fields fields, makes the record an error record; parsing goes on
+ *   to find where the record ends but stores nothing more, so memory stays
+ *   bounded by the limits whatever the input.
+ * - A UTF-8 byte order mark before the first record is dropped.
  *
- * Nothing here may raise a PostgreSQL error: libcsv keeps its state in locals
- * until csv_parse returns, so a longjmp out of a callback would corrupt it.
- * The callbacks only copy bytes into malloc'd buffers and flag failures.
+ * Nothing here raises a PostgreSQL error: the fuzzer builds this file alone.
  */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <csv.h>
-
 #include "parser.h"
-
-#define LIBCSV_BLOCK_SIZE	(64 * 1024)
-#define LIBCSV_ROW_NOT_BEGUN 0	/* libcsv's pstate between records */
 
 static const char utf8_bom[3] = {'\xEF', '\xBB', '\xBF'};
 
+/* Byte classes: what the tokenizer stops at in a field. */
+enum
+{
+	CL_DATA = 0,
+	CL_DELIM,
+	CL_QUOTE,
+	CL_CR,
+	CL_LF
+};
+
+typedef enum TokState
+{
+	TS_RECORD_START,			/* between records */
+	TS_FIELD_START,				/* after a delimiter: nothing of the field yet */
+	TS_UNQUOTED,				/* in a field, outside quotes */
+	TS_QUOTED,					/* inside a quoted section */
+	TS_QUOTE_IN_QUOTED,			/* a quote seen inside quotes: doubled, or the end */
+	TS_SKIP						/* strict_quotes: the rest of a bad line */
+} TokState;
+
 struct CsvpParser
 {
-	struct csv_parser csv;
-	unsigned char csv_options;
+	unsigned char cls[256];		/* byte classes outside quotes */
+	unsigned char qcls[256];	/* inside quotes (the delimiter is data there) */
 	char		delimiter;
 	char		quote;
-	char	   *null_string;
+	bool		strict;
+	char	   *null_string;	/* NULL: the empty string */
 	size_t		null_len;
 	size_t		max_field_size;
 	size_t		max_record_size;
 	int			max_fields;
+
+	TokState	state;
+	bool		field_quoted;	/* a quote seen in the field in progress */
+	size_t		field_off;		/* its text's start in data */
 
 	/*
 	 * A record past a limit keeps parsing (to find where it ends) but stores
 	 * nothing more: memory stays bounded by the limits, whatever the input.
 	 */
 	CsvpRecordError cur_overflow;
-	size_t		cur_bytes;
+	size_t		cur_bytes;		/* bytes of the record's stored fields */
+	size_t		over_field_len; /* length of a field that made the record too large */
+	bool		over_in_field;	/* ... the field in progress did it */
+	size_t		cur_rec_off;	/* start of the record in progress in data */
 
 	CsvpRecord *records;		/* complete records, in file order */
 	int			nrecords;
@@ -68,58 +102,11 @@ struct CsvpParser
 	int64_t		line;			/* the physical line being read, 1-based */
 	int64_t		cur_start;		/* line where the record in progress starts */
 	bool		prev_cr;		/* the last byte consumed was a CR */
-	bool		skip_to_eol;	/* recovering from a bad record */
 	bool		oom;
 	bool		bom_checked;	/* past the place of a byte order mark */
 	int			bom_held;		/* bytes of one consumed but not parsed yet */
 	uint64_t	bytes;
 };
-
-/*
- * libcsv's realloc hook has no context argument, and a process parses one
- * file at a time, so the limit lives in a static.
- *
- * The hook only bounds memory; field_cb applies the limit exactly. libcsv
- * keeps a quoted field's closing quote in its buffer until it sees the byte
- * after it, and wants a free byte before it reads any byte (the delimiter or
- * line end after a field too): a quoted field of the limit's size needs two
- * bytes more. With one more only, such a field was refused as too large.
- */
-static size_t field_size_limit = 0;
-
-/* Did the hook refuse for the limit (not because memory ran out)? */
-static bool refused_for_limit = false;
-
-static void *
-limited_realloc(void *ptr, size_t size)
-{
-	if (field_size_limit > 0 && size > 2 && size - 2 > field_size_limit)
-	{
-		refused_for_limit = true;
-		return NULL;
-	}
-	return realloc(ptr, size);
-}
-
-/* COPY keeps spaces and tabs around unquoted fields; libcsv would trim them. */
-static int
-never_space(unsigned char c)
-{
-	(void) c;
-	return 0;
-}
-
-static void
-init_libcsv(CsvpParser *p)
-{
-	csv_init(&p->csv, p->csv_options);
-	csv_set_delim(&p->csv, (unsigned char) p->delimiter);
-	csv_set_quote(&p->csv, (unsigned char) p->quote);
-	csv_set_space_func(&p->csv, never_space);
-	csv_set_blk_size(&p->csv, LIBCSV_BLOCK_SIZE);
-	csv_set_realloc_func(&p->csv, limited_realloc);
-	csv_set_free_func(&p->csv, free);
-}
 
 /* What is wrong with c as a delimiter or quote character. */
 typedef enum CharProblem
@@ -132,10 +119,10 @@ typedef enum CharProblem
 static CharProblem
 check_char(char c)
 {
-	/* NUL stands for an empty string here (and libcsv would take it) */
+	/* NUL stands for an empty string here */
 	if (c == '\0' || (unsigned char) c >= 0x80)
 		return CHAR_NOT_SINGLE_BYTE;
-	/* feeding libcsv line by line cuts the input at every CR and LF */
+	/* a line end always ends a line, whatever the state */
 	if (c == '\r' || c == '\n')
 		return CHAR_LINE_END;
 	return CHAR_OK;
@@ -197,16 +184,12 @@ csvp_create(const CsvpOptions *options)
 		return NULL;
 	p->delimiter = options->delimiter;
 	p->quote = options->quote;
+	p->strict = options->strict_quotes;
 	p->max_field_size = options->max_field_size;
 	p->max_record_size = options->max_record_size;
 	p->max_fields = options->max_fields;
-	field_size_limit = options->max_field_size;
 
-	/*
-	 * An empty null string means the default: an unquoted empty field is
-	 * NULL, a quoted one ("") the empty string. libcsv tells those apart only
-	 * for empty fields, so any other null string matches quoted fields too.
-	 */
+	/* an empty null string is the default: an unquoted empty field is NULL */
 	if (options->null_string != NULL && options->null_string[0] != '\0')
 	{
 		p->null_string = strdup(options->null_string);
@@ -217,9 +200,16 @@ csvp_create(const CsvpOptions *options)
 		}
 		p->null_len = strlen(p->null_string);
 	}
-	p->csv_options = CSV_STRICT | CSV_STRICT_FINI |
-		(p->null_string == NULL ? CSV_EMPTY_IS_NULL : 0);
-	init_libcsv(p);
+
+	p->cls[(unsigned char) p->delimiter] = CL_DELIM;
+	p->cls[(unsigned char) p->quote] = CL_QUOTE;
+	p->cls['\r'] = CL_CR;
+	p->cls['\n'] = CL_LF;
+	p->qcls[(unsigned char) p->quote] = CL_QUOTE;
+	p->qcls['\r'] = CL_CR;
+	p->qcls['\n'] = CL_LF;
+
+	p->state = TS_RECORD_START;
 	/* lines skipped before the parser was fed still count: numbers stay physical */
 	p->line = options->first_line > 0 ? options->first_line : 1;
 	p->cur_start = p->line;
@@ -231,7 +221,6 @@ csvp_destroy(CsvpParser *p)
 {
 	if (p == NULL)
 		return;
-	csv_free(&p->csv);
 	free(p->records);
 	free(p->fields);
 	free(p->data);
@@ -258,54 +247,117 @@ grow(void **buf, size_t *cap, size_t need, size_t elem)
 	return true;
 }
 
+/* The record in progress broke a limit: drop the field in progress, store no more. */
 static void
-field_cb(void *s, size_t len, void *arg)
+overflow(CsvpParser *p, CsvpRecordError error)
 {
-	CsvpParser *p = arg;
+	p->cur_overflow = error;
+	p->data_len = p->field_off;
+}
+
+/*
+ * Add n bytes of text to the field in progress. The limits are decided per
+ * byte (the first byte past either limit, the field's first on a tie), so the
+ * outcome does not depend on how the input was cut into pieces.
+ */
+static inline void
+append(CsvpParser *p, const char *s, size_t n)
+{
+	size_t		flen;
+
+	if (p->cur_overflow != CSVP_OK || n == 0)
+	{
+		/* the field limit is checked before the record's (as at a field's end) */
+		if (p->over_in_field)
+		{
+			p->over_field_len += n;
+			if (p->over_field_len > p->max_field_size)
+			{
+				p->cur_overflow = CSVP_FIELD_TOO_LARGE;
+				p->over_in_field = false;
+			}
+		}
+		return;
+	}
+	flen = p->data_len - p->field_off;
+	if (p->max_field_size > 0 || p->max_record_size > 0)
+	{
+		size_t		ffit = SIZE_MAX;
+		size_t		rfit = SIZE_MAX;
+
+		if (p->max_field_size > 0)
+			ffit = p->max_field_size > flen ? p->max_field_size - flen : 0;
+		if (p->max_record_size > 0)
+			rfit = p->max_record_size > p->cur_bytes + flen ?
+				p->max_record_size - p->cur_bytes - flen : 0;
+		if (n > ffit || n > rfit)
+		{
+			if (n > ffit)
+				overflow(p, CSVP_FIELD_TOO_LARGE);
+			else
+			{
+				/* measure on: if the field gets past its own limit, say that instead */
+				overflow(p, CSVP_RECORD_TOO_LARGE);
+				p->over_in_field = (p->max_field_size > 0);
+				p->over_field_len = flen + n;
+			}
+			return;
+		}
+	}
+	if (p->data_len + n + 1 > p->data_cap &&
+		!grow((void **) &p->data, &p->data_cap, p->data_len + n + 1, 1))
+	{
+		p->oom = true;
+		return;
+	}
+	memcpy(p->data + p->data_len, s, n);
+	p->data_len += n;
+}
+
+/* The field in progress is complete. */
+static void
+end_field(CsvpParser *p)
+{
 	CsvpField  *f;
+	size_t		len;
+	bool		quoted = p->field_quoted;
 
-	if (p->oom || p->cur_overflow != CSVP_OK)
+	p->field_quoted = false;
+	p->over_in_field = false;
+	if (p->cur_overflow != CSVP_OK || p->oom)
 		return;
-
-	/*
-	 * libcsv refuses a field that does not fit its buffer (limited_realloc),
-	 * but that room is two bytes more than the limit, and libcsv checks it
-	 * only before storing the next byte: a field at the very end of the input
-	 * (no line end after it) comes from csv_fini unchecked. The exact limit
-	 * is applied here.
-	 */
-	if (p->max_field_size > 0 && len > p->max_field_size)
-	{
-		p->cur_overflow = CSVP_FIELD_TOO_LARGE;
-		return;
-	}
-	if (p->max_fields > 0 && p->nfields - p->cur_first_field >= (size_t) p->max_fields)
-	{
-		p->cur_overflow = CSVP_TOO_MANY_FIELDS;
-		return;
-	}
-	p->cur_bytes += len;
-	if (p->max_record_size > 0 && p->cur_bytes > p->max_record_size)
-	{
-		p->cur_overflow = CSVP_RECORD_TOO_LARGE;
-		return;
-	}
+	len = p->data_len - p->field_off;
 	if (!grow((void **) &p->fields, &p->fields_cap, p->nfields + 1, sizeof(CsvpField)) ||
-		!grow((void **) &p->data, &p->data_cap, p->data_len + len + 1, 1))
+		!grow((void **) &p->data, &p->data_cap, p->data_len + 1, 1))
 	{
 		p->oom = true;
 		return;
 	}
 	f = &p->fields[p->nfields++];
-	f->off = p->data_len;
+	f->off = p->field_off;
 	f->len = len;
-	f->isnull = (s == NULL) ||
-		(p->null_string != NULL && len == p->null_len &&
-		 memcmp(s, p->null_string, len) == 0);
-	if (len > 0)
-		memcpy(p->data + p->data_len, s, len);
-	p->data[p->data_len + len] = '\0';
-	p->data_len += len + 1;
+	f->quoted = quoted;
+	/* COPY's rule: raw text equal to the null string, no quote seen */
+	if (quoted)
+		f->isnull = false;
+	else if (p->null_string == NULL)
+		f->isnull = (len == 0);
+	else
+		f->isnull = (len == p->null_len &&
+					 memcmp(p->data + p->field_off, p->null_string, len) == 0);
+	p->data[p->data_len++] = '\0';
+	p->field_off = p->data_len;
+	p->cur_bytes += len;
+}
+
+/* After a delimiter: a next field, if the record may have one. */
+static void
+next_field(CsvpParser *p)
+{
+	end_field(p);
+	if (p->cur_overflow == CSVP_OK && p->max_fields > 0 &&
+		p->nfields - p->cur_first_field >= (size_t) p->max_fields)
+		overflow(p, CSVP_TOO_MANY_FIELDS);
 }
 
 static void
@@ -330,108 +382,182 @@ add_record(CsvpParser *p, CsvpRecordError error)
 	p->cur_first_field = p->nfields;
 	p->cur_overflow = CSVP_OK;
 	p->cur_bytes = 0;
+	p->field_quoted = false;
+	p->over_in_field = false;
+	p->data_len = p->field_off;	/* drop a partial field of a failed record */
+	p->cur_rec_off = p->field_off = p->data_len;
 }
 
+/* strict_quotes: a stray quote or text after a closing quote at the current byte. */
 static void
-record_cb(int c, void *arg)
+bad_quote(CsvpParser *p)
 {
-	(void) c;
-	add_record((CsvpParser *) arg, CSVP_OK);
+	p->data_len = p->field_off;
+	add_record(p, CSVP_BAD_QUOTE);
+	p->state = TS_SKIP;
 }
 
-/* Count the line end c that closed a piece of piece_len bytes. */
+/* A line end c outside quotes ends the record in progress. */
 static void
-count_line_end(CsvpParser *p, char c, size_t piece_len)
+end_record(CsvpParser *p, char c)
 {
-	if (c == '\n' && p->prev_cr && piece_len == 1)
-		p->prev_cr = false;		/* the LF of a CRLF: same line end */
-	else
-	{
-		p->line++;
-		p->prev_cr = (c == '\r');
-	}
+	end_field(p);
+	add_record(p, CSVP_OK);
+	p->line++;
+	p->prev_cr = (c == '\r');
+	p->state = TS_RECORD_START;
 }
 
-static const char *
-find_line_end(const char *s, size_t len)
-{
-	const char *lf = memchr(s, '\n', len);
-	const char *cr = memchr(s, '\r', lf ? (size_t) (lf - s) : len);
-
-	return cr ? cr : lf;
-}
-
-/* Parse line by line up to len bytes; the bytes consumed. */
+/* Tokenize up to len bytes, stopping after max_records records; the bytes consumed. */
 static size_t
-feed_lines(CsvpParser *p, const char *buf, size_t len, int max_records)
+tokenize(CsvpParser *p, const char *buf, size_t len, int max_records)
 {
+	const unsigned char *s = (const unsigned char *) buf;
 	size_t		pos = 0;
 
-	while (pos < len && p->nrecords < max_records)
+	while (pos < len && p->nrecords < max_records && !p->oom)
 	{
-		const char *start = buf + pos;
-		size_t		rem = len - pos;
-		const char *eol = find_line_end(start, rem);
-		size_t		piece = eol ? (size_t) (eol - start) + 1 : rem;
-		size_t		n;
+		unsigned char c = s[pos];
 
-		if (p->skip_to_eol)
+		switch (p->state)
 		{
-			/* after a bad record: drop the rest of its line, restart there */
-			pos += piece;
-			if (eol)
-			{
-				count_line_end(p, *eol, piece);
-				p->skip_to_eol = false;
-			}
-			else
+			case TS_RECORD_START:
+				if (c == '\n')
+				{
+					/* the LF of a CRLF, or a blank line */
+					if (!p->prev_cr)
+						p->line++;
+					p->prev_cr = false;
+					pos++;
+					continue;
+				}
+				if (c == '\r')
+				{
+					p->line++;
+					p->prev_cr = true;
+					pos++;
+					continue;
+				}
 				p->prev_cr = false;
-			continue;
+				p->cur_start = p->line;
+				p->state = TS_FIELD_START;
+				/* FALLTHROUGH */
+			case TS_FIELD_START:
+				if (p->strict && p->cls[c] == CL_QUOTE)
+				{
+					p->field_quoted = true;
+					p->state = TS_QUOTED;
+					pos++;
+					continue;
+				}
+				p->state = TS_UNQUOTED;
+				/* FALLTHROUGH */
+			case TS_UNQUOTED:
+				{
+					size_t		e = pos;
+
+					while (e < len && p->cls[s[e]] == CL_DATA)
+						e++;
+					append(p, buf + pos, e - pos);
+					pos = e;
+					if (pos == len)
+						break;
+					c = s[pos++];
+					switch (p->cls[c])
+					{
+						case CL_DELIM:
+							next_field(p);
+							p->state = TS_FIELD_START;
+							break;
+						case CL_QUOTE:
+							if (p->strict)
+							{
+								pos--;
+								bad_quote(p);
+								break;
+							}
+							p->field_quoted = true;
+							p->state = TS_QUOTED;
+							break;
+						default:
+							end_record(p, (char) c);
+							break;
+					}
+				}
+				break;
+			case TS_QUOTED:
+				{
+					size_t		e = pos;
+
+					while (e < len && p->qcls[s[e]] == CL_DATA)
+						e++;
+					if (e > pos)
+					{
+						append(p, buf + pos, e - pos);
+						p->prev_cr = false;
+						pos = e;
+					}
+					if (pos == len)
+						break;
+					c = s[pos++];
+					if (c == (unsigned char) p->quote)
+					{
+						p->prev_cr = false;
+						p->state = TS_QUOTE_IN_QUOTED;
+						break;
+					}
+					/* a line end inside quotes: data, and a physical line */
+					append(p, (const char *) &s[pos - 1], 1);
+					if (c == '\r' || !p->prev_cr)
+						p->line++;
+					p->prev_cr = (c == '\r');
+				}
+				break;
+			case TS_QUOTE_IN_QUOTED:
+				if (c == (unsigned char) p->quote)
+				{
+					/* a doubled quote: one quote character of data */
+					append(p, buf + pos, 1);
+					pos++;
+					p->state = TS_QUOTED;
+					break;
+				}
+				/* the quoted section ended */
+				if (!p->strict)
+				{
+					p->state = TS_UNQUOTED;
+					break;
+				}
+				pos++;
+				if (p->cls[c] == CL_DELIM)
+				{
+					next_field(p);
+					p->state = TS_FIELD_START;
+				}
+				else if (c == '\r' || c == '\n')
+					end_record(p, (char) c);
+				else
+				{
+					pos--;
+					bad_quote(p);
+				}
+				break;
+			case TS_SKIP:
+				{
+					size_t		e = pos;
+
+					while (e < len && s[e] != '\r' && s[e] != '\n')
+						e++;
+					pos = e;
+					if (pos == len)
+						break;
+					c = s[pos++];
+					p->line++;
+					p->prev_cr = (c == '\r');
+					p->state = TS_RECORD_START;
+				}
+				break;
 		}
-
-		if (p->csv.pstate == LIBCSV_ROW_NOT_BEGUN)
-			p->cur_start = p->line;
-
-		refused_for_limit = false;
-		n = csv_parse(&p->csv, start, piece, field_cb, record_cb, p);
-		if (p->oom)
-			return pos;
-
-		if (n < piece)
-		{
-			int			status = csv_error(&p->csv);
-
-			/* memory that really ran out fails the load; only the limit rejects a record */
-			if (status == CSV_ENOMEM && !refused_for_limit)
-			{
-				p->oom = true;
-				return pos;
-			}
-			add_record(p, status == CSV_EPARSE ? CSVP_BAD_QUOTE : CSVP_FIELD_TOO_LARGE);
-			if (p->oom)
-				return pos;
-			csv_free(&p->csv);
-			init_libcsv(p);
-			p->skip_to_eol = true;
-			/* resume at the offending byte; the skip consumes the line's rest */
-			pos += n;
-
-			/*
-			 * The bytes before it were no line end. Left set after a lone CR
-			 * ended the previous line, prev_cr made the skip take an LF that
-			 * was the offending byte for the second half of a CRLF, and every
-			 * later line number was one short.
-			 */
-			if (n > 0)
-				p->prev_cr = false;
-			continue;
-		}
-
-		pos += piece;
-		if (eol)
-			count_line_end(p, *eol, piece);
-		else
-			p->prev_cr = false;
 	}
 	return pos;
 }
@@ -449,7 +575,7 @@ release_bom_bytes(CsvpParser *p)
 
 	p->bom_held = 0;
 	if (held > 0)
-		feed_lines(p, utf8_bom, (size_t) held, INT_MAX);
+		tokenize(p, utf8_bom, (size_t) held, INT_MAX);
 }
 
 size_t
@@ -487,7 +613,7 @@ csvp_feed(CsvpParser *p, const char *buf, size_t len, int max_records)
 		}
 	}
 
-	pos += feed_lines(p, buf + pos, len - pos, max_records);
+	pos += tokenize(p, buf + pos, len - pos, max_records);
 	if (p->oom)
 		return (size_t) -1;
 	p->bytes += pos;
@@ -507,18 +633,24 @@ csvp_finish(CsvpParser *p)
 		if (p->oom)
 			return false;
 	}
-	if (p->skip_to_eol)
+	switch (p->state)
 	{
-		p->skip_to_eol = false;
-		return true;
+		case TS_RECORD_START:
+		case TS_SKIP:
+			break;
+		case TS_FIELD_START:
+		case TS_UNQUOTED:
+		case TS_QUOTE_IN_QUOTED:
+			/* a last record without a line end */
+			end_field(p);
+			add_record(p, CSVP_OK);
+			break;
+		case TS_QUOTED:
+			/* input ended inside a quoted field */
+			add_record(p, CSVP_UNTERMINATED_QUOTE);
+			break;
 	}
-	if (csv_fini(&p->csv, field_cb, record_cb, p) != 0)
-	{
-		/* input ended inside a quoted field */
-		add_record(p, CSVP_UNTERMINATED_QUOTE);
-		csv_free(&p->csv);
-		init_libcsv(p);
-	}
+	p->state = TS_RECORD_START;
 	return !p->oom;
 }
 
@@ -544,23 +676,32 @@ csvp_field(const CsvpParser *p, const CsvpRecord *rec, int i, size_t *len, bool 
 	return p->data + f->off;
 }
 
+bool
+csvp_field_quoted(const CsvpParser *p, const CsvpRecord *rec, int i)
+{
+	return p->fields[rec->first_field + i].quoted;
+}
+
 void
 csvp_clear(CsvpParser *p)
 {
 	size_t		keep = p->nfields - p->cur_first_field;
+	size_t		base = p->cur_rec_off;
 
-	if (keep > 0)
+	/* the record in progress: its fields and the text of the one not complete yet */
+	if (base > 0)
 	{
-		size_t		base = p->fields[p->cur_first_field].off;
-
 		memmove(p->data, p->data + base, p->data_len - base);
 		p->data_len -= base;
+		p->field_off -= base;
+		p->cur_rec_off = 0;
+	}
+	if (keep > 0)
+	{
 		memmove(p->fields, p->fields + p->cur_first_field, keep * sizeof(CsvpField));
 		for (size_t i = 0; i < keep; i++)
 			p->fields[i].off -= base;
 	}
-	else
-		p->data_len = 0;
 	p->nfields = keep;
 	p->cur_first_field = 0;
 	p->nrecords = 0;
@@ -586,7 +727,7 @@ csvp_error_message(CsvpRecordError error)
 		case CSVP_OK:
 			return "no error";
 		case CSVP_BAD_QUOTE:
-			return "unexpected quote character: a quote inside an unquoted field, or text after a closing quote";
+			return "unexpected quote character: a quote inside an unquoted field, or text after a closing quote (\"strict_quotes\": true)";
 		case CSVP_UNTERMINATED_QUOTE:
 			return "unterminated quoted field at end of input";
 		case CSVP_FIELD_TOO_LARGE:

@@ -1,6 +1,7 @@
 /*
  * parser.h
- *		Bytes to CSV records with physical line numbers, around libcsv.
+ *		Bytes to CSV records with physical line numbers: our own tokenizer,
+ *		reading quotes the way COPY's CSV format does (or strictly).
  *
  * This interface needs nothing from the server: it allocates with malloc and
  * reports failures through return codes, so the fuzzer builds parser.c alone
@@ -17,7 +18,7 @@
 typedef enum CsvpRecordError
 {
 	CSVP_OK = 0,
-	CSVP_BAD_QUOTE,				/* quote inside an unquoted field, or text after a closing quote */
+	CSVP_BAD_QUOTE,				/* strict_quotes: quote inside an unquoted field, or text after a closing quote */
 	CSVP_UNTERMINATED_QUOTE,	/* input ended inside a quoted field */
 	CSVP_FIELD_TOO_LARGE,		/* a field longer than the limit */
 	CSVP_TOO_MANY_FIELDS,		/* more fields than any table can have */
@@ -29,6 +30,7 @@ typedef struct CsvpField
 	size_t		off;			/* offset of the NUL-terminated text in the data buffer */
 	size_t		len;
 	bool		isnull;
+	bool		quoted;			/* a quote character was seen in it */
 } CsvpField;
 
 typedef struct CsvpRecord
@@ -44,7 +46,9 @@ typedef struct CsvpOptions
 {
 	char		delimiter;
 	char		quote;
-	const char *null_string;	/* NULL: an unquoted empty field is NULL */
+	const char *null_string;	/* NULL or "": an unquoted empty field is NULL;
+								 * a field with a quote in it never is */
+	bool		strict_quotes;	/* refuse a quote that does not open or close a whole field */
 	size_t		max_field_size; /* 0: no limit but the allocator's */
 	size_t		max_record_size;	/* bytes of all fields of a record; 0: none */
 	int			max_fields;		/* fields kept per record; 0: no limit */
@@ -89,6 +93,9 @@ extern int	csvp_nrecords(const CsvpParser *p);
 extern const CsvpRecord *csvp_record(const CsvpParser *p, int i);
 extern const char *csvp_field(const CsvpParser *p, const CsvpRecord *rec, int i,
 							  size_t *len, bool *isnull);
+
+/* Was there a quote character in field i of rec (COPY's FORCE_NULL needs it)? */
+extern bool csvp_field_quoted(const CsvpParser *p, const CsvpRecord *rec, int i);
 
 /* Forget the complete records, keeping a record still being parsed. */
 extern void csvp_clear(CsvpParser *p);

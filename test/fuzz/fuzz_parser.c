@@ -1,11 +1,11 @@
 /*
  * fuzz_parser.c
  *		libFuzzer harness for src/parser.c: the code that turns bytes into CSV
- *		records and fields (ours around libcsv) and the checks of the CSV
+ *		records and fields (our own tokenizer) and the checks of the CSV
  *		format options that options.c reports.
  *
  * parser.c needs nothing from the server, so this file is built alone with
- * it and -lcsv, under AddressSanitizer and UndefinedBehaviorSanitizer, by
+ * it, under AddressSanitizer and UndefinedBehaviorSanitizer, by
  * test/fuzz/run.sh (which test/run-tests.sh runs as the "fuzz" suite). Built
  * with -DFUZZ_REPLAY instead of -fsanitize=fuzzer it gets a main() that runs
  * the inputs named on its command line (files, or directories of files) once
@@ -17,7 +17,8 @@
  *			bit 2: a null string is given (its length: byte 3, bits 0-2);
  *			bit 3: size limits are given (bytes 3 to 5);
  *			bit 4: delimiter and quote are bytes 1 and 2 as they are, else
- *			those bytes pick from short lists of likely characters.
+ *			those bytes pick from short lists of likely characters;
+ *			bit 5: strict_quotes.
  *	byte 1	delimiter; byte 2 quote
  *	byte 3	bits 0-2: length of the null string; bits 3-7: max_fields
  *	byte 4	max_field_size; byte 5 max_record_size (0: no limit)
@@ -35,8 +36,11 @@
  * collected (line numbers, field sizes against the limits, NUL termination,
  * NULL flags), then the two runs must agree exactly (records, fields, line
  * numbers, bytes consumed, final line), and the one-piece run must agree with
- * an independent model when there is one: round-trip mode, or raw data
- * without a quote character. A violation prints what differs and aborts, so
+ * an independent model when there is one: round-trip mode, raw data
+ * without a quote character, or (no limits, not strict) a model of COPY's
+ * own two steps, CopyReadLineText then CopyReadAttributesCSV. An input is
+ * also parsed in the other quote mode: when the strict parse refused no
+ * quote, the two must agree (strict only refuses; it never reads otherwise). A violation prints what differs and aborts, so
  * libFuzzer saves the input as a crash. With FUZZ_PARSER_DUMP=FILE set, the
  * CSV parsed (the data, or what round-trip mode wrote) is written to FILE.
  */
@@ -89,6 +93,7 @@ typedef struct Field
 	char	   *s;				/* a copy, NUL-terminated */
 	size_t		len;
 	bool		isnull;
+	bool		quoted;
 } Field;
 
 typedef struct Rec
@@ -122,8 +127,16 @@ add_rec(RecList *l)
 	return r;
 }
 
+static void add_field_q(Rec *r, const char *s, size_t len, bool isnull, bool quoted);
+
 static void
 add_field(Rec *r, const char *s, size_t len, bool isnull)
+{
+	add_field_q(r, s, len, isnull, false);
+}
+
+static void
+add_field_q(Rec *r, const char *s, size_t len, bool isnull, bool quoted)
 {
 	Field	   *f;
 
@@ -135,6 +148,7 @@ add_field(Rec *r, const char *s, size_t len, bool isnull)
 	f->s[len] = '\0';
 	f->len = len;
 	f->isnull = isnull;
+	f->quoted = quoted;
 }
 
 static void
@@ -158,7 +172,7 @@ print_rec(const char *what, int i, const Rec *r)
 			r->nfields);
 	for (int j = 0; j < r->nfields; j++)
 	{
-		fprintf(stderr, " %s[", r->fields[j].isnull ? "NULL" : "");
+		fprintf(stderr, " %s%s[", r->fields[j].isnull ? "NULL" : "", r->fields[j].quoted ? "Q" : "");
 		for (size_t k = 0; k < r->fields[j].len && k < 40; k++)
 		{
 			unsigned char c = (unsigned char) r->fields[j].s[k];
@@ -194,6 +208,7 @@ compare_recs(const char *what, const RecList *a, const RecList *b)
 			for (int j = 0; j < x->nfields && same; j++)
 				same = x->fields[j].len == y->fields[j].len &&
 					x->fields[j].isnull == y->fields[j].isnull &&
+					x->fields[j].quoted == y->fields[j].quoted &&
 					memcmp(x->fields[j].s, y->fields[j].s, x->fields[j].len) == 0;
 		}
 		if (!same)
@@ -341,8 +356,12 @@ collect(Run *run, CsvpParser *p, int from)
 			size_t		len = 12345;
 			bool		isnull = false;
 			const char *s = csvp_field(p, r, j, &len, &isnull);
+			bool		quoted = csvp_field_quoted(p, r, j);
 
 			CHECK(s != NULL);
+			/* COPY's rule: a field with a quote in it is never NULL */
+			if (quoted)
+				CHECK(!isnull);
 			CHECK(len <= run->input_len);	/* quoting only ever removes bytes */
 			CHECK(s[len] == '\0');
 			if (o->max_field_size > 0)
@@ -354,10 +373,15 @@ collect(Run *run, CsvpParser *p, int from)
 				else
 					CHECK(is_null_text(run->st, s, len));
 			}
-			else if (o->null_string != NULL && o->null_string[0] != '\0')
-				CHECK(!is_null_text(run->st, s, len));
+			else if (!quoted)
+			{
+				if (o->null_string != NULL && o->null_string[0] != '\0')
+					CHECK(!is_null_text(run->st, s, len));
+				else
+					CHECK(len > 0);
+			}
 			total += len;
-			add_field(out, s, len, isnull);
+			add_field_q(out, s, len, isnull, quoted);
 		}
 		if (o->max_record_size > 0)
 			CHECK(total <= o->max_record_size);
@@ -589,6 +613,179 @@ put_quoted(Buf *b, char quote, const char *s, size_t len)
 	put(b, &quote, 1);
 }
 
+static bool
+safe_unquoted(const CsvpOptions *o, char c)
+{
+	return c != o->delimiter && c != o->quote && c != '\r' && c != '\n';
+}
+
+/*
+ * COPY's reading of quotes (not strict): a quoted section anywhere in a
+ * field. Write text as an unquoted prefix, a quoted middle (maybe empty) and
+ * an unquoted suffix, the unquoted parts free of special characters.
+ */
+static void
+put_partly_quoted(Buf *b, const CsvpOptions *o, const char *s, size_t len, uint32_t *rnd)
+{
+	size_t		pre = 0;
+	size_t		suf = 0;
+	size_t		want_pre = next_rand(rnd) % (len + 1);
+	size_t		want_suf = next_rand(rnd) % (len + 1);
+
+	/* a leading 0xEF unquoted could complete a byte order mark */
+	while (pre < want_pre && pre < len && safe_unquoted(o, s[pre]) &&
+		   !(pre == 0 && (unsigned char) s[0] == 0xEF))
+		pre++;
+	while (suf < want_suf && pre + suf < len && safe_unquoted(o, s[len - 1 - suf]))
+		suf++;
+	put(b, s, pre);
+	put_quoted(b, o->quote, s + pre, len - pre - suf);
+	put(b, s + len - suf, suf);
+}
+
+/*
+ * COPY's own reading (PostgreSQL's CopyReadLineText and
+ * CopyReadAttributesCSV, quote and escape the same character), with ingest's
+ * line ends (LF, CRLF, lone CR), blank lines skipped, a byte order mark
+ * dropped and lines counted physically. Raw data, no limits, not strict.
+ */
+static void
+model_copy(const Setup *st, const char *s, size_t len, RecList *out)
+{
+	const CsvpOptions *o = &st->opts;
+	size_t		pos = 0;
+	int64_t		line = 1;
+	char	   *fbuf = xrealloc(NULL, len + 1);
+
+	if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+		pos = 3;
+	while (pos < len)
+	{
+		/* step 1: one logical line, quotes kept, line ends inside quotes included */
+		size_t		start = pos;
+		size_t		end;
+		bool		in_quote = false;
+		int64_t		start_line = line;
+		bool		unterminated;
+
+		while (pos < len)
+		{
+			char		c = s[pos];
+
+			if (c == o->quote)
+				in_quote = !in_quote;
+			else if (c == '\r' || c == '\n')
+			{
+				if (!in_quote)
+					break;
+				if (c == '\r' || !(pos > 0 && s[pos - 1] == '\r'))
+					line++;
+			}
+			pos++;
+		}
+		end = pos;
+		unterminated = in_quote;
+		if (pos < len)
+		{
+			pos += (s[pos] == '\r' && pos + 1 < len && s[pos + 1] == '\n') ? 2 : 1;
+		}
+		if (end == start)
+		{
+			line += (pos > end);
+			continue;			/* a blank line */
+		}
+
+		/* step 2: fields, as CopyReadAttributesCSV splits them */
+		{
+			Rec		   *r = add_rec(out);
+			size_t		cur = start;
+
+			r->line = start_line;
+			r->error_line = line;
+			for (;;)
+			{
+				size_t		flen = 0;
+				bool		saw_quote = false;
+				bool		found_delim = false;
+				bool		cut = false;
+
+				for (;;)
+				{
+					bool		to_quote = false;
+
+					/* not in quote */
+					while (cur < end)
+					{
+						char		c = s[cur++];
+
+						if (c == o->delimiter)
+						{
+							found_delim = true;
+							break;
+						}
+						if (c == o->quote)
+						{
+							saw_quote = to_quote = true;
+							break;
+						}
+						fbuf[flen++] = c;
+					}
+					if (!to_quote)
+						break;
+					/* in quote: a doubled quote is one, a single one ends the section */
+					for (;;)
+					{
+						char		c;
+
+						if (cur >= end)
+						{
+							cut = true;
+							break;
+						}
+						c = s[cur++];
+						if (c == o->quote)
+						{
+							if (cur < end && s[cur] == o->quote)
+							{
+								fbuf[flen++] = o->quote;
+								cur++;
+								continue;
+							}
+							break;
+						}
+						fbuf[flen++] = c;
+					}
+					if (cut)
+						break;
+				}
+				if (cut)
+				{
+					/* the logical line ended inside quotes: input ended there */
+					r->error = CSVP_UNTERMINATED_QUOTE;
+					break;
+				}
+				{
+					bool		isnull;
+
+					if (saw_quote)
+						isnull = false;
+					else if (o->null_string == NULL || o->null_string[0] == '\0')
+						isnull = (flen == 0);
+					else
+						isnull = is_null_text(st, fbuf, flen);
+					add_field_q(r, fbuf, flen, isnull, saw_quote);
+				}
+				if (!found_delim)
+					break;
+			}
+			if (unterminated)
+				CHECK(r->error == CSVP_UNTERMINATED_QUOTE);
+		}
+		line += (pos > end);
+	}
+	free(fbuf);
+}
+
 /*
  * Round-trip mode: write the records the data describes as CSV into out and
  * what parsing it must return into expect. false when no model applies (a
@@ -623,16 +820,24 @@ write_roundtrip(const Setup *st, const uint8_t *data, size_t len, Buf *out, RecL
 			size_t		flen = fend ? (size_t) (fend - (data + f)) : pos + rlen - f;
 			const char *text = (const char *) data + f;
 			bool		isnull = (flen == 1 && data[f] == 0xFD);
+			bool		quoted = false;
 
 			if (f > pos)
 				put(out, &o->delimiter, 1);
 			if (isnull)
 			{
-				/* an unquoted null string, unless it needs quotes to stay one field */
+				/*
+				 * An unquoted null string, unless it needs quotes to stay one
+				 * field: quoted, it is text (COPY's rule).
+				 */
 				if (ns == NULL)
 					;
 				else if (strpbrk(ns, "\r\n") != NULL || (unsigned char) ns[0] == 0xEF)
+				{
 					put_quoted(out, o->quote, ns, strlen(ns));
+					quoted = true;
+					isnull = false;
+				}
 				else
 					put(out, ns, strlen(ns));
 				/* the parser gives the text read, flagged NULL */
@@ -644,12 +849,15 @@ write_roundtrip(const Setup *st, const uint8_t *data, size_t len, Buf *out, RecL
 				bool		needs_quotes = (flen == 0 || (unsigned char) text[0] == 0xEF ||
 											next_rand(&rnd) % 4 == 0);
 
-				/* a null string matches a quoted field too (see parser.c) */
-				isnull = is_null_text(st, text, flen);
 				for (size_t i = 0; i < flen && !needs_quotes; i++)
 					needs_quotes = (text[i] == o->delimiter || text[i] == o->quote ||
 									text[i] == '\r' || text[i] == '\n');
-				if (needs_quotes)
+				/* a field with a quote in it is never NULL (COPY's rule) */
+				quoted = needs_quotes;
+				isnull = !quoted && is_null_text(st, text, flen);
+				if (needs_quotes && !o->strict_quotes && next_rand(&rnd) % 2 == 0)
+					put_partly_quoted(out, o, text, flen, &rnd);
+				else if (needs_quotes)
 					put_quoted(out, o->quote, text, flen);
 				else
 					put(out, text, flen);
@@ -663,7 +871,7 @@ write_roundtrip(const Setup *st, const uint8_t *data, size_t len, Buf *out, RecL
 				else if (o->max_record_size > 0 && (total += flen) > o->max_record_size)
 					r.error = CSVP_RECORD_TOO_LARGE;
 				else
-					add_field(&r, text, flen, isnull);
+					add_field_q(&r, text, flen, isnull, quoted);
 			}
 			if (fend == NULL)
 				break;
@@ -705,6 +913,7 @@ read_setup(const uint8_t *h, Setup *st)
 {
 	memset(st, 0, sizeof(Setup));
 	st->roundtrip = (h[0] & 0x03) == 3;
+	st->opts.strict_quotes = (h[0] & 0x20) != 0;
 	if (h[0] & 0x10)
 	{
 		st->opts.delimiter = (char) h[1];
@@ -768,6 +977,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		put(&input, (const char *) data, size);
 		model = model_unquoted(&st, input.s, input.len, &expect);
+		if (!model && !st.opts.strict_quotes && st.opts.max_fields == 0 &&
+			st.opts.max_field_size == 0 && st.opts.max_record_size == 0)
+		{
+			free_recs(&expect);
+			model_copy(&st, input.s, input.len, &expect);
+			model = true;
+		}
 	}
 
 	/* to see what a failing input parses: FUZZ_PARSER_DUMP=file */
@@ -790,6 +1006,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	compare_recs("one-piece and chunked parses", &one.recs, &chunked.recs);
 	if (model)
 		compare_recs("parse and model", &one.recs, &expect);
+
+	/* strict_quotes only refuses: where it refused nothing, both modes read alike */
+	{
+		Setup		other = st;
+		Run			alt = {0};
+		const RecList *strict_recs;
+		bool		refused = false;
+
+		other.opts.strict_quotes = !st.opts.strict_quotes;
+		alt.st = &other;
+		alt.input = input.s;
+		alt.input_len = input.len;
+		parse_one_piece(&alt);
+		strict_recs = st.opts.strict_quotes ? &one.recs : &alt.recs;
+		for (int i = 0; i < strict_recs->n; i++)
+			refused |= (strict_recs->recs[i].error == CSVP_BAD_QUOTE);
+		if (!st.opts.strict_quotes)
+			for (int i = 0; i < one.recs.n; i++)
+				CHECK(one.recs.recs[i].error != CSVP_BAD_QUOTE);
+		if (!refused)
+			compare_recs("strict and COPY-mode parses", &one.recs, &alt.recs);
+		free_recs(&alt.recs);
+	}
 
 	free_recs(&one.recs);
 	free_recs(&chunked.recs);

@@ -6,9 +6,9 @@
 #   test/fuzz/run.sh --replay      no libFuzzer: only replay the seed corpus
 #
 # Steps, each printed as a TAP line ("ok N - ..." / "not ok N - ...") that run-tests.sh counts:
-#   1. build fuzz_parser.c with src/parser.c and -lcsv: clang -fsanitize=fuzzer,address,undefined
-#      -fno-sanitize-recover=all; only parser.c (and libcsv.c, see LIBCSV_SRC) gets libFuzzer's
-#      coverage instrumentation, so that the fuzzer goes after their branches and not the
+#   1. build fuzz_parser.c with src/parser.c: clang -fsanitize=fuzzer,address,undefined
+#      -fno-sanitize-recover=all; only parser.c gets libFuzzer's coverage instrumentation,
+#      so that the fuzzer goes after its branches and not the
 #      harness's (with --replay: -DFUZZ_REPLAY and its own main(), ASan and UBSan, with $CC or
 #      cc, so gcc does);
 #   2. replay every input of test/fuzz/corpus/ once: the seeds include every input that once
@@ -20,9 +20,7 @@
 #
 # Environment: FUZZ_WORK=DIR builds and fuzzes there (default: a new temporary directory, removed
 # when everything passed, kept otherwise); FUZZ_MAX_LEN (default 4096) caps an input's size;
-# FUZZ_CC picks the compiler (default clang, else clang-14); LIBCSV_SRC=path/to/libcsv.c builds
-# libcsv from source with the same instrumentation instead of linking -lcsv (the fuzzer then
-# sees libcsv's branches too). Exit status: 0 all passed, 1 a step failed, 2 could not build.
+# FUZZ_CC picks the compiler (default clang, else clang-14). Exit status: 0 all passed, 1 a step failed, 2 could not build.
 
 set -uo pipefail
 
@@ -119,16 +117,10 @@ fi
 cflags=(-g -O1 -fno-omit-frame-pointer -Wall -I"$src")
 bin=$work/fuzz_parser
 objs=("$work/parser.o" "$work/fuzz_parser.o")
-libcsv=(-lcsv)
 build() {
     "$cc" "${cflags[@]}" "${covered[@]}" -c -o "$work/parser.o" "$src/parser.c" &&
     "$cc" "${cflags[@]}" "${harness[@]}" -c -o "$work/fuzz_parser.o" "$here/fuzz_parser.c" || return 1
-    if [ -n "${LIBCSV_SRC:-}" ]; then
-        "$cc" "${cflags[@]}" "${covered[@]}" -w -c -o "$work/libcsv.o" "$LIBCSV_SRC" || return 1
-        objs+=("$work/libcsv.o")
-        libcsv=()
-    fi
-    "$cc" "${link[@]}" -o "$bin" "${objs[@]}" "${libcsv[@]}"
+    "$cc" "${link[@]}" -o "$bin" "${objs[@]}"
 }
 if ! build > "$work/build.log" 2>&1; then
     cat "$work/build.log"
@@ -136,7 +128,7 @@ if ! build > "$work/build.log" 2>&1; then
     echo "fuzz work directory kept: $work"
     exit 2
 fi
-report OK "build fuzz_parser with $cc ${link[*]}${LIBCSV_SRC:+ and $LIBCSV_SRC}"
+report OK "build fuzz_parser with $cc ${link[*]}"
 
 # ------------------------------------------------------------------ 2. replay the seeds
 seeds=("$corpus"/*)
