@@ -5,7 +5,7 @@
  *
  * This interface needs nothing from the server: it allocates with malloc and
  * reports failures through return codes, so the fuzzer builds parser.c alone
- * and a libcsv callback never has to raise a PostgreSQL error.
+ * and nothing in it ever has to raise a PostgreSQL error.
  */
 #ifndef INGEST_PARSER_H
 #define INGEST_PARSER_H
