@@ -33,6 +33,18 @@ SELECT ingest.enqueue_data('meter', csv(E' TS , KWh ,Site\n2024-01-01 00:00+00,3
        '{"header_match": "insensitive"}') AS id \gset
 SELECT ingest.wait(:id);
 SELECT * FROM job(:id);
+-- a header that names no column is a file read wrongly (here ";"-separated), even when
+-- unknown header fields are ignored: refused, not loaded as rows of defaults
+SELECT ingest.enqueue_data('meter', csv(E'ts;kwh\n2024-01-01 00:00+00;1\n'), '{"extra_columns": "ignore"}');
+-- two keys of a map that a header field matches loosely: an error, never a guess; the key
+-- written exactly as the field wins
+SELECT ingest.enqueue_data('meter', csv(E' kwh ,ts\n1,2024-01-01 00:00+00\n'),
+       '{"header_match": "insensitive", "columns": {"kwh": "kwh", "KWH": "temp"}}');
+SELECT ingest.enqueue_data('meter', csv(E'KWH,ts\n5,2024-01-01 00:00+00\n'),
+       '{"header_match": "insensitive", "columns": {"kwh": "kwh", "KWH": "temp"}}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT kwh, temp FROM meter WHERE temp = 5;
+DELETE FROM meter WHERE temp = 5;
 -- a mapping's keys match the same way
 SELECT ingest.enqueue_data('meter', csv(E'ENERGY,ts\n4,2024-01-01 00:00+00\n'),
        '{"header_match": "insensitive", "columns": {"energy": "kwh"}}') AS id \gset
@@ -104,7 +116,12 @@ SELECT line_number, message FROM errors(:id);
 SELECT bytes_done = octet_length(csv(E'Report of 2024-01-01\r\n"quoted, with a ""quote"\r\n\r\n'
                                      'id,v\r\n1,one\r\nx,two\r\n3,three\r\n')) AS all_bytes_counted
   FROM ingest.upload_jobs WHERE id = :id;
--- more lines to skip than the file has: nothing is loaded, and that is no error
+-- lines end as the parser ends them: LF, CRLF or a lone CR
+SELECT ingest.enqueue_data('skipped', csv(E'preamble\rid,v\r7,seven\r'), '{"skip_lines": 1}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT * FROM job(:id);
+SELECT * FROM skipped WHERE id = 7;
+-- more lines to skip than the file has: the job fails rather than load nothing quietly
 SELECT ingest.enqueue_data('skipped', csv(E'a\nb\n'), '{"skip_lines": 5}') AS id \gset
 SELECT ingest.wait(:id);
 SELECT * FROM job(:id);

@@ -59,19 +59,31 @@ header_names(CsvpParser *parser, const CsvpRecord *header, const char *where)
 	return names;
 }
 
-/* The offset past the first n lines of bytes, or -1 if it has fewer. */
+/*
+ * The offset past the first n lines of bytes (ended as the parser ends them:
+ * LF, CRLF, a lone CR), or -1 if it has fewer or the last may go on.
+ */
 static ssize_t
 past_lines(const char *bytes, size_t len, int64 n)
 {
 	size_t		off = 0;
 
-	for (; n > 0; n--)
+	while (n > 0)
 	{
-		const char *nl = memchr(bytes + off, '\n', len - off);
-
-		if (nl == NULL)
+		if (off >= len)
 			return -1;
-		off = nl - bytes + 1;
+		if (bytes[off] == '\n' || bytes[off] == '\r')
+		{
+			n--;
+			if (bytes[off] == '\r')
+			{
+				if (off + 1 >= len)
+					return -1;	/* an LF may follow, in bytes not seen */
+				if (bytes[off + 1] == '\n')
+					off++;
+			}
+		}
+		off++;
 	}
 	return off;
 }

@@ -403,24 +403,33 @@ loader_start(IngestJob *job, MemoryContext job_cxt)
 }
 
 /*
- * Pass over the lines "skip_lines" asks to skip (a report's preamble); a line
- * ends at a line feed, CRLF included. Returns the offset where parsing starts.
+ * Pass over the lines "skip_lines" asks to skip (a report's preamble). Lines
+ * end as the parser ends them: LF, CRLF or a lone CR (a CR at the end of one
+ * buffer may have its LF at the start of the next). Returns the offset where
+ * parsing starts.
  */
 static size_t
 skip_lines(IngestLoad *ld, const char *buf, size_t len)
 {
 	size_t		off = 0;
 
-	while (ld->skip_left > 0 && off < len)
+	while (off < len && (ld->skip_left > 0 || ld->skip_after_cr))
 	{
-		const char *nl = memchr(buf + off, '\n', len - off);
+		char		c = buf[off];
 
-		if (nl == NULL)
-			off = len;
-		else
+		if (ld->skip_after_cr)
 		{
-			off = nl - buf + 1;
+			/* the CR ended a line already: an LF right after it is the same line end */
+			ld->skip_after_cr = false;
+			if (c == '\n')
+				off++;
+			continue;
+		}
+		off++;
+		if (c == '\n' || c == '\r')
+		{
 			ld->skip_left--;
+			ld->skip_after_cr = (c == '\r');
 		}
 	}
 	ld->skipped_bytes += off;
@@ -474,6 +483,11 @@ loader_feed(IngestLoad *ld, const char *buf, size_t len)
 void
 loader_finish(IngestLoad *ld, JobCounters *done)
 {
+	if (ld->skip_left > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("%s has " INT64_FORMAT " lines, fewer than the " INT64_FORMAT " that \"skip_lines\" passes over",
+						ld->where, ld->opts.skip_lines - ld->skip_left, ld->opts.skip_lines)));
 	if (!csvp_finish(ld->parser))
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	while (csvp_nrecords(ld->parser) > 0)

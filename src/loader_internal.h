@@ -45,6 +45,7 @@ struct IngestLoad
 	IngestRejects rejects;
 
 	int64		skip_left;		/* lines still to skip before parsing ("skip_lines") */
+	bool		skip_after_cr;	/* the last byte skipped was a CR: an LF may follow */
 	int64		skipped_bytes;	/* their bytes, which the parser never sees */
 	int64		records_seen;	/* data records read so far in this attempt */
 	JobCounters done;			/* so far, in the open transaction too */

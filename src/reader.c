@@ -359,30 +359,43 @@ open_file(const char *path, int64 *size)
 	int			flags;
 	char		opened[64];
 
+	/*
+	 * A plain descriptor, not a transient file: the worker reads it across
+	 * the load's transactions. So every error below closes it first.
+	 */
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | PG_BINARY, 0);
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for ingest: %m", path)));
-	if (fstat(fd, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", path)));
-	if (!S_ISREG(st.st_mode))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a regular file", path)));
-	flags = fcntl(fd, F_GETFL);
-	if (flags >= 0)
-		(void) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	PG_TRY();
+	{
+		if (fstat(fd, &st) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat file \"%s\": %m", path)));
+		if (!S_ISREG(st.st_mode))
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("\"%s\" is not a regular file", path)));
+		flags = fcntl(fd, F_GETFL);
+		if (flags >= 0)
+			(void) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 
-	/*
-	 * A directory on the path may have been swapped for a symlink between
-	 * the check and the open: check what was really opened.
-	 */
-	snprintf(opened, sizeof(opened), "/proc/self/fd/%d", fd);
-	if (access("/proc/self/fd", F_OK) == 0)
-		(void) reader_resolve_path(opened, NULL);
+		/*
+		 * A directory on the path may have been swapped for a symlink
+		 * between the check and the open: check what was really opened.
+		 */
+		snprintf(opened, sizeof(opened), "/proc/self/fd/%d", fd);
+		if (access("/proc/self/fd", F_OK) == 0)
+			(void) reader_resolve_path(opened, NULL);
+	}
+	PG_CATCH();
+	{
+		close(fd);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	*size = st.st_size;
 	return fd;
 }

@@ -131,16 +131,35 @@ check_column(Relation rel, Form_pg_attribute att, Oid role)
 				 errhint("List the columns the role may insert with \"columns\", or grant it INSERT on them.")));
 }
 
-/* The index in opts->map_from of the key header field h matches, or -1. */
+/*
+ * The index in opts->map_from of the key header field h matches, or -1: the
+ * key written exactly as h, else the one key h matches loosely; two keys it
+ * matches loosely ("a" and "A") are an error, never a guess.
+ */
 static int
 mapped_from(const IngestOptions *opts, const char *h)
 {
 	ListCell   *lc;
+	int			found = -1;
 
 	foreach(lc, opts->map_from)
-		if (names_match(h, lfirst(lc), opts->header_insensitive))
+		if (strcmp(h, lfirst(lc)) == 0)
 			return foreach_current_index(lc);
-	return -1;
+	if (!opts->header_insensitive)
+		return -1;
+	foreach(lc, opts->map_from)
+	{
+		if (!names_match(h, lfirst(lc), true))
+			continue;
+		if (found >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_AMBIGUOUS_COLUMN),
+					 errmsg("header field \"%s\" matches both \"%s\" and \"%s\" of the columns option",
+							h, (char *) list_nth(opts->map_from, found), (char *) lfirst(lc)),
+					 errhint("With \"header_match\": \"insensitive\" the keys of \"columns\" must differ by more than case and spaces.")));
+		found = foreach_current_index(lc);
+	}
+	return found;
 }
 
 /*
@@ -274,6 +293,16 @@ target_resolve(Relation rel, List *names, TargetNames from, const IngestOptions 
 		cols->field_col[foreach_current_index(lc)] = list_length(atts);
 		atts = lappend(atts, att);
 	}
+
+	/*
+	 * A header none of whose fields is a column is a file read wrongly (a
+	 * ";"-separated file read with ","), not a file of defaults.
+	 */
+	if (from == TARGET_NAMES_HEADER && atts == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("no field of the header names a column of table %s", target_name(rel)),
+				 errhint("Check the \"delimiter\" option, and map header names to columns with \"columns\".")));
 
 	cols->ncols = list_length(atts);
 	cols->attnums = MemoryContextAlloc(cxt, sizeof(AttrNumber) * Max(cols->ncols, 1));
