@@ -20,6 +20,7 @@ OBJS = \
 	src/outcome.o \
 	src/reader.o \
 	src/decode.o \
+	src/encoding.o \
 	src/parser.o \
 	src/loader.o \
 	src/loadbatch.o \

@@ -21,7 +21,7 @@
 #include "utils/lsyscache.h"
 
 #include "compat.h"
-#include "decode.h"
+#include "encoding.h"
 #include "convert.h"
 
 /*
@@ -70,7 +70,7 @@ convert_invalid_text(const char *s, size_t len)
 	/* a byte sequence the decoder could not convert (decode.c) */
 	if (*bad == '\0')
 	{
-		char	   *decoded = decode_marker_message(bad, len - valid);
+		char	   *decoded = encoding_marker_message(bad, len - valid);
 
 		if (decoded != NULL)
 			return decoded;
@@ -82,7 +82,7 @@ convert_invalid_text(const char *s, size_t len)
 	for (int k = 0; k < n; k++)
 		appendStringInfo(&bytes, "%s0x%02x", k ? " " : "", (unsigned char) bad[k]);
 	/* not NUL: perhaps the file is in another encoding than the one assumed */
-	hint = (*bad != '\0') ? decode_encoding_hint() : NULL;
+	hint = (*bad != '\0') ? encoding_hint() : NULL;
 	return psprintf("invalid byte sequence for encoding \"%s\": %s%s%s",
 					GetDatabaseEncodingName(), bytes.data,
 					hint ? "; " : "", hint ? hint : "");

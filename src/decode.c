@@ -50,12 +50,10 @@
 #include "utils/memutils.h"
 
 #include "decode.h"
+#include "encoding.h"
 #include "settings.h"
 
 #define CONVERT_IN_CAP	(64 * 1024)
-#define MARKER_MAX		12		/* NUL, kind, count, up to 4 bytes in hex, NUL */
-#define MARKER_INVALID	'i'
-#define MARKER_NO_EQUIV	'u'
 
 typedef enum Utf16Order
 {
@@ -116,18 +114,6 @@ struct IngestDecoder
 	MemoryContextCallback cb;
 };
 
-/*
- * What the rejected-record messages of the job being decoded need: one job
- * runs at a time in a worker. Cleared with the job's memory.
- */
-static struct
-{
-	bool		active;
-	bool		markers;		/* the decoder converts: a NUL-led marker is one of its */
-	bool		encoding_given;
-	char		src_name[NAMEDATALEN];
-} current;
-
 static void
 decoder_cleanup(void *arg)
 {
@@ -136,164 +122,7 @@ decoder_cleanup(void *arg)
 	if (d->z_open)
 		inflateEnd(&d->z);
 	d->z_open = false;
-	current.active = false;
-}
-
-/* ---------- encodings ---------- */
-
-const char *
-decode_encoding_name(int encoding)
-{
-	switch (encoding)
-	{
-		case INGEST_ENCODING_DEFAULT:
-			return "UTF8";
-		case INGEST_ENCODING_UTF16:
-			return "UTF16";
-		case INGEST_ENCODING_UTF16LE:
-			return "UTF16LE";
-		case INGEST_ENCODING_UTF16BE:
-			return "UTF16BE";
-		default:
-			return pg_encoding_to_char(encoding);
-	}
-}
-
-/* Can PostgreSQL convert text in encoding enc to the database's? */
-static bool
-convertible(int enc)
-{
-	int			db = GetDatabaseEncoding();
-
-	return enc == db || enc == PG_SQL_ASCII || db == PG_SQL_ASCII ||
-		OidIsValid(FindDefaultConversionProc(enc, db));
-}
-
-int
-decode_parse_encoding(const char *name)
-{
-	char		clean[NAMEDATALEN];
-	int			n = 0;
-	int			enc;
-
-	for (const char *p = name; *p && n < NAMEDATALEN - 1; p++)
-		if (isalnum((unsigned char) *p))
-			clean[n++] = pg_ascii_tolower((unsigned char) *p);
-	clean[n] = '\0';
-	if (strcmp(clean, "utf16") == 0)
-		enc = INGEST_ENCODING_UTF16;
-	else if (strcmp(clean, "utf16le") == 0)
-		enc = INGEST_ENCODING_UTF16LE;
-	else if (strcmp(clean, "utf16be") == 0)
-		enc = INGEST_ENCODING_UTF16BE;
-	else
-	{
-		enc = pg_char_to_encoding(name);
-		if (enc < 0 || !PG_VALID_ENCODING(enc))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("ingest option \"encoding\": \"%s\" is not a known encoding", name),
-					 errhint("Use an encoding name PostgreSQL knows (such as \"LATIN1\", \"WIN1252\", \"SJIS\", \"UTF8\"), or \"UTF16\", \"UTF16LE\", \"UTF16BE\".")));
-	}
-	/*
-	 * At enqueue; the worker parses its options before its first transaction
-	 * and learns the same when it opens the decoder.
-	 */
-	if (IsTransactionState() && !convertible(enc < 0 ? PG_UTF8 : enc))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("ingest option \"encoding\": there is no conversion from \"%s\" to the database encoding \"%s\"",
-						decode_encoding_name(enc), GetDatabaseEncodingName())));
-	return enc;
-}
-
-/* ---------- markers ---------- */
-
-static size_t
-put_marker(char *out, char kind, const unsigned char *bytes, int n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t		o = 0;
-
-	n = Min(n, 4);
-	out[o++] = '\0';
-	out[o++] = kind;
-	out[o++] = (char) ('0' + n);
-	for (int i = 0; i < n; i++)
-	{
-		out[o++] = hex[bytes[i] >> 4];
-		out[o++] = hex[bytes[i] & 0xf];
-	}
-	out[o++] = '\0';
-	return o;
-}
-
-/* Length of a complete marker at s, 0 if there is none; *partial: s may be the start of one. */
-static size_t
-marker_scan(const char *s, size_t len, bool *partial)
-{
-	int			k;
-
-	*partial = false;
-	if (len == 0 || s[0] != '\0')
-		return 0;
-	if (len < 3)
-	{
-		*partial = (len == 1 || s[1] == MARKER_INVALID || s[1] == MARKER_NO_EQUIV);
-		return 0;
-	}
-	if ((s[1] != MARKER_INVALID && s[1] != MARKER_NO_EQUIV) || s[2] < '1' || s[2] > '4')
-		return 0;
-	k = s[2] - '0';
-	if (len < (size_t) (4 + 2 * k))
-	{
-		*partial = true;
-		return 0;
-	}
-	for (int i = 0; i < 2 * k; i++)
-		if (!isxdigit((unsigned char) s[3 + i]))
-			return 0;
-	if (s[3 + 2 * k] != '\0')
-		return 0;
-	return (size_t) (4 + 2 * k);
-}
-
-size_t
-decode_marker_len(const char *s, size_t len)
-{
-	bool		partial;
-
-	if (!current.active || !current.markers)
-		return 0;
-	return marker_scan(s, len, &partial);
-}
-
-char *
-decode_marker_message(const char *s, size_t len)
-{
-	StringInfoData bytes;
-	int			k;
-
-	if (decode_marker_len(s, len) == 0)
-		return NULL;
-	k = s[2] - '0';
-	initStringInfo(&bytes);
-	for (int i = 0; i < k; i++)
-		appendStringInfo(&bytes, "%s0x%c%c", i ? " " : "", s[3 + 2 * i], s[4 + 2 * i]);
-	if (s[1] == MARKER_INVALID)
-		return psprintf("invalid byte sequence for encoding \"%s\": %s",
-						current.src_name, bytes.data);
-	return psprintf("character with byte sequence %s in encoding \"%s\" has no equivalent in encoding \"%s\"",
-					bytes.data, current.src_name, GetDatabaseEncodingName());
-}
-
-const char *
-decode_encoding_hint(void)
-{
-	if (current.active && current.encoding_given)
-		return NULL;
-	return psprintf("if the file is not %s, name its encoding with the \"encoding\" option",
-					GetDatabaseEncodingName());
+	encoding_job_end();
 }
 
 /* ---------- raw ---------- */
@@ -471,7 +300,7 @@ utf16_pull(IngestDecoder *d, char *buf, size_t len)
 		if (d->u_len == 0 && d->u_eof)
 			return 0;
 
-		while (o + MARKER_MAX <= len)
+		while (o + ENCODING_MARKER_MAX <= len)
 		{
 			const unsigned char *p = (const unsigned char *) d->u_in + i;
 			size_t		left = d->u_len - i;
@@ -482,7 +311,7 @@ utf16_pull(IngestDecoder *d, char *buf, size_t len)
 			{
 				if (left == 1 && d->u_eof)
 				{
-					o += put_marker(buf + o, MARKER_INVALID, p, 1);
+					o += encoding_put_marker(buf + o, ENCODING_MARKER_INVALID, p, 1);
 					i += 1;
 				}
 				break;
@@ -503,13 +332,13 @@ utf16_pull(IngestDecoder *d, char *buf, size_t len)
 					}
 				}
 				/* a high surrogate with no low one after it */
-				o += put_marker(buf + o, MARKER_INVALID, p, 2);
+				o += encoding_put_marker(buf + o, ENCODING_MARKER_INVALID, p, 2);
 				i += 2;
 			}
 			else if ((cu >= 0xDC00 && cu <= 0xDFFF) || cu == 0)
 			{
 				/* a lone low surrogate; or U+0000, which no text can hold */
-				o += put_marker(buf + o, MARKER_INVALID, p, 2);
+				o += encoding_put_marker(buf + o, ENCODING_MARKER_INVALID, p, 2);
 				i += 2;
 			}
 			else
@@ -549,11 +378,11 @@ convert_some(IngestDecoder *d, char *buf, size_t len, size_t *consumed)
 		if (*p == '\0')
 		{
 			bool		partial = false;
-			size_t		ml = d->markers_upstream ? marker_scan(p, avail, &partial) : 0;
+			size_t		ml = d->markers_upstream ? encoding_marker_scan(p, avail, &partial) : 0;
 
 			if (ml == 0 && partial && !d->c_eof)
 				break;			/* the rest of a marker comes with more input */
-			if (room < MARKER_MAX)
+			if (room < ENCODING_MARKER_MAX)
 				break;
 			if (ml > 0)
 			{
@@ -564,15 +393,15 @@ convert_some(IngestDecoder *d, char *buf, size_t len, size_t *consumed)
 			else
 			{
 				/* a NUL of the file itself */
-				o += put_marker(buf + o, MARKER_INVALID, (unsigned char *) p, 1);
+				o += encoding_put_marker(buf + o, ENCODING_MARKER_INVALID, (unsigned char *) p, 1);
 				pos += 1;
 			}
 			continue;
 		}
 
-		if (room < MARKER_MAX + 1 + MAX_CONVERSION_GROWTH * 16)
+		if (room < ENCODING_MARKER_MAX + 1 + MAX_CONVERSION_GROWTH * 16)
 			break;
-		n = Min(avail, (room - MARKER_MAX - 1) / MAX_CONVERSION_GROWTH);
+		n = Min(avail, (room - ENCODING_MARKER_MAX - 1) / MAX_CONVERSION_GROWTH);
 		nul = memchr(p, '\0', n);
 		if (nul != NULL)
 			n = nul - p;
@@ -597,14 +426,14 @@ convert_some(IngestDecoder *d, char *buf, size_t len, size_t *consumed)
 		l = pg_encoding_verifymbchar(d->src_enc, p, (int) left);
 		if (l > 0)
 		{
-			o += put_marker(buf + o, MARKER_NO_EQUIV, (unsigned char *) p, l);
+			o += encoding_put_marker(buf + o, ENCODING_MARKER_NO_EQUIV, (unsigned char *) p, l);
 			pos += l;
 		}
 		else if (nul == NULL && !d->c_eof && left < (size_t) maxlen)
 			break;				/* a character whose end has not been read yet */
 		else
 		{
-			o += put_marker(buf + o, MARKER_INVALID, (unsigned char *) p, 1);
+			o += encoding_put_marker(buf + o, ENCODING_MARKER_INVALID, (unsigned char *) p, 1);
 			pos += 1;
 		}
 	}
@@ -641,6 +470,100 @@ convert_pull(IngestDecoder *d, char *buf, size_t len)
 	}
 }
 
+/* gunzip, when asked for or (compression "auto") when the first bytes are gzip's */
+static void
+open_gunzip(IngestDecoder *d, IngestCompression compression)
+{
+	const unsigned char *m;
+	int			rc;
+
+	while (d->raw_len < 4 && raw_more(d))
+		;
+	m = (const unsigned char *) d->raw;
+	if (compression == INGEST_COMPRESSION_GZIP)
+		d->gzip = true;
+	else if (compression == INGEST_COMPRESSION_AUTO && d->raw_len >= 2 &&
+			 m[0] == 0x1f && m[1] == 0x8b)
+		d->gzip = true;
+	else if (compression == INGEST_COMPRESSION_AUTO && d->raw_len >= 4 &&
+			 m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s is compressed with zstd, which ingest does not read", d->what),
+				 errhint("Decompress it, or compress it with gzip.")));
+	if (!d->gzip)
+		return;
+	d->z.zalloc = Z_NULL;
+	d->z.zfree = Z_NULL;
+	d->z.opaque = Z_NULL;
+	rc = inflateInit2(&d->z, 16 + MAX_WBITS);	/* gzip framing only */
+	if (rc == Z_MEM_ERROR)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (rc != Z_OK)
+		elog(ERROR, "ingest: zlib's inflateInit2 failed: %d", rc);
+	d->z_open = true;
+}
+
+/* UTF-16, from its byte order mark (not given an encoding, or a UTF-16 one) or as named */
+static void
+open_utf16(IngestDecoder *d, int enc, MemoryContext cxt)
+{
+	const unsigned char *m;
+	size_t		got;
+
+	d->src_enc = PG_UTF8;
+	if (enc != INGEST_ENCODING_DEFAULT && enc != INGEST_ENCODING_UTF16 &&
+		enc != INGEST_ENCODING_UTF16LE && enc != INGEST_ENCODING_UTF16BE)
+	{
+		d->src_enc = enc;
+		return;
+	}
+	while (d->head_len < 2 &&
+		   (got = (d->gzip ? gunzip_pull(d, d->head + d->head_len, 2 - d->head_len)
+				   : raw_pull(d, d->head + d->head_len, 2 - d->head_len))) > 0)
+		d->head_len += (int) got;
+	m = (const unsigned char *) d->head;
+	if (d->head_len == 2 && m[0] == 0xff && m[1] == 0xfe && enc != INGEST_ENCODING_UTF16BE)
+		d->utf16 = UTF16_LE;
+	else if (d->head_len == 2 && m[0] == 0xfe && m[1] == 0xff && enc != INGEST_ENCODING_UTF16LE)
+		d->utf16 = UTF16_BE;
+	if (d->utf16 != UTF16_NONE)
+		d->head_pos = d->head_len;	/* the byte order mark is not text */
+	else if (enc == INGEST_ENCODING_UTF16LE)
+		d->utf16 = UTF16_LE;
+	else if (enc == INGEST_ENCODING_UTF16 || enc == INGEST_ENCODING_UTF16BE)
+		d->utf16 = UTF16_BE;	/* no mark: big-endian, as Unicode says */
+	if (d->utf16 != UTF16_NONE)
+	{
+		encoding_job_source(d->utf16 == UTF16_LE ? "UTF16LE" : "UTF16BE");
+		d->u_in = MemoryContextAlloc(cxt, CONVERT_IN_CAP);
+	}
+}
+
+/* PostgreSQL's conversion from the text's encoding to the database's, when they differ */
+static void
+open_convert(IngestDecoder *d, int enc, MemoryContext cxt)
+{
+	int			db = GetDatabaseEncoding();
+	Oid			proc;
+
+	d->dst_enc = db;
+	if (d->src_enc == db || d->src_enc == PG_SQL_ASCII || db == PG_SQL_ASCII ||
+		(enc == INGEST_ENCODING_DEFAULT && d->utf16 == UTF16_NONE))
+		return;
+	proc = FindDefaultConversionProc(d->src_enc, db);
+	if (!OidIsValid(proc))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("there is no conversion from \"%s\" to the database encoding \"%s\"",
+						pg_encoding_to_char(d->src_enc), GetDatabaseEncodingName())));
+	fmgr_info_cxt(proc, &d->proc, cxt);
+	d->convert = true;
+	d->c_in = MemoryContextAlloc(cxt, CONVERT_IN_CAP);
+	d->conv_up = d->utf16 != UTF16_NONE ? utf16_pull : plain_pull;
+	d->markers_upstream = (d->utf16 != UTF16_NONE);
+}
+
 /* ---------- the decoder ---------- */
 
 IngestDecoder *
@@ -648,9 +571,6 @@ decode_open(DecodeReadFn read, void *arg, const char *what,
 			const IngestOptions *opts, MemoryContext cxt)
 {
 	IngestDecoder *d = MemoryContextAllocZero(cxt, sizeof(IngestDecoder));
-	int			enc = opts->encoding;
-	int			db = GetDatabaseEncoding();
-	const unsigned char *m;
 
 	d->read = read;
 	d->arg = arg;
@@ -660,93 +580,10 @@ decode_open(DecodeReadFn read, void *arg, const char *what,
 	d->cb.arg = d;
 	MemoryContextRegisterResetCallback(cxt, &d->cb);
 
-	current.active = true;
-	current.markers = false;
-	current.encoding_given = (enc != INGEST_ENCODING_DEFAULT);
-	strlcpy(current.src_name, decode_encoding_name(enc), sizeof(current.src_name));
-
-	/* compression, from the first bytes */
-	while (d->raw_len < 4 && raw_more(d))
-		;
-	m = (const unsigned char *) d->raw;
-	if (opts->compression == INGEST_COMPRESSION_GZIP)
-		d->gzip = true;
-	else if (opts->compression == INGEST_COMPRESSION_AUTO && d->raw_len >= 2 &&
-			 m[0] == 0x1f && m[1] == 0x8b)
-		d->gzip = true;
-	else if (opts->compression == INGEST_COMPRESSION_AUTO && d->raw_len >= 4 &&
-			 m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s is compressed with zstd, which ingest does not read", d->what),
-				 errhint("Decompress it, or compress it with gzip.")));
-	if (d->gzip)
-	{
-		int			rc;
-
-		d->z.zalloc = Z_NULL;
-		d->z.zfree = Z_NULL;
-		d->z.opaque = Z_NULL;
-		rc = inflateInit2(&d->z, 16 + MAX_WBITS);	/* gzip framing only */
-		if (rc == Z_MEM_ERROR)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		if (rc != Z_OK)
-			elog(ERROR, "ingest: zlib's inflateInit2 failed: %d", rc);
-		d->z_open = true;
-	}
-
-	/* UTF-16, from its byte order mark */
-	if (enc == INGEST_ENCODING_DEFAULT || enc == INGEST_ENCODING_UTF16 ||
-		enc == INGEST_ENCODING_UTF16LE || enc == INGEST_ENCODING_UTF16BE)
-	{
-		size_t		got;
-
-		while (d->head_len < 2 &&
-			   (got = (d->gzip ? gunzip_pull(d, d->head + d->head_len, 2 - d->head_len)
-					   : raw_pull(d, d->head + d->head_len, 2 - d->head_len))) > 0)
-			d->head_len += (int) got;
-		m = (const unsigned char *) d->head;
-		if (d->head_len == 2 && m[0] == 0xff && m[1] == 0xfe && enc != INGEST_ENCODING_UTF16BE)
-			d->utf16 = UTF16_LE;
-		else if (d->head_len == 2 && m[0] == 0xfe && m[1] == 0xff && enc != INGEST_ENCODING_UTF16LE)
-			d->utf16 = UTF16_BE;
-		if (d->utf16 != UTF16_NONE)
-			d->head_pos = d->head_len;	/* the byte order mark is not text */
-		else if (enc == INGEST_ENCODING_UTF16LE)
-			d->utf16 = UTF16_LE;
-		else if (enc == INGEST_ENCODING_UTF16 || enc == INGEST_ENCODING_UTF16BE)
-			d->utf16 = UTF16_BE;	/* no mark: big-endian, as Unicode says */
-		if (d->utf16 != UTF16_NONE)
-		{
-			snprintf(current.src_name, sizeof(current.src_name), "%s",
-					 d->utf16 == UTF16_LE ? "UTF16LE" : "UTF16BE");
-			d->u_in = MemoryContextAlloc(cxt, CONVERT_IN_CAP);
-			d->src_enc = PG_UTF8;
-		}
-		else
-			d->src_enc = PG_UTF8;
-	}
-	else
-		d->src_enc = enc;
-
-	/* conversion to the database's encoding */
-	d->dst_enc = db;
-	if (d->src_enc != db && d->src_enc != PG_SQL_ASCII && db != PG_SQL_ASCII &&
-		(enc != INGEST_ENCODING_DEFAULT || d->utf16 != UTF16_NONE))
-	{
-		Oid			proc = FindDefaultConversionProc(d->src_enc, db);
-
-		if (!OidIsValid(proc))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("there is no conversion from \"%s\" to the database encoding \"%s\"",
-							pg_encoding_to_char(d->src_enc), GetDatabaseEncodingName())));
-		fmgr_info_cxt(proc, &d->proc, cxt);
-		d->convert = true;
-		d->c_in = MemoryContextAlloc(cxt, CONVERT_IN_CAP);
-		d->conv_up = d->utf16 != UTF16_NONE ? utf16_pull : plain_pull;
-		d->markers_upstream = (d->utf16 != UTF16_NONE);
-	}
+	encoding_job_begin(opts->encoding);
+	open_gunzip(d, opts->compression);
+	open_utf16(d, opts->encoding, cxt);
+	open_convert(d, opts->encoding, cxt);
 
 	if (d->convert)
 		d->last = convert_pull;
@@ -756,7 +593,7 @@ decode_open(DecodeReadFn read, void *arg, const char *what,
 		d->last = plain_pull;
 	d->identity = !d->gzip && !d->convert && d->utf16 == UTF16_NONE;
 	/* a file read as is may hold anything after a NUL: markers only where made */
-	current.markers = d->convert || d->utf16 != UTF16_NONE;
+	encoding_job_markers(d->convert || d->utf16 != UTF16_NONE);
 	if (!d->identity)
 		d->out = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
 	return d;

@@ -30,26 +30,4 @@ extern size_t decode_read(IngestDecoder *d, const char **out);
  */
 extern int64 decode_source_bytes(const IngestDecoder *d, uint64 decoded);
 
-/*
- * An encoding option's value: a PostgreSQL encoding id, or one of the
- * INGEST_ENCODING_UTF16* values; ERROR for a name no conversion exists for.
- */
-extern int	decode_parse_encoding(const char *name);
-extern const char *decode_encoding_name(int encoding);
-
-/*
- * A byte sequence that is invalid in the file's encoding, or that has no
- * equivalent in the database's, is replaced in the decoded text by a marker
- * (a NUL, which no text can hold, then the bytes, then a NUL), so that the
- * record holding it is rejected by the check of every value (convert.c)
- * rather than the job. decode_marker_len: the length of the marker at s, or
- * 0; decode_marker_message: what to say about it, or NULL when s holds no
- * marker of the job being decoded (a NUL in a file read as is).
- */
-extern size_t decode_marker_len(const char *s, size_t len);
-extern char *decode_marker_message(const char *s, size_t len);
-
-/* The hint added to "invalid byte sequence" when the file's encoding was not given, or NULL. */
-extern const char *decode_encoding_hint(void);
-
 #endif							/* INGEST_DECODE_H */

@@ -22,7 +22,7 @@
 #include "utils/resowner.h"
 
 #include "settings.h"
-#include "decode.h"
+#include "encoding.h"
 #include "isolate.h"
 #include "jobs.h"
 
@@ -77,7 +77,7 @@ sanitize(const char *s, size_t len)
 	while (i < len)
 	{
 		int			l = pg_encoding_verifymbchar(enc, s + i, (int) (len - i));
-		size_t		ml = decode_marker_len(s + i, len - i);
+		size_t		ml = encoding_marker_len(s + i, len - i);
 
 		if (ml > 0)
 		{

@@ -35,17 +35,13 @@
  */
 
 /*
- * Lock upload job_id for a call by its owner (finishing: finish_upload,
- * else upload_chunk) and return the bytes received so far; an ERROR
- * unless the caller began the upload and it is still uploading. The
- * caller has SPI connected.
+ * Why the caller may not send chunks to (or finish) upload job_id: an ERROR
+ * that says so, read without locking. params: the job id and the caller's
+ * scope, as lock_upload has them.
  */
-static int64
-lock_upload(int64 job_id, Oid caller, bool finishing, Oid *target, Jsonb **options)
+static void
+refuse_upload(int64 job_id, Oid caller, bool finishing, Oid *types, Datum *values, char *nulls)
 {
-	Oid			types[5];
-	Datum		values[5];
-	char		nulls[5] = "     ";
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
@@ -54,40 +50,6 @@ lock_upload(int64 job_id, Oid caller, bool finishing, Oid *target, Jsonb **optio
 	char	   *source_type;
 	char	   *tenant;
 
-	types[0] = INT8OID;
-	values[0] = Int64GetDatum(job_id);
-	jobs_caller_params(caller, types, values, nulls, 1);
-
-	/*
-	 * Lock only an upload the caller itself began and that still receives
-	 * chunks: a row lock held by a transaction its client leaves open (even
-	 * one aborted by an error here) must never be one a worker waits for.
-	 * Not read-only: after waiting for the lock, see the row as it is now.
-	 */
-	jobs_exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant, "
-					   "  target::oid, options "
-					   "FROM ingest_private.upload_jobs WHERE id = $1 AND state = 'uploading' "
-					   "  AND owner = $2::regrole AND (NOT $3 OR tenant = $4) "
-					   "FOR UPDATE",
-					   4, types, values, nulls, false);
-	if (SPI_processed == 1)
-	{
-		tup = SPI_tuptable->vals[0];
-		desc = SPI_tuptable->tupdesc;
-		if (target)
-			*target = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
-		if (options)
-		{
-			Datum		d = SPI_getbinval(tup, desc, 7, &isnull);
-
-			/* in the caller's memory: SPI's goes at SPI_finish */
-			*options = isnull ? NULL :
-				(Jsonb *) SPI_datumTransfer(PointerGetDatum(PG_DETOAST_DATUM(d)), false, -1);
-		}
-		return DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-	}
-
-	/* why not, without locking */
 	jobs_exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant "
 					   "FROM ingest_private.upload_jobs WHERE id = $1 AND " CALLER_SQL(2, 3, 4, 5),
 					   5, types, values, nulls, false);
@@ -136,6 +98,59 @@ lock_upload(int64 job_id, Oid caller, bool finishing, Oid *target, Jsonb **optio
 				 cancelled ? errdetail("It was cancelled.")
 				 : errdetail("ingest.finish_upload has already queued it.")));
 	}
+}
+
+/*
+ * Lock upload job_id for a call by its owner (finishing: finish_upload,
+ * else upload_chunk) and return the bytes received so far; an ERROR
+ * unless the caller began the upload and it is still uploading. The
+ * caller has SPI connected.
+ */
+static int64
+lock_upload(int64 job_id, Oid caller, bool finishing, Oid *target, Jsonb **options)
+{
+	Oid			types[5];
+	Datum		values[5];
+	char		nulls[5] = "     ";
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(job_id);
+	jobs_caller_params(caller, types, values, nulls, 1);
+
+	/*
+	 * Lock only an upload the caller itself began and that still receives
+	 * chunks: a row lock held by a transaction its client leaves open (even
+	 * one aborted by an error here) must never be one a worker waits for.
+	 * Not read-only: after waiting for the lock, see the row as it is now.
+	 */
+	jobs_exec_as_owner("SELECT owner::oid, state, source_type, COALESCE(bytes_total, 0), tenant, "
+					   "  target::oid, options "
+					   "FROM ingest_private.upload_jobs WHERE id = $1 AND state = 'uploading' "
+					   "  AND owner = $2::regrole AND (NOT $3 OR tenant = $4) "
+					   "FOR UPDATE",
+					   4, types, values, nulls, false);
+	if (SPI_processed == 1)
+	{
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		if (target)
+			*target = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+		if (options)
+		{
+			Datum		d = SPI_getbinval(tup, desc, 7, &isnull);
+
+			/* in the caller's memory: SPI's goes at SPI_finish */
+			*options = isnull ? NULL :
+				(Jsonb *) SPI_datumTransfer(PointerGetDatum(PG_DETOAST_DATUM(d)), false, -1);
+		}
+		return DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	}
+
+	/* why not, without locking */
+	refuse_upload(job_id, caller, finishing, types, values, nulls);
 	elog(ERROR, "ingest: upload job " INT64_FORMAT " could not be locked", job_id);
 	return 0;					/* keep compiler quiet */
 }

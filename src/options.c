@@ -17,7 +17,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
-#include "decode.h"
+#include "encoding.h"
 #include "settings.h"
 #include "options.h"
 #include "parser.h"
@@ -283,7 +283,7 @@ set_option(IngestOptions *opts, const char *key, JsonbValue *v)
 	else if (strcmp(key, "compression") == 0)
 		opts->compression = compression_value(key, v);
 	else if (strcmp(key, "encoding") == 0)
-		opts->encoding = decode_parse_encoding(string_value(key, v));
+		opts->encoding = encoding_parse(string_value(key, v));
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

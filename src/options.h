@@ -8,6 +8,8 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
+#include "encoding.h"
+
 /* compression: what the source's bytes are (decode.c) */
 typedef enum IngestCompression
 {
@@ -15,12 +17,6 @@ typedef enum IngestCompression
 	INGEST_COMPRESSION_GZIP,
 	INGEST_COMPRESSION_NONE
 } IngestCompression;
-
-/* encoding: a PostgreSQL encoding id, or one of these */
-#define INGEST_ENCODING_DEFAULT	(-1)	/* not given: the database's, or UTF-16 by its BOM */
-#define INGEST_ENCODING_UTF16	(-2)	/* byte order by the BOM; big-endian without one */
-#define INGEST_ENCODING_UTF16LE	(-3)
-#define INGEST_ENCODING_UTF16BE	(-4)
 
 typedef struct IngestOptions
 {

@@ -408,7 +408,13 @@ end_record(CsvpParser *p, char c)
 	p->state = TS_RECORD_START;
 }
 
-/* Tokenize up to len bytes, stopping after max_records records; the bytes consumed. */
+/*
+ * Tokenize up to len bytes, stopping after max_records records; the bytes
+ * consumed. One function on purpose, longer than the others: it is the byte
+ * loop of a state machine (state in p, so a chunk may end anywhere), and
+ * every byte of every file goes through it; split into calls per state it
+ * would be slower and no easier to check against COPY's reading.
+ */
 static size_t
 tokenize(CsvpParser *p, const char *buf, size_t len, int max_records)
 {

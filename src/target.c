@@ -228,6 +228,31 @@ check_mapped_fields(List *header, const IngestOptions *opts)
 	}
 }
 
+/* cols' columns: atts (Form_pg_attribute), each checked for role. */
+static void
+fill_columns(Relation rel, List *atts, Oid role, IngestColumns *cols, MemoryContext cxt)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	cols->ncols = list_length(atts);
+	cols->attnums = MemoryContextAlloc(cxt, sizeof(AttrNumber) * Max(cols->ncols, 1));
+	cols->names = MemoryContextAlloc(cxt, sizeof(char *) * Max(cols->ncols, 1));
+	cols->typids = MemoryContextAlloc(cxt, sizeof(Oid) * Max(cols->ncols, 1));
+	cols->typmods = MemoryContextAlloc(cxt, sizeof(int32) * Max(cols->ncols, 1));
+	foreach(lc, atts)
+	{
+		Form_pg_attribute att = lfirst(lc);
+
+		check_column(rel, att, role);
+		cols->attnums[n] = att->attnum;
+		cols->names[n] = MemoryContextStrdup(cxt, NameStr(att->attname));
+		cols->typids[n] = att->atttypid;
+		cols->typmods[n] = att->atttypmod;
+		n++;
+	}
+}
+
 /*
  * Resolve the columns to load, named by names (from the columns option or
  * the header) or, with TARGET_NAMES_TABLE, every column that can be loaded;
@@ -241,7 +266,6 @@ target_resolve(Relation rel, List *names, TargetNames from, const IngestOptions 
 	TupleDesc	desc = RelationGetDescr(rel);
 	List	   *atts = NIL;
 	ListCell   *lc;
-	int			n = 0;
 
 	cols->nfields = from == TARGET_NAMES_TABLE ? 0 : list_length(names);
 	cols->field_col = MemoryContextAlloc(cxt, sizeof(int) * (desc->natts + cols->nfields + 1));
@@ -304,22 +328,7 @@ target_resolve(Relation rel, List *names, TargetNames from, const IngestOptions 
 				 errmsg("no field of the header names a column of table %s", target_name(rel)),
 				 errhint("Check the \"delimiter\" option, and map header names to columns with \"columns\".")));
 
-	cols->ncols = list_length(atts);
-	cols->attnums = MemoryContextAlloc(cxt, sizeof(AttrNumber) * Max(cols->ncols, 1));
-	cols->names = MemoryContextAlloc(cxt, sizeof(char *) * Max(cols->ncols, 1));
-	cols->typids = MemoryContextAlloc(cxt, sizeof(Oid) * Max(cols->ncols, 1));
-	cols->typmods = MemoryContextAlloc(cxt, sizeof(int32) * Max(cols->ncols, 1));
-	foreach(lc, atts)
-	{
-		Form_pg_attribute att = lfirst(lc);
-
-		check_column(rel, att, role);
-		cols->attnums[n] = att->attnum;
-		cols->names[n] = MemoryContextStrdup(cxt, NameStr(att->attname));
-		cols->typids[n] = att->atttypid;
-		cols->typmods[n] = att->atttypmod;
-		n++;
-	}
+	fill_columns(rel, atts, role, cols, cxt);
 	list_free(atts);
 }
 
