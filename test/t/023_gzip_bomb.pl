@@ -1,0 +1,68 @@
+# A decompression bomb: a gzip file of a few MB that would inflate to 1 GB of CSV, with
+# ingest.max_file_size at 64 MB. The worker stops at the limit (it never inflates more than
+# one byte past it), the job fails saying why, nothing is loaded, and the worker's private
+# memory (RssAnon, sampled every 20 ms)
+# stays within 160 MB of what it was before the job: decompression streams through fixed
+# buffers, and batches are bounded as for any file (022).
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use IngestTest;
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my $node = ingest_node('bomb',
+	conf => "ingest.max_workers = 1\ningest.worker_idle_timeout = '5min'\n"
+	  . "ingest.allowed_dirs = '$dir'\ningest.max_file_size = '64MB'\n");
+$node->safe_psql('postgres', 'CREATE EXTENSION ingest; CREATE TABLE big (id int, blob text)');
+
+# 1 GB of CSV (1,000,000 records of about 1 kB), compressed
+my $line = ',' . ('x' x 1000) . "\n";
+my $gz = "$dir/bomb.csv.gz";
+open(my $out, '|-', "gzip -1 > '$gz'") or die "gzip: $!";
+print $out "$_$line" for 1 .. 1_000_000;
+close($out) or die "gzip failed: $?";
+my $gz_size = -s $gz;
+note "bomb: $gz_size bytes of gzip for 1 GB of CSV";
+cmp_ok($gz_size, '<', 64 * 1024 * 1024, 'the compressed file is under the limit itself');
+
+sub rss_anon_kb
+{
+	my ($pid) = @_;
+	open(my $st, '<', "/proc/$pid/status") or return undef;
+	while (<$st>) { return $1 if /^RssAnon:\s+(\d+) kB/; }
+	return undef;
+}
+
+my $warm = $node->safe_psql('postgres',
+	q{SELECT ingest.enqueue_data('big', convert_to(E'0,warm\n', 'UTF8'), '{"header": false}')});
+ok(poll_until_finished($node, 'postgres', $warm), 'a small job warms the worker up');
+my ($pid) = ingest_worker_pids($node, 'postgres');
+ok(defined $pid, 'the worker stays');
+my $before = rss_anon_kb($pid);
+
+my $id = $node->safe_psql('postgres', "SELECT ingest.enqueue_file('big', '$gz', '{\"header\": false}')");
+my $peak = $before;
+for (1 .. 30_000)
+{
+	my $kb = rss_anon_kb($pid);
+	last unless defined $kb;
+	$peak = $kb if $kb > $peak;
+	last if $node->safe_psql('postgres',
+		"SELECT state IN ('succeeded', 'failed') FROM ingest.upload_jobs WHERE id = $id") eq 't';
+	usleep(20_000);
+}
+my $job = job_row($node, 'postgres', $id);
+is($job->{state}, 'failed', 'the bomb fails');
+like($job->{last_error}, qr/decompresses to more than ingest\.max_file_size \(67108864 bytes\)/,
+	'and says it passed ingest.max_file_size');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE id > 0'), '0', 'nothing of it is loaded');
+my $grew = int(($peak - $before) / 1024);
+note "worker RssAnon: $before kB at rest, $peak kB at most ($grew MB more)";
+cmp_ok($grew, '<', 160, "the worker's private memory grew by $grew MB, under 160 MB");
+is((ingest_worker_pids($node, 'postgres'))[0], $pid, 'in the same worker, which stays up');
+
+done_testing();
