@@ -12,7 +12,8 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(ingest_node enqueue_rows job_row poll_until_finished sql_list
-  ingest_worker_pids postmaster_pid log_lines_since start_pgbouncer);
+  ingest_worker_pids postmaster_pid log_lines_since start_pgbouncer rss_anon_kb
+  peak_rss_anon_until_finished);
 
 # A started cluster. preload => 0 leaves shared_preload_libraries empty; conf => extra
 # postgresql.conf lines; init => { ... } parameters of Cluster::init (allows_streaming => 1
@@ -135,6 +136,34 @@ INI
 		usleep(100_000);
 	}
 	die "PgBouncer does not accept connections:\n" . slurp_file("$dir/pgbouncer.log");
+}
+
+
+# A process's private memory (RssAnon, kB), or undef once it is gone.
+sub rss_anon_kb
+{
+	my ($pid) = @_;
+	open(my $st, '<', "/proc/$pid/status") or return undef;
+	while (<$st>) { return $1 if /^RssAnon:\s+(\d+) kB/; }
+	return undef;
+}
+
+# The most private memory (kB) worker $pid had, sampled every 20 ms, while job $id ran (from
+# $from kB, its size before the job); returns when the job has finished or the worker left.
+sub peak_rss_anon_until_finished
+{
+	my ($node, $db, $id, $pid, $from) = @_;
+	my $peak = $from;
+	for (1 .. 30_000)
+	{
+		my $kb = rss_anon_kb($pid);
+		last unless defined $kb;
+		$peak = $kb if $kb > $peak;
+		last if $node->safe_psql($db,
+			"SELECT state IN ('succeeded', 'failed') FROM ingest.upload_jobs WHERE id = $id") eq 't';
+		Time::HiRes::usleep(20_000);
+	}
+	return $peak;
 }
 
 1;

@@ -8,7 +8,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use IngestTest;
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
@@ -23,14 +22,6 @@ print $fh "id,blob\n";
 print $fh "$_,$blob\n" for 1 .. $records;
 close $fh;
 
-sub rss_anon_kb
-{
-	my ($pid) = @_;
-	open(my $st, '<', "/proc/$pid/status") or return undef;
-	while (<$st>) { return $1 if /^RssAnon:\s+(\d+) kB/; }
-	return undef;
-}
-
 # a warm worker first (a small job), then its memory at rest
 my $warm = $node->safe_psql('postgres', q{SELECT ingest.enqueue_data('big', convert_to(E'id,blob\n0,warm\n', 'UTF8'))});
 ok(poll_until_finished($node, 'postgres', $warm), 'a small job warms the worker up');
@@ -39,16 +30,7 @@ ok(defined $pid, 'the worker stays');
 my $before = rss_anon_kb($pid);
 
 my $id = $node->safe_psql('postgres', "SELECT ingest.enqueue_file('big', '$dir/big.csv')");
-my $peak = $before;
-for (1 .. 30_000)
-{
-	my $kb = rss_anon_kb($pid);
-	last unless defined $kb;
-	$peak = $kb if $kb > $peak;
-	last if $node->safe_psql('postgres',
-		"SELECT state IN ('succeeded', 'failed') FROM ingest.upload_jobs WHERE id = $id") eq 't';
-	usleep(20_000);
-}
+my $peak = peak_rss_anon_until_finished($node, 'postgres', $id, $pid, $before);
 is(job_row($node, 'postgres', $id)->{state}, 'succeeded', 'the 160 MB file loaded');
 is($node->safe_psql('postgres', 'SELECT count(*), sum(length(blob)) FROM big WHERE id > 0'),
 	"$records|" . ($records * length $blob), 'every record, every byte');

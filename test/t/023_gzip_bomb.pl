@@ -10,7 +10,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use IngestTest;
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
@@ -29,14 +28,6 @@ my $gz_size = -s $gz;
 note "bomb: $gz_size bytes of gzip for 1 GB of CSV";
 cmp_ok($gz_size, '<', 64 * 1024 * 1024, 'the compressed file is under the limit itself');
 
-sub rss_anon_kb
-{
-	my ($pid) = @_;
-	open(my $st, '<', "/proc/$pid/status") or return undef;
-	while (<$st>) { return $1 if /^RssAnon:\s+(\d+) kB/; }
-	return undef;
-}
-
 my $warm = $node->safe_psql('postgres',
 	q{SELECT ingest.enqueue_data('big', convert_to(E'0,warm\n', 'UTF8'), '{"header": false}')});
 ok(poll_until_finished($node, 'postgres', $warm), 'a small job warms the worker up');
@@ -45,16 +36,7 @@ ok(defined $pid, 'the worker stays');
 my $before = rss_anon_kb($pid);
 
 my $id = $node->safe_psql('postgres', "SELECT ingest.enqueue_file('big', '$gz', '{\"header\": false}')");
-my $peak = $before;
-for (1 .. 30_000)
-{
-	my $kb = rss_anon_kb($pid);
-	last unless defined $kb;
-	$peak = $kb if $kb > $peak;
-	last if $node->safe_psql('postgres',
-		"SELECT state IN ('succeeded', 'failed') FROM ingest.upload_jobs WHERE id = $id") eq 't';
-	usleep(20_000);
-}
+my $peak = peak_rss_anon_until_finished($node, 'postgres', $id, $pid, $before);
 my $job = job_row($node, 'postgres', $id);
 is($job->{state}, 'failed', 'the bomb fails');
 like($job->{last_error}, qr/decompresses to more than ingest\.max_file_size \(67108864 bytes\)/,
