@@ -69,6 +69,8 @@ SELECT ingest.enqueue_data('meter', csv(E'a\n1\n'), '{"decimal": ";"}');
 -- an unmapped header field the role may not insert is refused when the header is read
 SELECT ingest.enqueue_data('meter_ro', csv(E'T,secret\n2024-01-01 00:00+00,x\n'),
        '{"columns": {"T": "ts"}}');
+-- the early check reads the header as the worker will: strictly with strict_quotes
+SELECT ingest.enqueue_data('meter', csv(E't"s",kwh\n2024-01-01 00:00+00,1\n'), '{"strict_quotes": true}');
 -- chunk 0 of an upload brings the header: its error comes from upload_chunk
 SELECT ingest.begin_upload('meter') AS up \gset
 SELECT ingest.upload_chunk(:up, 0, csv(E'ts,kwh,Comment\n2024-01-01 00:00+00,1,hello\n'));

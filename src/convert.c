@@ -223,11 +223,16 @@ convert_record(const IngestColumns *cols, CsvpParser *parser, const CsvpRecord *
 		if (bad_text != NULL)
 			return fail(failure, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
 						psprintf("column \"%s\": %s", cols->names[j], bad_text));
-		if (!isnull && cols->decimal_comma && cols->decimal_comma[j] &&
-			(f = decimal_point(f, len)) == NULL)
-			return fail(failure, ERRCODE_INVALID_TEXT_REPRESENTATION,
-						psprintf("column \"%s\": invalid number with a decimal comma: \"%s\"",
-								 cols->names[j], pnstrdup(csvp_field(parser, rec, i, &len, &isnull), len)));
+		if (!isnull && cols->decimal_comma && cols->decimal_comma[j])
+		{
+			char	   *point = decimal_point(f, len);
+
+			if (point == NULL)
+				return fail(failure, ERRCODE_INVALID_TEXT_REPRESENTATION,
+							psprintf("column \"%s\": invalid number with a decimal comma: \"%s\"",
+									 cols->names[j], pnstrdup(f, len)));
+			f = point;
+		}
 		*at_col = j;
 		if (!compat_input_value(&cols->infuncs[j], isnull ? NULL : f,
 								cols->ioparams[j], cols->typmods[j], &values[j],

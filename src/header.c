@@ -24,17 +24,24 @@
 #include "settings.h"
 #include "target.h"
 
+/* A header record the parser could not read is an error; where names the source. */
+void
+header_check_readable(const CsvpRecord *header, const char *where)
+{
+	if (header->error != CSVP_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("%s, line " INT64_FORMAT ": could not read the header: %s",
+						where, header->line, csvp_error_message(header->error))));
+}
+
 /* The header's names, checked to be names; where names the source in messages. */
 List *
 header_names(CsvpParser *parser, const CsvpRecord *header, const char *where)
 {
 	List	   *names = NIL;
 
-	if (header->error != CSVP_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-				 errmsg("%s, line " INT64_FORMAT ": could not read the header: %s",
-						where, header->line, csvp_error_message(header->error))));
+	header_check_readable(header, where);
 	for (int i = 0; i < header->nfields; i++)
 	{
 		size_t		len;
@@ -60,32 +67,16 @@ header_names(CsvpParser *parser, const CsvpRecord *header, const char *where)
 }
 
 /*
- * The offset past the first n lines of bytes (ended as the parser ends them:
- * LF, CRLF, a lone CR), or -1 if it has fewer or the last may go on.
+ * The offset past the first n lines of bytes, or -1 if it has fewer or the
+ * last may go on (a CR at the very end, whose LF the bytes do not show).
  */
 static ssize_t
 past_lines(const char *bytes, size_t len, int64 n)
 {
-	size_t		off = 0;
+	bool		after_cr = false;
+	size_t		off = csvp_skip_lines(bytes, len, &n, &after_cr);
 
-	while (n > 0)
-	{
-		if (off >= len)
-			return -1;
-		if (bytes[off] == '\n' || bytes[off] == '\r')
-		{
-			n--;
-			if (bytes[off] == '\r')
-			{
-				if (off + 1 >= len)
-					return -1;	/* an LF may follow, in bytes not seen */
-				if (bytes[off + 1] == '\n')
-					off++;
-			}
-		}
-		off++;
-	}
-	return off;
+	return (n > 0 || (after_cr && off == len)) ? -1 : (ssize_t) off;
 }
 
 static void
@@ -128,14 +119,7 @@ header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head
 	if (off < 0)
 		return;
 
-	memset(&popts, 0, sizeof(popts));
-	popts.delimiter = opts->delimiter;
-	popts.quote = opts->quote;
-	popts.null_string = opts->null_string;
-	popts.max_field_size = (size_t) ingest_max_record_size;
-	popts.max_record_size = (size_t) ingest_max_record_size;
-	popts.max_fields = MaxHeapAttributeNumber + 1;
-	popts.first_line = 1 + opts->skip_lines;
+	options_csv(opts, ingest_max_record_size, &popts);
 	parser = csvp_create(&popts);
 	if (parser == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));

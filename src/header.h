@@ -21,6 +21,7 @@ typedef struct SourceHead
 	const char *where;			/* the source, for messages */
 } SourceHead;
 
+extern void header_check_readable(const CsvpRecord *header, const char *where);
 extern List *header_names(CsvpParser *parser, const CsvpRecord *header, const char *where);
 extern void header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head);
 

@@ -179,11 +179,8 @@ gather_records(IngestLoad *ld)
 		if (ld->header_pending)
 		{
 			ld->header_pending = false;
-			if (rec->error != CSVP_OK)
-				ereport(ERROR,
-						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-						 errmsg("%s, line " INT64_FORMAT ": could not read the header: %s",
-								ld->where, rec->line, csvp_error_message(rec->error))));
+			/* read even when the columns option makes it skipped */
+			header_check_readable(rec, ld->where);
 			if (!ld->columns_ready)
 				loadbatch_setup_columns(ld, rec);
 			continue;

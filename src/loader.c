@@ -341,17 +341,8 @@ create_parser(IngestLoad *ld)
 {
 	CsvpOptions popts;
 
-	memset(&popts, 0, sizeof(popts));
-	popts.delimiter = ld->opts.delimiter;
-	popts.quote = ld->opts.quote;
-	popts.null_string = ld->opts.null_string;
-	popts.strict_quotes = ld->opts.strict_quotes;
 	ld->max_record_size = ingest_max_record_size;
-	popts.max_field_size = (size_t) ld->max_record_size;
-	popts.max_record_size = (size_t) ld->max_record_size;
-	/* no table has more columns; one more tells "extra data" from a fit */
-	popts.max_fields = MaxHeapAttributeNumber + 1;
-	popts.first_line = 1 + ld->opts.skip_lines;
+	options_csv(&ld->opts, ld->max_record_size, &popts);
 	ld->skip_left = ld->opts.skip_lines;
 	ld->parser = csvp_create(&popts);
 	if (ld->parser == NULL)
@@ -402,36 +393,12 @@ loader_start(IngestJob *job, MemoryContext job_cxt)
 	return ld;
 }
 
-/*
- * Pass over the lines "skip_lines" asks to skip (a report's preamble). Lines
- * end as the parser ends them: LF, CRLF or a lone CR (a CR at the end of one
- * buffer may have its LF at the start of the next). Returns the offset where
- * parsing starts.
- */
+/* Pass over the lines "skip_lines" asks to skip; the offset where parsing starts. */
 static size_t
 skip_lines(IngestLoad *ld, const char *buf, size_t len)
 {
-	size_t		off = 0;
+	size_t		off = csvp_skip_lines(buf, len, &ld->skip_left, &ld->skip_after_cr);
 
-	while (off < len && (ld->skip_left > 0 || ld->skip_after_cr))
-	{
-		char		c = buf[off];
-
-		if (ld->skip_after_cr)
-		{
-			/* the CR ended a line already: an LF right after it is the same line end */
-			ld->skip_after_cr = false;
-			if (c == '\n')
-				off++;
-			continue;
-		}
-		off++;
-		if (c == '\n' || c == '\r')
-		{
-			ld->skip_left--;
-			ld->skip_after_cr = (c == '\r');
-		}
-	}
 	ld->skipped_bytes += off;
 	return off;
 }

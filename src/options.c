@@ -11,6 +11,7 @@
 
 #include <limits.h>
 
+#include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/datetime.h"
@@ -308,15 +309,33 @@ check_together(const IngestOptions *opts)
 				 errmsg("ingest option \"columns\" maps header names, but \"header\" is false"),
 				 errhint("Without a header, list the target columns in file order: \"columns\": [\"a\", \"b\"].")));
 
-	memset(&csv_options, 0, sizeof(csv_options));
-	csv_options.delimiter = opts->delimiter;
-	csv_options.quote = opts->quote;
-	csv_options.null_string = opts->null_string;
+	options_csv(opts, 0, &csv_options);
 	problem = csvp_check_options(&csv_options);
 	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s", problem)));
+}
+
+/*
+ * The parser's options for a job's CSV: the format options, max_record_size
+ * (bytes, 0: none) for a field and a record, and line numbers that count the
+ * lines "skip_lines" passes over. The worker's parser and the early header
+ * check (header.c) read a file alike because both take them from here.
+ */
+void
+options_csv(const IngestOptions *opts, int max_record_size, CsvpOptions *csv)
+{
+	memset(csv, 0, sizeof(*csv));
+	csv->delimiter = opts->delimiter;
+	csv->quote = opts->quote;
+	csv->null_string = opts->null_string;
+	csv->strict_quotes = opts->strict_quotes;
+	csv->max_field_size = (size_t) max_record_size;
+	csv->max_record_size = (size_t) max_record_size;
+	/* no table has more columns; one more tells "extra data" from a fit */
+	csv->max_fields = MaxHeapAttributeNumber + 1;
+	csv->first_line = 1 + opts->skip_lines;
 }
 
 /* Validate jb (NULL: no options) into opts, the defaults filled in. */

@@ -9,6 +9,7 @@
 #include "utils/jsonb.h"
 
 #include "encoding.h"
+#include "parser.h"
 
 /* compression: what the source's bytes are (decode.c) */
 typedef enum IngestCompression
@@ -45,5 +46,6 @@ typedef struct IngestOptions
 } IngestOptions;
 
 extern void options_parse(Jsonb *jb, IngestOptions *opts);
+extern void options_csv(const IngestOptions *opts, int max_record_size, CsvpOptions *csv);
 
 #endif							/* INGEST_OPTIONS_H */

@@ -175,6 +175,33 @@ csvp_check_options(const CsvpOptions *options)
 	return NULL;
 }
 
+size_t
+csvp_skip_lines(const char *buf, size_t len, int64_t *left, bool *after_cr)
+{
+	size_t		off = 0;
+
+	while (off < len && (*left > 0 || *after_cr))
+	{
+		char		c = buf[off];
+
+		if (*after_cr)
+		{
+			/* the CR ended a line already: an LF right after it is the same line end */
+			*after_cr = false;
+			if (c == '\n')
+				off++;
+			continue;
+		}
+		off++;
+		if (c == '\n' || c == '\r')
+		{
+			(*left)--;
+			*after_cr = (c == '\r');
+		}
+	}
+	return off;
+}
+
 CsvpParser *
 csvp_create(const CsvpOptions *options)
 {

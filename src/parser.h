@@ -75,6 +75,14 @@ typedef struct CsvpParser CsvpParser;
 extern const char *csvp_check_char(const char *s);
 extern const char *csvp_check_options(const CsvpOptions *options);
 
+/*
+ * Pass over *left lines of buf (a report's preamble before the parser is
+ * fed), ending lines as the parser does: LF, CRLF, a lone CR. Resumable
+ * across buffers: *after_cr says the last byte passed over was a CR, whose
+ * LF may start the next buffer. Returns the bytes passed over.
+ */
+extern size_t csvp_skip_lines(const char *buf, size_t len, int64_t *left, bool *after_cr);
+
 /* options must pass csvp_check_options. NULL when out of memory. */
 extern CsvpParser *csvp_create(const CsvpOptions *options);
 extern void csvp_destroy(CsvpParser *p);
