@@ -205,7 +205,7 @@ ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) >= 1 FROM pg_stat_activity
 		 WHERE backend_type = 'ingest worker' AND datname = 'upd'}),
 	'a worker came to upd, which has jobs queued under 1.0');
-ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.3/, $restart_logpos),
+ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.4/, $restart_logpos),
 	'it says that the extension there needs ALTER EXTENSION UPDATE');
 sleep 2;    # time for a worker that would mishandle 1.0 to do so
 is( $node->safe_psql('upd',
@@ -216,7 +216,7 @@ is(scalar(ingest_worker_pids($node, 'upd')), 1, 'the worker waits in upd for the
 
 $node->safe_psql('upd', 'ALTER EXTENSION ingest UPDATE');
 is($node->safe_psql('upd', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
-	'1.3', 'upd has ingest 1.3');
+	'1.4', 'upd has ingest 1.4');
 ok(poll_until_finished($node, 'upd', 3, 4, 5), 'after the update the waiting jobs ran by themselves');
 is( $node->safe_psql('upd', q{
 		SELECT string_agg(id || ':' || state || ':' || rows_inserted, ' ' ORDER BY id)
@@ -251,7 +251,7 @@ $node->safe_psql('upd12', q{CREATE EXTENSION ingest VERSION '1.2'; CREATE TABLE 
 is($node->safe_psql('upd12', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
 	'1.2', 'upd12 has ingest 1.2');
 my ($ret12, $out12, $err12) = $node->psql('upd12', q{SELECT ingest.enqueue_data('t', 'job,n')});
-like($err12, qr/extension "ingest" is at version 1\.2, but the loaded library needs version 1\.3/,
+like($err12, qr/extension "ingest" is at version 1\.2, but the loaded library needs version 1\.4/,
 	'at 1.2 the functions ask for the update');
 $node->safe_psql('upd12', qq{
 	WITH j AS (
@@ -264,7 +264,7 @@ is($node->safe_psql('upd12', 'SELECT state FROM ingest.upload_jobs'), 'queued',
 	'under 1.2 the job is not claimed');
 $node->safe_psql('upd12', 'ALTER EXTENSION ingest UPDATE');
 is($node->safe_psql('upd12', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
-	'1.3', 'upd12 has ingest 1.3');
+	'1.4', 'upd12 has ingest 1.4');
 ok(poll_until_finished($node, 'upd12', 1), 'after the update the job queued under 1.2 ran');
 is( $node->safe_psql('upd12', q{SELECT state || ':' || rows_inserted FROM ingest.upload_jobs}),
 	'succeeded:100', 'and loaded its rows');
@@ -272,7 +272,7 @@ is( $node->safe_psql('upd12', q{SELECT state || ':' || rows_inserted FROM ingest
 # The updated schemas against a fresh install, object by object.
 $node->safe_psql('fresh', 'CREATE EXTENSION ingest');
 is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
-	'1.3', 'fresh has ingest 1.3');
+	'1.4', 'fresh has ingest 1.4');
 my %catalog = (
 	'functions' => q{
 		SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') '

@@ -1,8 +1,9 @@
-/* ingest--1.3.sql: every object of the ingest extension, version 1.3, in one file
+/* ingest--1.4.sql: every object of the ingest extension, version 1.4, in one file
  *
  * CREATE EXTENSION ingest runs this file alone. A database created at an older version
  * reaches the same objects through the upgrade scripts (ingest--1.0.sql, then
- * ingest--1.0--1.1.sql, ingest--1.1--1.2.sql, ingest--1.2--1.3.sql);
+ * ingest--1.0--1.1.sql, ingest--1.1--1.2.sql, ingest--1.2--1.3.sql,
+ * ingest--1.3--1.4.sql);
  * test/t/008_extension_lifecycle.pl checks that both give the same catalog. A change
  * of schema goes into a new upgrade script and into this file (renamed to the new
  * version).
