@@ -27,8 +27,10 @@ typedef struct IngestRejects
 	MemoryContext keep_cxt;		/* the job's: pending and fail_message live there */
 	int64		count;			/* rejected in the job so far */
 	int64		stored;			/* of which written to job_errors */
+	int64		stored_committed;	/* of which committed */
 	List	   *batch;			/* rejected in this batch, not written yet */
-	List	   *pending;		/* the first few rejected in the open transaction */
+	List	   *pending;		/* rejected in the open transaction, as many as
+								 * job_errors may still keep */
 	char	   *fail_message;	/* set once more than max_errors were rejected */
 } IngestRejects;
 
