@@ -190,9 +190,11 @@ isolate_reject(IngestRejects *rj, IngestBatch *b, int i, int sqlerrcode, const c
 	/*
 	 * Kept for the failure's record should the transaction abort: as many
 	 * as job_errors may still take (ingest.max_error_rows), so a failed
-	 * job's job_errors holds what a successful one's would.
+	 * job's job_errors holds what a successful one's would, within the
+	 * memory a batch may take.
 	 */
-	if (rj->stored_committed + list_length(rj->pending) < ingest_max_error_rows)
+	if (rj->stored_committed + list_length(rj->pending) < ingest_max_error_rows &&
+		rj->pending_bytes < INGEST_BATCH_BYTES)
 	{
 		RejectedRecord *copy;
 
@@ -202,6 +204,7 @@ isolate_reject(IngestRejects *rj, IngestBatch *b, int i, int sqlerrcode, const c
 		copy->message = pstrdup(rr->message);
 		copy->raw_line = pstrdup(rr->raw_line);
 		rj->pending = lappend(rj->pending, copy);
+		rj->pending_bytes += sizeof(RejectedRecord) + strlen(copy->message) + strlen(copy->raw_line) + 2;
 	}
 
 	if (rj->count > rj->opts->max_errors)
@@ -380,4 +383,27 @@ isolate_write(IngestRejects *rj, int64 job_id)
 		rj->stored++;
 	}
 	rj->batch = NIL;
+}
+
+/*
+ * The open transaction committed: its rejected records are in job_errors,
+ * those kept in case it aborted are freed (a long job with commit_every
+ * would otherwise keep every one it rejected).
+ */
+void
+isolate_forget_pending(IngestRejects *rj)
+{
+	ListCell   *lc;
+
+	foreach(lc, rj->pending)
+	{
+		RejectedRecord *rr = lfirst(lc);
+
+		pfree(rr->message);
+		pfree(rr->raw_line);
+		pfree(rr);
+	}
+	list_free(rj->pending);
+	rj->pending = NIL;
+	rj->pending_bytes = 0;
 }

@@ -31,6 +31,7 @@ typedef struct IngestRejects
 	List	   *batch;			/* rejected in this batch, not written yet */
 	List	   *pending;		/* rejected in the open transaction, as many as
 								 * job_errors may still keep */
+	size_t		pending_bytes;	/* their size, bounded (INGEST_BATCH_BYTES) */
 	char	   *fail_message;	/* set once more than max_errors were rejected */
 } IngestRejects;
 
@@ -43,5 +44,6 @@ extern void isolate_reject(IngestRejects *rj, IngestBatch *b, int i, int sqlerrc
 extern ErrorData *isolate_run(IngestRejects *rj, void (*fn) (void *arg), void *arg);
 extern uint64 isolate_insert(IngestRejects *rj, IngestInsert *ins, IngestBatch *b);
 extern void isolate_write(IngestRejects *rj, int64 job_id);
+extern void isolate_forget_pending(IngestRejects *rj);
 
 #endif							/* INGEST_ISOLATE_H */

@@ -217,8 +217,7 @@ commit_xact(IngestLoad *ld)
 	 */
 	ld->committed = ld->done;
 	ld->rejects.stored_committed = ld->rejects.stored;
-	list_free_deep(ld->rejects.pending);
-	ld->rejects.pending = NIL;
+	isolate_forget_pending(&ld->rejects);
 	pgstat_report_stat(false);
 }
 
