@@ -188,6 +188,17 @@ conflict_resolve(Relation rel, const IngestOptions *opts, IngestConflict *c, Mem
 	c->action = opts->on_conflict;
 	if (c->action == INGEST_CONFLICT_ERROR)
 		return;
+
+	/*
+	 * postgres_fdw takes no ON CONFLICT with a conflict target, nor DO
+	 * UPDATE: every batch routed to a foreign partition would fail.
+	 */
+	if (target_has_foreign_partitions(RelationGetRelid(rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ingest option \"on_conflict\": \"%s\" cannot load into %s: it has foreign partitions",
+						action_name(c->action), target_name(rel)),
+				 errhint("Foreign tables (postgres_fdw) take no ON CONFLICT with a conflict target. Load into the local partitions, or use \"on_conflict\": \"error\".")));
 	if (opts->conflict_constraint != NULL)
 		resolve_constraint(rel, opts->conflict_constraint, c, cxt);
 	else if (opts->conflict_columns != NIL)
