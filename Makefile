@@ -26,6 +26,7 @@ OBJS = \
 	src/loadbatch.o \
 	src/batchscan.o \
 	src/target.o \
+	src/conflict.o \
 	src/header.o \
 	src/batch.o \
 	src/convert.o \

@@ -3,6 +3,58 @@
 \echo Use "ALTER EXTENSION ingest UPDATE TO '1.4'" to load this file. \quit
 
 /*
+ * on_conflict (issue 13): records that went in without error but wrote no row are
+ * counted apart from inserted and rejected ones. The views over upload_jobs take the
+ * new column (j.* is expanded when a view is created, so they are created again).
+ */
+ALTER TABLE ingest_private.upload_jobs ADD COLUMN rows_skipped bigint NOT NULL DEFAULT 0;
+
+CREATE OR REPLACE VIEW ingest.upload_jobs WITH (security_barrier) AS
+    SELECT j.*
+    FROM ingest_private.upload_jobs j
+    WHERE (j.owner::oid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+           AND ingest._tenant_visible(j.tenant))
+       OR pg_catalog.pg_has_role('ingest_admin', 'USAGE');
+
+CREATE OR REPLACE VIEW ingest.role_stats AS
+    SELECT j.owner::text AS role,
+           count(*) FILTER (WHERE j.state = 'queued') AS jobs_queued,
+           count(*) FILTER (WHERE j.state = 'uploading') AS jobs_uploading,
+           count(*) FILTER (WHERE j.state = 'running') AS jobs_running,
+           count(*) FILTER (WHERE j.state = 'succeeded' AND j.finished_at > now() - interval '1 hour') AS jobs_succeeded_last_hour,
+           count(*) FILTER (WHERE j.state = 'failed' AND j.finished_at > now() - interval '1 hour') AS jobs_failed_last_hour,
+           COALESCE(sum(j.rows_inserted) FILTER (WHERE j.state = 'succeeded' AND j.finished_at > now() - interval '1 hour'), 0)::bigint AS rows_loaded_last_hour,
+           COALESCE(EXTRACT(epoch FROM now() - min(j.created_at) FILTER (WHERE j.state = 'queued')), 0)::float8 AS oldest_queued_seconds,
+           ingest._role_setting(j.owner, 'ingest.max_queued_per_role') AS max_queued,
+           ingest._max_running(j.owner) AS max_running,
+           j.tenant,
+           COALESCE(sum(j.rows_skipped) FILTER (WHERE j.state = 'succeeded' AND j.finished_at > now() - interval '1 hour'), 0)::bigint AS rows_skipped_last_hour
+    FROM ingest_private.upload_jobs j
+    -- every count is of unfinished jobs or of the last hour: read those through
+    -- their indexes, not the whole history
+    WHERE j.state IN ('uploading', 'queued', 'running') OR j.finished_at > now() - interval '1 hour'
+    GROUP BY j.owner, j.tenant;
+
+CREATE OR REPLACE VIEW ingest.stats AS
+    SELECT COALESCE(sum(r.jobs_queued), 0)::bigint AS jobs_queued,
+           COALESCE(sum(r.jobs_uploading), 0)::bigint AS jobs_uploading,
+           COALESCE(sum(r.jobs_running), 0)::bigint AS jobs_running,
+           COALESCE(sum(r.jobs_succeeded_last_hour), 0)::bigint AS jobs_succeeded_last_hour,
+           COALESCE(sum(r.jobs_failed_last_hour), 0)::bigint AS jobs_failed_last_hour,
+           COALESCE(sum(r.rows_loaded_last_hour), 0)::bigint AS rows_loaded_last_hour,
+           COALESCE(max(r.oldest_queued_seconds), 0)::float8 AS oldest_queued_seconds,
+           (SELECT count(*) FROM ingest._worker_status() w WHERE w.job_id IS NOT NULL) AS workers_busy,
+           current_setting('ingest.max_workers')::int AS workers_allowed,
+           COALESCE(sum(r.rows_skipped_last_hour), 0)::bigint AS rows_skipped_last_hour
+    FROM ingest.role_stats r;
+
+GRANT SELECT (rows_skipped) ON ingest.upload_jobs TO PUBLIC;
+
+COMMENT ON COLUMN ingest_private.upload_jobs.records_done IS 'checkpoint: data records (inserted, rejected or skipped) already committed; a resumed job skips them';
+COMMENT ON COLUMN ingest_private.upload_jobs.rows_skipped IS
+    'records that went in without error but wrote no row: a conflict with on_conflict nothing (or update with no column to set), a BEFORE trigger that returned NULL';
+
+/*
  * Jobs queued while the extension waited for this update start when it commits.
  */
 SELECT ingest._wake_workers();

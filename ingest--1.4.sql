@@ -89,7 +89,8 @@ CREATE TABLE ingest_private.upload_jobs (
     run_after       timestamptz,
     upload_activity_at timestamptz,
     worker_deaths   int NOT NULL DEFAULT 0,
-    tenant          text
+    tenant          text,
+    rows_skipped    bigint NOT NULL DEFAULT 0
 );
 ALTER TABLE ingest_private.upload_jobs
     ALTER COLUMN tenant SET STATISTICS 0, ALTER COLUMN source SET STATISTICS 0,
@@ -469,7 +470,8 @@ CREATE VIEW ingest.role_stats AS
            COALESCE(EXTRACT(epoch FROM now() - min(j.created_at) FILTER (WHERE j.state = 'queued')), 0)::float8 AS oldest_queued_seconds,
            ingest._role_setting(j.owner, 'ingest.max_queued_per_role') AS max_queued,
            ingest._max_running(j.owner) AS max_running,
-           j.tenant
+           j.tenant,
+           COALESCE(sum(j.rows_skipped) FILTER (WHERE j.state = 'succeeded' AND j.finished_at > now() - interval '1 hour'), 0)::bigint AS rows_skipped_last_hour
     FROM ingest_private.upload_jobs j
     -- every count is of unfinished jobs or of the last hour: read those through
     -- their indexes, not the whole history
@@ -485,7 +487,8 @@ CREATE VIEW ingest.stats AS
            COALESCE(sum(r.rows_loaded_last_hour), 0)::bigint AS rows_loaded_last_hour,
            COALESCE(max(r.oldest_queued_seconds), 0)::float8 AS oldest_queued_seconds,
            (SELECT count(*) FROM ingest._worker_status() w WHERE w.job_id IS NOT NULL) AS workers_busy,
-           current_setting('ingest.max_workers')::int AS workers_allowed
+           current_setting('ingest.max_workers')::int AS workers_allowed,
+           COALESCE(sum(r.rows_skipped_last_hour), 0)::bigint AS rows_skipped_last_hour
     FROM ingest.role_stats r;
 
 /*
@@ -500,7 +503,7 @@ REVOKE ALL ON ingest_private.upload_jobs, ingest_private.job_errors, ingest_priv
 GRANT SELECT (id, owner, target, source, source_type, options, state, attempts, rows_inserted,
               rows_rejected, bytes_total, bytes_done, records_done, cancel_requested, last_error,
               worker_pid, created_at, started_at, finished_at, max_attempts, timeout, priority,
-              run_after, upload_activity_at, worker_deaths, tenant)
+              run_after, upload_activity_at, worker_deaths, tenant, rows_skipped)
     ON ingest.upload_jobs TO PUBLIC;
 GRANT SELECT ON ingest.upload_jobs TO ingest_admin;
 GRANT SELECT ON ingest.job_errors, ingest.upload_chunks, ingest.workers TO PUBLIC;
@@ -592,7 +595,7 @@ COMMENT ON COLUMN ingest_private.upload_jobs.state IS 'uploading (chunks still a
 COMMENT ON COLUMN ingest_private.upload_jobs.attempts IS 'how many times a worker has started this job (ingest.retry starts the count again)';
 COMMENT ON COLUMN ingest_private.upload_jobs.bytes_total IS 'size of the source; for an upload, the bytes received so far';
 COMMENT ON COLUMN ingest_private.upload_jobs.bytes_done IS 'bytes of the source consumed by committed work';
-COMMENT ON COLUMN ingest_private.upload_jobs.records_done IS 'checkpoint: data records (inserted or rejected) already committed; a resumed job skips them';
+COMMENT ON COLUMN ingest_private.upload_jobs.records_done IS 'checkpoint: data records (inserted, rejected or skipped) already committed; a resumed job skips them';
 COMMENT ON COLUMN ingest_private.upload_jobs.cancel_requested IS
     'set by ingest.cancel on a running job in version 1.1; from 1.2 on a pending cancel is a row of ingest_private.job_cancels and this stays false';
 COMMENT ON COLUMN ingest_private.upload_jobs.last_error IS 'why the job failed: the line and the cause';
@@ -606,6 +609,9 @@ COMMENT ON COLUMN ingest_private.upload_jobs.worker_deaths IS
     'times the worker running this job died under it (crash, OOM killer, restart); at ingest.max_worker_deaths the job fails, and only an ingest_admin member''s ingest.retry starts the count again';
 COMMENT ON COLUMN ingest_private.upload_jobs.tenant IS
     'the enqueuing session''s tenant, read where ingest.tenant_key says (NULL when it was not set); with the key set, a session sees and acts on the jobs of its own role and tenant only';
+
+COMMENT ON COLUMN ingest_private.upload_jobs.rows_skipped IS
+    'records that went in without error but wrote no row: a conflict with on_conflict nothing (or update with no column to set), a BEFORE trigger that returned NULL';
 
 COMMENT ON TABLE ingest_private.job_errors IS 'one row per rejected record';
 COMMENT ON COLUMN ingest_private.job_errors.line_number IS 'physical line (1-based, header included) on which the rejected record starts, counted as COPY counts';

@@ -59,7 +59,8 @@ RESET ROLE;
 RESET app.tenant;
 
 -- With app.tenant reset in the enqueuing session (so empty) the policy matches no tenant:
--- every row is rejected (the worker does not keep or invent a value).
+-- every row is rejected (the worker does not keep or invent a value), and a job that
+-- loaded nothing because every record was rejected fails.
 SET ROLE regress_tenant_a;
 SELECT ingest.enqueue_data('tenant_rows', csv(E'tenant,id,val\na,7,x\n'), '{"max_errors": 5}') AS id \gset
 SELECT ingest.wait(:id);

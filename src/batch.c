@@ -49,6 +49,17 @@ batch_any_good(const IngestBatch *b, int lo, int hi)
 	return false;
 }
 
+/* How many rows of [lo, hi) are not set aside. */
+int
+batch_count_good(const IngestBatch *b, int lo, int hi)
+{
+	int			n = 0;
+
+	for (int i = lo; i < hi; i++)
+		n += !b->rejected[i];
+	return n;
+}
+
 void
 batch_open_reading(IngestBatch *b, int lo, int hi)
 {

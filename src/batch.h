@@ -36,6 +36,7 @@ typedef struct IngestBatch
 
 extern void batch_fill(IngestBatch *b, int nrows);
 extern bool batch_any_good(const IngestBatch *b, int lo, int hi);
+extern int	batch_count_good(const IngestBatch *b, int lo, int hi);
 
 /* The one batch whose rows an INSERT may read now (insert.c sets it). */
 extern void batch_open_reading(IngestBatch *b, int lo, int hi);

@@ -37,6 +37,7 @@
 
 #include "compat.h"
 #include "enqueue.h"
+#include "conflict.h"
 #include "header.h"
 #include "identity.h"
 #include "settings.h"
@@ -205,6 +206,24 @@ enqueue_cancel_at_commit(int64 job_id)
 }
 
 /*
+ * The on_conflict option against the table: its arbiter exists, and the
+ * role may update what "update" would update (cols NULL: not known yet).
+ */
+static void
+check_conflict(Oid target, const IngestOptions *opts, const IngestColumns *cols)
+{
+	Relation	rel;
+	IngestConflict c;
+
+	if (opts->on_conflict == INGEST_CONFLICT_ERROR)
+		return;
+	rel = target_open(target, AccessShareLock);
+	conflict_resolve(rel, opts, &c, CurrentMemoryContext);
+	conflict_check_privileges(rel, &c, cols, GetUserId());
+	relation_close(rel, AccessShareLock);
+}
+
+/*
  * Validate and create a job owned by the current role: queued, or
  * uploading (begin_upload). size is -1 when not known yet.
  */
@@ -213,11 +232,14 @@ enqueue_job(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 			int64 size, bytea *data, bool uploading, const SourceHead *head)
 {
 	IngestOptions opts;
+	IngestColumns cols;
+	bool		cols_known;
 	JobSpec		spec;
 	int64		id;
 
 	options_parse(options, &opts);
-	target_check_enqueue(target, &opts, GetUserId());
+	cols_known = target_check_enqueue(target, &opts, GetUserId(), &cols);
+	check_conflict(target, &opts, cols_known ? &cols : NULL);
 	if (size >= 0)
 		reader_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
 					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");

@@ -5,6 +5,7 @@
  *   INSERT INTO target (a, b) SELECT c1, c2
  *     FROM ingest._batch_rows() AS b(rn int4, c1 type_a, c2 type_b)
  *    WHERE ingest._batch_mark(b.rn)
+ *   [ON CONFLICT (k) DO NOTHING | DO UPDATE SET b = EXCLUDED.b]
  *
  * Going through the executor (not heap_insert, as COPY does) is what makes
  * RLS WITH CHECK policies, column privileges, triggers, defaults, constraints
@@ -66,11 +67,13 @@ insert_install_hooks(void)
 }
 
 /*
- * Prepare the INSERT of cols into relname. Call as the owner: RLS policies
- * are planned for the role that prepares.
+ * Prepare the INSERT of cols into relname, with its ON CONFLICT clause
+ * (conflict.c; "" for none). Call as the owner: RLS policies are planned
+ * for the role that prepares.
  */
 void
-insert_prepare(IngestInsert *ins, const char *relname, const IngestColumns *cols)
+insert_prepare(IngestInsert *ins, const char *relname, const IngestColumns *cols,
+			   const char *on_conflict)
 {
 	StringInfoData sql;
 	StringInfoData collist;
@@ -92,9 +95,9 @@ insert_prepare(IngestInsert *ins, const char *relname, const IngestColumns *cols
 	/* a table with no columns: no column list (the statement stays valid) */
 	appendStringInfo(&sql,
 					 "INSERT INTO %s %s%s%s SELECT %s FROM ingest._batch_rows() AS b(rn pg_catalog.int4%s) "
-					 "WHERE ingest._batch_mark(b.rn)",
+					 "WHERE ingest._batch_mark(b.rn)%s",
 					 relname, cols->ncols ? "(" : "", collist.data, cols->ncols ? ")" : "",
-					 sel.data, deflist.data);
+					 sel.data, deflist.data, on_conflict);
 
 	batchscan_refresh();
 	ins->plan = SPI_prepare(sql.data, 0, NULL);
@@ -106,7 +109,7 @@ insert_prepare(IngestInsert *ins, const char *relname, const IngestColumns *cols
 
 /*
  * Insert the rows of [lo, hi) that are not set aside; returns how many went
- * in. After an error the batch still says which row the executor was on.
+ * in (with ON CONFLICT DO UPDATE: were inserted or updated). After an error the batch still says which row the executor was on.
  */
 uint64
 insert_run(IngestInsert *ins, IngestBatch *b, int lo, int hi)

@@ -19,7 +19,8 @@ typedef struct IngestInsert
 } IngestInsert;
 
 extern void insert_install_hooks(void);
-extern void insert_prepare(IngestInsert *ins, const char *relname, const IngestColumns *cols);
+extern void insert_prepare(IngestInsert *ins, const char *relname, const IngestColumns *cols,
+						   const char *on_conflict);
 extern uint64 insert_run(IngestInsert *ins, IngestBatch *b, int lo, int hi);
 extern int	insert_failed_row(const IngestInsert *ins, const IngestBatch *b);
 extern void insert_release(IngestInsert *ins);

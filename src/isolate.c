@@ -2,7 +2,8 @@
  * isolate.c
  *		Bad records set aside, so that the good ones load (max_errors > 0).
  *
- * With max_errors 0 nothing here runs: the first bad record fails the job,
+ * With max_errors 0 nothing here runs (but the insert with "on_conflict":
+ * "update", see key_met_again): the first bad record fails the job,
  * nothing is caught and the transaction aborts. With max_errors > 0 the
  * loader converts a batch in a subtransaction (no XID is assigned: it writes
  * nothing), and an insert that fails is retried without the row that failed:
@@ -186,8 +187,14 @@ isolate_reject(IngestRejects *rj, IngestBatch *b, int i, int sqlerrcode, const c
 	b->rejected[i] = 1;
 	rj->count++;
 
-	/* kept for the failure's record should the transaction abort */
-	if (list_length(rj->pending) < INGEST_RETAINED_ERRORS)
+	/*
+	 * Kept for the failure's record should the transaction abort: as many
+	 * as job_errors may still take (ingest.max_error_rows), so a failed
+	 * job's job_errors holds what a successful one's would, within the
+	 * memory a batch may take.
+	 */
+	if (rj->stored_committed + list_length(rj->pending) < ingest_max_error_rows &&
+		rj->pending_bytes < INGEST_BATCH_BYTES)
 	{
 		RejectedRecord *copy;
 
@@ -197,6 +204,7 @@ isolate_reject(IngestRejects *rj, IngestBatch *b, int i, int sqlerrcode, const c
 		copy->message = pstrdup(rr->message);
 		copy->raw_line = pstrdup(rr->raw_line);
 		rj->pending = lappend(rj->pending, copy);
+		rj->pending_bytes += sizeof(RejectedRecord) + strlen(copy->message) + strlen(copy->raw_line) + 2;
 	}
 
 	if (rj->count > rj->opts->max_errors)
@@ -269,6 +277,21 @@ insert_range(void *arg)
 	t->inserted = insert_run(t->ins, t->b, t->lo, t->hi);
 }
 
+/*
+ * Did row bad fail with "ON CONFLICT DO UPDATE command cannot affect row a
+ * second time" because an earlier row of the same INSERT had its key? Not
+ * when it is the INSERT's first row: then the error is its own (21000 is
+ * also a subquery's "more than one row returned"), and it is rejected.
+ */
+static bool
+key_met_again(IngestRejects *rj, IngestBatch *b, ErrorData *edata, int lo, int bad)
+{
+	if (edata->sqlerrcode != ERRCODE_CARDINALITY_VIOLATION ||
+		rj->opts->on_conflict != INGEST_CONFLICT_UPDATE)
+		return false;
+	return batch_any_good(b, lo, bad);
+}
+
 /* Insert [lo, hi), setting aside the rows that fail; adds what went in to *inserted. */
 static void
 insert_isolating(IngestRejects *rj, InsertTry *t, int lo, int hi, uint64 *inserted)
@@ -289,6 +312,19 @@ insert_isolating(IngestRejects *rj, InsertTry *t, int lo, int hi, uint64 *insert
 			return;
 		}
 		bad = insert_failed_row(t->ins, b);
+		if (bad >= 0 && key_met_again(rj, b, edata, lo, bad))
+		{
+			/*
+			 * The row's key came earlier in this INSERT, which DO UPDATE
+			 * cannot change twice: load the rows before it, then it and the
+			 * rest in an INSERT of their own, where it updates the earlier
+			 * row. The file's last record of a key wins, as in one INSERT
+			 * per record and whatever the batches.
+			 */
+			insert_isolating(rj, t, lo, bad, inserted);
+			lo = bad;
+			continue;
+		}
 		if (bad >= 0)
 		{
 			/* the rows before it went in fine the first time */
@@ -347,4 +383,27 @@ isolate_write(IngestRejects *rj, int64 job_id)
 		rj->stored++;
 	}
 	rj->batch = NIL;
+}
+
+/*
+ * The open transaction committed: its rejected records are in job_errors,
+ * those kept in case it aborted are freed (a long job with commit_every
+ * would otherwise keep every one it rejected).
+ */
+void
+isolate_forget_pending(IngestRejects *rj)
+{
+	ListCell   *lc;
+
+	foreach(lc, rj->pending)
+	{
+		RejectedRecord *rr = lfirst(lc);
+
+		pfree(rr->message);
+		pfree(rr->raw_line);
+		pfree(rr);
+	}
+	list_free(rj->pending);
+	rj->pending = NIL;
+	rj->pending_bytes = 0;
 }

@@ -27,8 +27,11 @@ typedef struct IngestRejects
 	MemoryContext keep_cxt;		/* the job's: pending and fail_message live there */
 	int64		count;			/* rejected in the job so far */
 	int64		stored;			/* of which written to job_errors */
+	int64		stored_committed;	/* of which committed */
 	List	   *batch;			/* rejected in this batch, not written yet */
-	List	   *pending;		/* the first few rejected in the open transaction */
+	List	   *pending;		/* rejected in the open transaction, as many as
+								 * job_errors may still keep */
+	size_t		pending_bytes;	/* their size, bounded (INGEST_BATCH_BYTES) */
 	char	   *fail_message;	/* set once more than max_errors were rejected */
 } IngestRejects;
 
@@ -41,5 +44,6 @@ extern void isolate_reject(IngestRejects *rj, IngestBatch *b, int i, int sqlerrc
 extern ErrorData *isolate_run(IngestRejects *rj, void (*fn) (void *arg), void *arg);
 extern uint64 isolate_insert(IngestRejects *rj, IngestInsert *ins, IngestBatch *b);
 extern void isolate_write(IngestRejects *rj, int64 job_id);
+extern void isolate_forget_pending(IngestRejects *rj);
 
 #endif							/* INGEST_ISOLATE_H */

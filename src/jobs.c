@@ -388,15 +388,16 @@ counter_params(const JobCounters *done, Oid *types, Datum *values, int first)
 void
 jobs_checkpoint(const IngestJob *job, const JobCounters *done)
 {
-	Oid			types[5] = {INT8OID};
-	Datum		values[5];
+	Oid			types[6] = {INT8OID, [5] = INT8OID};
+	Datum		values[6];
 
 	values[0] = Int64GetDatum(job->id);
 	counter_params(done, types, values, 1);
+	values[5] = Int64GetDatum(done->rows_skipped);
 	SPI_connect();
 	jobs_exec_as_owner("UPDATE ingest_private.upload_jobs SET records_done = $2, rows_inserted = $3, "
-					   "rows_rejected = $4, bytes_done = $5 WHERE id = $1",
-					   5, types, values, NULL, false);
+					   "rows_rejected = $4, bytes_done = $5, rows_skipped = $6 WHERE id = $1",
+					   6, types, values, NULL, false);
 	SPI_finish();
 }
 
@@ -408,19 +409,21 @@ void
 jobs_retry_later(const IngestJob *job, const JobCounters *done, const char *last_error,
 				 int64 delay_ms)
 {
-	Oid			types[7] = {INT8OID, [5] = TEXTOID, [6] = INT8OID};
-	Datum		values[7];
+	Oid			types[8] = {INT8OID, [5] = TEXTOID, [6] = INT8OID, [7] = INT8OID};
+	Datum		values[8];
 
 	values[0] = Int64GetDatum(job->id);
 	counter_params(done, types, values, 1);
 	values[5] = CStringGetTextDatum(jobs_clip_message(last_error));
 	values[6] = Int64GetDatum(delay_ms);
+	values[7] = Int64GetDatum(done->rows_skipped);
 	SPI_connect();
 	jobs_exec_as_owner("UPDATE ingest_private.upload_jobs SET state = 'queued', records_done = $2, "
 					   "  rows_inserted = $3, rows_rejected = $4, bytes_done = $5, last_error = $6, "
-					   "  run_after = pg_catalog.clock_timestamp() + $7 * interval '1 ms', worker_pid = NULL "
+					   "  run_after = pg_catalog.clock_timestamp() + $7 * interval '1 ms', worker_pid = NULL, "
+					   "  rows_skipped = $8 "
 					   "WHERE id = $1",
-					   7, types, values, NULL, false);
+					   8, types, values, NULL, false);
 	SPI_finish();
 }
 
@@ -432,9 +435,9 @@ void
 jobs_finish(const IngestJob *job, JobState state, const JobCounters *done,
 			const char *last_error)
 {
-	Oid			types[7] = {INT8OID, [5] = TEXTOID, [6] = TEXTOID};
-	Datum		values[7];
-	char		nulls[7] = "       ";
+	Oid			types[8] = {INT8OID, [5] = TEXTOID, [6] = TEXTOID, [7] = INT8OID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
 
 	Assert(state == JOB_SUCCEEDED || state == JOB_FAILED || state == JOB_CANCELLED);
 	values[0] = Int64GetDatum(job->id);
@@ -444,17 +447,18 @@ jobs_finish(const IngestJob *job, JobState state, const JobCounters *done,
 		values[6] = CStringGetTextDatum(jobs_clip_message(last_error));
 	else
 		nulls[6] = 'n';
+	values[7] = Int64GetDatum(done->rows_skipped);
 
 	SPI_connect();
 	jobs_exec_as_owner("DELETE FROM ingest_private.job_cancels WHERE job_id = $1", 1, types, values, NULL, false);
 	jobs_exec_as_owner("WITH done AS ("
 					   "  UPDATE ingest_private.upload_jobs SET state = $6, records_done = $2, "
-					   "    rows_inserted = $3, rows_rejected = $4, bytes_done = $5, "
+					   "    rows_inserted = $3, rows_rejected = $4, bytes_done = $5, rows_skipped = $8, "
 					   "    last_error = $7, finished_at = pg_catalog.clock_timestamp(), cancel_requested = false "
 					   "  WHERE id = $1 RETURNING id, state) "
 					   "SELECT pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
 					   "  'job_id', id, 'state', state)::text) FROM done",
-					   7, types, values, nulls, false);
+					   8, types, values, nulls, false);
 	SPI_finish();
 }
 

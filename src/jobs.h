@@ -42,9 +42,10 @@ typedef enum JobSourceType
 /* What a job has done, as its row counts it. */
 typedef struct JobCounters
 {
-	int64		records_done;	/* data records inserted or rejected */
+	int64		records_done;	/* data records inserted, rejected or skipped */
 	int64		rows_inserted;
 	int64		rows_rejected;
+	int64		rows_skipped;	/* went in without error but wrote no row (a conflict) */
 	int64		bytes_done;
 	int64		errors_stored;	/* rejected records kept in job_errors (not a column) */
 } JobCounters;

@@ -218,15 +218,20 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	"RETURNING id, owner::oid, target::oid, source, source_type, options, settings, " \
 	"  attempts, records_done, rows_inserted, rows_rejected, " \
 	"  COALESCE(bytes_total, -1), " CANCEL_PENDING_SQL("upload_jobs") ", max_attempts, " \
-	"  COALESCE((EXTRACT(epoch FROM timeout) * 1000)::int8, 0), tenant"
+	"  COALESCE((EXTRACT(epoch FROM timeout) * 1000)::int8, 0), tenant, rows_skipped"
 
 /*
  * Rejected records past the checkpoint were recorded by an attempt that did
- * not commit them; the new attempt reads those records again.
+ * not commit them; the new attempt reads those records again. A failed job
+ * counts them all in rows_rejected, kept in job_errors or not (past
+ * ingest.max_error_rows): the checkpoint's records are inserted, rejected or
+ * skipped, which gives the committed count (the subtraction stays for jobs
+ * of versions before rows_skipped, whose skipped rows were not counted).
  */
 #define DROP_STALE_ERRORS_SQL \
 	"WITH stale AS (DELETE FROM ingest_private.job_errors WHERE job_id = $1 AND record_number > $2 RETURNING 1) " \
-	"UPDATE ingest_private.upload_jobs SET rows_rejected = rows_rejected - (SELECT count(*) FROM stale) " \
+	"UPDATE ingest_private.upload_jobs SET rows_rejected = GREATEST(0, LEAST(rows_rejected - (SELECT count(*) FROM stale), " \
+	"  records_done - rows_inserted - rows_skipped)) " \
 	"WHERE id = $1 RETURNING rows_rejected, " \
 	"  (SELECT count(*) FROM ingest_private.job_errors e WHERE e.job_id = $1 AND e.record_number <= $2)"
 
@@ -283,6 +288,7 @@ read_claimed(HeapTuple tup, TupleDesc desc, IngestJob *job, MemoryContext cxt)
 	job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
 	job->timeout_ms = DatumGetInt64(SPI_getbinval(tup, desc, 15, &isnull));
 	job->tenant = jobs_copy_text(tup, desc, 16, cxt);
+	job->done.rows_skipped = DatumGetInt64(SPI_getbinval(tup, desc, 17, &isnull));
 }
 
 /*

@@ -79,7 +79,10 @@ loadbatch_setup_columns(IngestLoad *ld, const CsvpRecord *header)
 					   ld->job_cxt);
 	convert_prepare(&ld->cols, ld->opts.decimal_comma, ld->job_cxt);
 	resolve_force_null(ld);
-	insert_prepare(&ld->ins, target_name(rel), &ld->cols);
+	/* indexes and grants may have changed since the enqueue checked them */
+	conflict_resolve(rel, &ld->opts, &ld->conflict, ld->job_cxt);
+	conflict_check_privileges(rel, &ld->conflict, &ld->cols, ld->job->owner);
+	insert_prepare(&ld->ins, target_name(rel), &ld->cols, conflict_clause(&ld->conflict, &ld->cols));
 	relation_close(rel, NoLock);
 
 	ld->batch.ncols = ld->cols.ncols;
@@ -147,18 +150,29 @@ convert_batch(IngestLoad *ld)
 	ld->phase = PHASE_OTHER;
 }
 
+/*
+ * Insert the batch's good rows. A row that went in without error but wrote
+ * nothing (a conflict with "on_conflict": "nothing", a BEFORE trigger that
+ * returned NULL) is counted skipped, so that inserted, rejected and skipped
+ * add up to the records read. With "update" the rows are isolated even with
+ * max_errors 0: a key met twice in one INSERT is split, not rejected
+ * (isolate.c).
+ */
 static void
 insert_batch(IngestLoad *ld)
 {
 	IngestBatch *b = &ld->batch;
+	uint64		inserted;
 
 	if (!batch_any_good(b, 0, b->nrows))
 		return;
 	ld->phase = PHASE_INSERT;
-	if (ld->opts.max_errors == 0)
-		ld->done.rows_inserted += insert_run(&ld->ins, b, 0, b->nrows);
+	if (ld->opts.max_errors == 0 && ld->opts.on_conflict != INGEST_CONFLICT_UPDATE)
+		inserted = insert_run(&ld->ins, b, 0, b->nrows);
 	else
-		ld->done.rows_inserted += isolate_insert(&ld->rejects, &ld->ins, b);
+		inserted = isolate_insert(&ld->rejects, &ld->ins, b);
+	ld->done.rows_inserted += inserted;
+	ld->done.rows_skipped += batch_count_good(b, 0, b->nrows) - (int64) inserted;
 	ld->phase = PHASE_OTHER;
 }
 

@@ -216,8 +216,8 @@ commit_xact(IngestLoad *ld)
 	 * so nothing that could fail comes between the commit and them.
 	 */
 	ld->committed = ld->done;
-	list_free_deep(ld->rejects.pending);
-	ld->rejects.pending = NIL;
+	ld->rejects.stored_committed = ld->rejects.stored;
+	isolate_forget_pending(&ld->rejects);
 	pgstat_report_stat(false);
 }
 
@@ -331,6 +331,7 @@ new_load(IngestJob *job, MemoryContext job_cxt)
 	ld->rejects.keep_cxt = job_cxt;
 	ld->rejects.count = job->done.rows_rejected;
 	ld->rejects.stored = job->done.errors_stored;
+	ld->rejects.stored_committed = job->done.errors_stored;
 	MemoryContextSwitchTo(old);
 	return ld;
 }
@@ -544,8 +545,14 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 	out->cancelled = ld->cancelled;
 	out->timed_out = job_timed_out && !ld->cancelled && edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
 	out->done = ld->committed;
-	/* rejected records of the aborted transaction count only as far as they are recorded */
-	out->done.rows_rejected += list_length(ld->rejects.pending);
+	out->rejected_committed = ld->committed.rows_rejected;
+
+	/*
+	 * Every record rejected counts, those of the aborted transaction too
+	 * (the one past max_errors, say); job_errors keeps them up to
+	 * ingest.max_error_rows, as a successful job's would.
+	 */
+	out->done.rows_rejected = ld->rejects.count;
 	out->pending_errors = ld->rejects.pending;
 
 	if (ld->rejects.fail_message)

@@ -19,7 +19,9 @@ typedef struct LoaderOutcome
 	bool		cancelled;		/* stopped by ingest.cancel, not failed */
 	bool		timed_out;		/* stopped by the job's timeout */
 	int			sqlerrcode;		/* of the error that ended the attempt */
-	JobCounters done;			/* as committed by the attempt's transactions */
+	JobCounters done;			/* as committed by the attempt's transactions, but
+								 * rows_rejected: every record rejected */
+	int64		rejected_committed; /* rows_rejected as committed */
 	char	   *last_error;
 	List	   *pending_errors; /* RejectedRecords of the aborted transaction */
 } LoaderOutcome;

@@ -7,6 +7,7 @@
 #define INGEST_LOADER_INTERNAL_H
 
 #include "batch.h"
+#include "conflict.h"
 #include "identity.h"
 #include "insert.h"
 #include "isolate.h"
@@ -40,6 +41,7 @@ struct IngestLoad
 	bool	   *force_null;		/* per target column: FORCE_NULL (NULL: none) */
 	bool		header_pending;
 	IngestColumns cols;
+	IngestConflict conflict;	/* the on_conflict option's arbiter */
 	IngestInsert ins;
 	IngestBatch batch;
 	IngestRejects rejects;

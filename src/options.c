@@ -25,7 +25,7 @@
 
 #define VALID_OPTIONS "header, columns, extra_columns, header_match, skip_lines, delimiter, " \
 	"quote, null, strict_quotes, force_null, decimal, compression, encoding, max_errors, " \
-	"commit_every, max_attempts, timeout, priority, keep_data, unlink"
+	"commit_every, max_attempts, timeout, priority, keep_data, unlink, on_conflict, conflict_target"
 
 static void
 wrong_type(const char *key, const char *expected)
@@ -285,6 +285,19 @@ set_option(IngestOptions *opts, const char *key, JsonbValue *v)
 		opts->compression = compression_value(key, v);
 	else if (strcmp(key, "encoding") == 0)
 		opts->encoding = encoding_parse(string_value(key, v));
+	else if (strcmp(key, "on_conflict") == 0)
+		opts->on_conflict = (IngestOnConflict) choice_value(key, v, (const char *const[]) {"error", "nothing", "update", NULL},
+															 "\"error\", \"nothing\" or \"update\"");
+	else if (strcmp(key, "conflict_target") == 0)
+	{
+		if (v->type == jbvString && v->val.string.len > 0)
+			opts->conflict_constraint = string_value(key, v);
+		else if (v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data) &&
+				 !JsonContainerIsScalar(v->val.binary.data))
+			opts->conflict_columns = column_list(key, v);
+		else
+			wrong_type(key, "an array of column names or the name of a unique constraint");
+	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -308,6 +321,13 @@ check_together(const IngestOptions *opts)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ingest option \"columns\" maps header names, but \"header\" is false"),
 				 errhint("Without a header, list the target columns in file order: \"columns\": [\"a\", \"b\"].")));
+
+	if ((opts->conflict_columns != NIL || opts->conflict_constraint != NULL) &&
+		opts->on_conflict == INGEST_CONFLICT_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ingest option \"conflict_target\" needs \"on_conflict\": \"nothing\" or \"update\""),
+				 errhint("With \"on_conflict\": \"error\" (the default) a record whose key is already in the table is rejected, whatever the constraint.")));
 
 	options_csv(opts, 0, &csv_options);
 	problem = csvp_check_options(&csv_options);

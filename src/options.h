@@ -19,6 +19,14 @@ typedef enum IngestCompression
 	INGEST_COMPRESSION_NONE
 } IngestCompression;
 
+/* on_conflict: what a record whose key is already in the table does (conflict.c) */
+typedef enum IngestOnConflict
+{
+	INGEST_CONFLICT_ERROR = 0,	/* unique violation: the record is rejected */
+	INGEST_CONFLICT_NOTHING,	/* skipped, counted in rows_skipped */
+	INGEST_CONFLICT_UPDATE		/* the row takes the record's values */
+} IngestOnConflict;
+
 typedef struct IngestOptions
 {
 	bool		header;			/* first record names the columns */
@@ -43,6 +51,9 @@ typedef struct IngestOptions
 	bool		unlink;			/* enqueue_lo: remove the large object after a successful load */
 	IngestCompression compression;
 	int			encoding;		/* the file's: see INGEST_ENCODING_* */
+	IngestOnConflict on_conflict;
+	List	   *conflict_columns;	/* "conflict_target" as column names (char *), or NIL */
+	char	   *conflict_constraint;	/* "conflict_target" as a constraint name, or NULL */
 } IngestOptions;
 
 extern void options_parse(Jsonb *jb, IngestOptions *opts);

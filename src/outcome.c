@@ -56,6 +56,7 @@ record_failure(IngestJob *job, ErrorData *edata)
 	bool		retry;
 	JobState	state;
 	char	   *message;
+	int64		stored_before;
 
 	loader_describe_failure(edata, &out);
 	loader_forget();
@@ -85,18 +86,29 @@ record_failure(IngestJob *job, ErrorData *edata)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	/* records the next attempt reads again are forgotten when it starts */
+	stored_before = out.done.errors_stored;
 	foreach(lc, out.pending_errors)
 	{
 		RejectedRecord *rr = lfirst(lc);
 
-		if (out.done.errors_stored++ >= ingest_max_error_rows)
+		if (out.done.errors_stored >= ingest_max_error_rows)
 			break;
 		jobs_record_error(job->id, rr->line, rr->record_number, rr->sqlstate,
 						  rr->message, rr->raw_line);
+		out.done.errors_stored++;
 	}
+
+	/*
+	 * The records the next attempt reads again count as rejected only as
+	 * far as they are kept: the claim of that attempt forgets them and
+	 * takes their number back off rows_rejected (jobs_claim).
+	 */
 	if (retry)
+	{
+		out.done.rows_rejected = out.rejected_committed +
+			(out.done.errors_stored - stored_before);
 		jobs_retry_later(job, &out.done, message, retry_delay_ms(job->attempts));
+	}
 	else
 		jobs_finish(job, state, &out.done, message);
 	PopActiveSnapshot();

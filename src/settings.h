@@ -34,7 +34,6 @@ extern char *ingest_tenant_key; /* identity.c */
 #define INGEST_MAX_RECORD_SIZE_LIMIT	(1024 * 1024 * 1024 - 1)	/* a varlena's limit */
 #define INGEST_MAX_ATTEMPTS_LIMIT	100
 #define INGEST_RAW_LINE_MAX		1024
-#define INGEST_RETAINED_ERRORS	100
 
 /*
  * A batch is cut by bytes and by values as well as by ingest.batch_rows: the

@@ -336,13 +336,14 @@ target_resolve(Relation rel, List *names, TargetNames from, const IngestOptions 
  * At enqueue: role must be able to insert what the job will insert: the
  * listed (or mapped-to) columns, every column when the file has neither
  * header nor column list, or at least one column when the header decides
- * (the header's names are resolved once it is read).
+ * (the header's names are resolved once it is read). Returns whether the
+ * columns are known now, in *cols.
  */
-void
-target_check_enqueue(Oid relid, const IngestOptions *opts, Oid role)
+bool
+target_check_enqueue(Oid relid, const IngestOptions *opts, Oid role, IngestColumns *cols)
 {
 	Relation	rel = target_open(relid, AccessShareLock);
-	IngestColumns cols;
+	bool		known = true;
 
 	target_check_foreign_rls(relid, role);
 
@@ -354,19 +355,24 @@ target_check_enqueue(Oid relid, const IngestOptions *opts, Oid role)
 						get_namespace_name(RelationGetNamespace(rel)))));
 
 	if (opts->columns != NIL)
-		target_resolve(rel, opts->columns, TARGET_NAMES_OPTION, opts, role, &cols, CurrentMemoryContext);
+		target_resolve(rel, opts->columns, TARGET_NAMES_OPTION, opts, role, cols, CurrentMemoryContext);
 	else if (opts->map_to != NIL)
 		/* the header is read later; the columns it is mapped to are known now */
-		target_resolve(rel, opts->map_to, TARGET_NAMES_OPTION, opts, role, &cols, CurrentMemoryContext);
+		target_resolve(rel, opts->map_to, TARGET_NAMES_OPTION, opts, role, cols, CurrentMemoryContext);
 	else if (!opts->header)
-		target_resolve(rel, NIL, TARGET_NAMES_TABLE, opts, role, &cols, CurrentMemoryContext);
-	else if (!identity_can_insert(relid, 0, role))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", target_name(rel)),
-				 errdetail("Role \"%s\" loads the file and has no INSERT privilege on the table or any of its columns.",
-						   GetUserNameFromId(role, false))));
+		target_resolve(rel, NIL, TARGET_NAMES_TABLE, opts, role, cols, CurrentMemoryContext);
+	else
+	{
+		known = false;
+		if (!identity_can_insert(relid, 0, role))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s", target_name(rel)),
+					 errdetail("Role \"%s\" loads the file and has no INSERT privilege on the table or any of its columns.",
+							   GetUserNameFromId(role, false))));
+	}
 	relation_close(rel, AccessShareLock);
+	return known;
 }
 
 /* The first foreign table among the partitions of relid (at any depth), or InvalidOid. */

@@ -40,7 +40,8 @@ extern char *target_name(Relation rel);
 extern void target_resolve(Relation rel, List *names, TargetNames from,
 						   const IngestOptions *opts, Oid role,
 						   IngestColumns *cols, MemoryContext cxt);
-extern void target_check_enqueue(Oid relid, const IngestOptions *opts, Oid role);
+extern bool target_check_enqueue(Oid relid, const IngestOptions *opts, Oid role,
+								 IngestColumns *cols);
 
 extern bool target_has_foreign_partitions(Oid relid);
 extern void target_check_foreign_rls(Oid relid, Oid owner);

@@ -411,6 +411,24 @@ load(IngestJob *job, MemoryContext job_cxt)
 		loader_feed(ld, buf, n);
 	loader_finish(ld, &done);
 
+	if (done.rows_rejected > 0 && done.rows_inserted == 0 && done.rows_skipped == 0)
+	{
+		/*
+		 * Every record was rejected (max_errors allowed it): a job that
+		 * loaded nothing is not a success. Nothing was written, so the
+		 * checkpoint goes back to the start, and ingest.retry, once the
+		 * cause is fixed, loads the file from its first record; the
+		 * stored bytes and the source stay for it.
+		 */
+		char	   *message = psprintf("all " INT64_FORMAT " records were rejected; nothing was loaded",
+									   done.rows_rejected);
+
+		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " failed: %s", job->id, message)));
+		done.records_done = 0;
+		jobs_finish(job, JOB_FAILED, &done, message);
+		loader_commit(ld);
+		return;
+	}
 	if (!loader_options(ld)->keep_data)
 		jobs_drop_data(job->id);
 	reader_succeeded(reader, loader_options(ld));

@@ -4,6 +4,8 @@
 # what reached the WAL survives), the job resumes by itself from its last checkpoint and
 # ends with exactly the file's rows. Without commit_every, it starts again from the
 # beginning and nothing of the interrupted attempt is left.
+# With on_conflict nothing, rows_skipped is committed with each checkpoint too: a resumed
+# job counts every record once.
 use strict;
 use warnings;
 
@@ -82,6 +84,24 @@ for my $how ('sigkill', 'immediate')
 	is($j->{done_before}, 0, "$how, one transaction: no checkpoint before the interruption");
 	is($node->safe_psql('postgres', "SELECT count(*), count(DISTINCT n) FROM t WHERE job = $tag"),
 		"$rows|$rows", "$how, one transaction: every row exactly once");
+}
+
+# on_conflict nothing: rows_skipped commits with each checkpoint as rows_inserted does, so a
+# job killed half-way and resumed counts every record once (half of them are in already)
+{
+	my $t = ++$tag;
+	$node->safe_psql('postgres', "INSERT INTO t SELECT $t, n FROM generate_series(1, $rows, 2) n");
+	my $locker = $node->background_psql('postgres');
+	$locker->query_safe('SELECT pg_advisory_lock(4242)');
+	my $id = enqueue_rows($node, 'postgres', 't', $t, $rows, '{"commit_every": 2000, "on_conflict": "nothing"}');
+	my $j = interrupt_and_finish($id, 'sigkill', 1, $locker);
+	is($j->{state}, 'succeeded', 'on_conflict nothing, sigkill: succeeded');
+	cmp_ok($j->{attempts}, '>=', 2, 'on_conflict nothing, sigkill: on a later attempt');
+	is($node->safe_psql('postgres', "SELECT rows_inserted || ' ' || rows_skipped || ' ' || rows_rejected || ' ' || records_done
+		FROM ingest.upload_jobs WHERE id = $id"), ($rows / 2) . ' ' . ($rows / 2) . " 0 $rows",
+		'on_conflict nothing, sigkill: inserted and skipped each counted once across attempts');
+	is($node->safe_psql('postgres', "SELECT count(*), count(DISTINCT n) FROM t WHERE job = $t"),
+		"$rows|$rows", 'on_conflict nothing, sigkill: every row exactly once');
 }
 
 ok(!$node->log_contains('duplicate key value'), 'no attempt met a row loaded before');

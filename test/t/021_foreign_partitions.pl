@@ -107,6 +107,12 @@ is($node->safe_psql('postgres', "SELECT line_number || ' ' || sqlstate FROM inge
 	'31 23505', 'the rejected row is the duplicate key, at its line');
 is($node->safe_psql('shard', 'SELECT count(*) FROM remote_n'), 60, 'the shard holds 59 + the row that was there');
 
+# ---- on_conflict: postgres_fdw takes no ON CONFLICT with a conflict target, refused at enqueue
+($ret, $out, $err) = $node->psql('postgres', q{SET ROLE web;
+	SELECT ingest.enqueue_data('n', convert_to(E'tenant,id\nb,1\n', 'UTF8'), '{"on_conflict": "nothing", "conflict_target": ["tenant", "id"]}')});
+isnt($ret, 0, 'on_conflict into a target with a foreign partition is refused at enqueue');
+like($err, qr/"on_conflict": "nothing" cannot load into public\.n: it has foreign partitions/, 'saying why');
+
 # ---- a shard that cannot be reached: transient, retried, no row blamed
 $j = $node->safe_psql('postgres', q{SET ROLE web;
 	SELECT ingest.enqueue_data('d', convert_to(E'tenant,id\nb,1\nb,2\n', 'UTF8'), '{"max_errors": 10, "max_attempts": 2}')});
