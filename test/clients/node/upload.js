@@ -83,8 +83,9 @@ async function one(text, params) {
   return asTenant(async (c) => (await c.query(text, params)).rows[0]);
 }
 
-// A lost connection (no SQLSTATE, or class 08 or 57) or a transient error (class 40, 53,
-// lock timeout): worth sending the same chunk again.
+// A lost connection (no SQLSTATE, a system error such as ECONNRESET, or class 08 or 57) or a
+// transient error (class 40, 53, lock timeout): worth sending the same chunk again. Anything
+// else (a chunk over ingest.max_file_size, an upload cancelled meanwhile) would fail again.
 function transient(err) {
   return !err.code || /^(08|40|53|57)/.test(err.code) || err.code === '55P03' || /^E[A-Z]/.test(err.code);
 }
@@ -116,7 +117,7 @@ async function upload(table, path) {
       console.log(`job ${job}: sent chunk ${seq + 1}/${chunks}`);
     }
     await one('SELECT ingest.finish_upload($1, $2)', [job, size]);
-    console.log(`job ${job}: queued`);
+    console.log(`job ${job}: upload complete, queued for loading`);
     return job;
   } finally {
     await file.close();

@@ -44,6 +44,15 @@ UNFINISHED = ("uploading", "queued", "running")
 CHUNK_TRIES = 3
 
 
+def transient(e):
+    """A lost connection (no SQLSTATE, or class 08 or 57) or a transient error (class 40,
+    53, lock timeout): worth sending the same chunk again. Anything else (a chunk over
+    ingest.max_file_size, an upload cancelled meanwhile) would fail again."""
+    code = e.sqlstate or ""
+    return code == "" or code[:2] in ("08", "40", "53", "57") or code == "55P03"
+
+
+
 class App:
     def __init__(self, args):
         self.args = args
@@ -75,17 +84,17 @@ class App:
                 self.send_chunk(job, seq, f.read(chunk_size))
                 print(f"job {job}: sent chunk {seq + 1}/{chunks}", flush=True)
         self.one("SELECT ingest.finish_upload(%s, %s)", (job, size))
-        print(f"job {job}: queued", flush=True)
+        print(f"job {job}: upload complete, queued for loading", flush=True)
         return job
 
     def send_chunk(self, job, seq, data):
-        """Send one chunk; a lost connection or a transient error: send it again."""
+        """Send one chunk, again after a lost connection (upload_chunk is idempotent)."""
         for attempt in range(1, CHUNK_TRIES + 1):
             try:
                 self.one("SELECT ingest.upload_chunk(%s, %s, %s)", (job, seq, data))
                 return
-            except psycopg.OperationalError as e:
-                if attempt == CHUNK_TRIES:
+            except psycopg.Error as e:
+                if attempt == CHUNK_TRIES or not transient(e):
                     raise
                 print(f"job {job}: chunk {seq} failed ({str(e).splitlines()[0]}); sending it again",
                       file=sys.stderr, flush=True)
