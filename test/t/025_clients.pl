@@ -109,16 +109,35 @@ my %app = (
 	},
 );
 
-# Runs app $name as $tenant with @args; returns (exit code, stdout, stderr).
+# Runs app $name as $tenant with @args; returns (exit code, stdout, stderr). With
+# until => [ qr/.../, sub { ... } ], calls the sub once the app's output matches.
 sub run_app
 {
 	my ($name, $tenant, @args) = @_;
+	my ($until, $then) = ref $args[0] eq 'ARRAY' ? @{ shift @args } : ();
 	my ($out, $err) = ('', '');
-	IPC::Run::run([ @{ $app{$name}{cmd} }, '--tenant', $tenant, '--poll', '0.2', @args ],
+	my $h = IPC::Run::start([ @{ $app{$name}{cmd} }, '--tenant', $tenant, '--poll', '0.2', @args ],
 		'>', \$out, '2>', \$err, IPC::Run::timeout(300));
+	if ($until)
+	{
+		$h->pump while $h->pumpable && $out !~ $until;
+		$then->();
+	}
+	$h->finish;
 	my $rc = $? >> 8;
 	note "$name as $tenant: @args -> exit $rc\n$out$err";
 	return ($rc, $out, $err);
+}
+
+# Holds a SHARE lock on invoices, which stops the workers' INSERT but none of the apps'
+# calls, until the returned sub is called.
+sub lock_invoices
+{
+	my ($in, $out) = ("BEGIN;\nLOCK TABLE invoices IN SHARE MODE;\nSELECT 'locked';\n", '');
+	my $h = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres') ],
+		'<', \$in, '>', \$out, '2>', \$out, IPC::Run::timeout(180));
+	$h->pump until $out =~ /locked/;
+	return sub { $in .= "COMMIT;\n"; $h->finish; };
 }
 
 for my $name (qw(node python))
@@ -127,9 +146,14 @@ for my $name (qw(node python))
 	my ($t, $o, $base) = @{$a}{qw(tenant other base)};
 	$node->safe_psql('postgres', 'ALTER SEQUENCE public.chunk_drops RESTART');
 
-	# --- an upload in 6 chunks, waited for with LISTEN
+	# --- an upload in 6 chunks, waited for with LISTEN: the job waits for the table until
+	# the app has reported its progress once (and so waits for the NOTIFY: it polls once a
+	# minute only)
 	my $file = write_csv("$name.csv", $t, $o, $base);
-	my ($rc, $out, $err) = run_app($name, $t, @{ $a->{listen} }, '--chunk-size', '30',
+	my $unlock = lock_invoices();
+	my ($rc, $out, $err) = run_app($name, $t,
+		[ qr/^job \d+: (queued|running), \d+% of \d+ bytes, 0 rows loaded$/m, $unlock ],
+		@{ $a->{listen} }, '--poll', '60', '--chunk-size', '30',
 		'upload', 'invoices', $file, '--options', '{"max_errors": 10}');
 	is($rc, 0, "$name: the upload succeeded (exit 0)");
 	my ($job) = $out =~ /^job (\d+): uploading /m;
@@ -177,10 +201,7 @@ for my $name (qw(node python))
 		'succeeded|1', "$name: the job is unchanged");
 
 	# --- cancel while the job waits for the table, then retry
-	my ($in, $lockout) = ("BEGIN;\nLOCK TABLE invoices IN SHARE MODE;\nSELECT 'locked';\n", '');
-	my $locker = IPC::Run::start([ 'psql', '-X', '-At', '-d', $node->connstr('postgres') ],
-		'<', \$in, '>', \$lockout, '2>', \$lockout, IPC::Run::timeout(180));
-	$locker->pump until $lockout =~ /locked/;
+	$unlock = lock_invoices();
 	my $file2 = write_csv("$name-2.csv", $t, $o, $base + 50);
 	($rc, $out, $err) = run_app($name, $t, 'upload', 'invoices', $file2, '--options', '{"max_errors": 10}',
 		'--no-wait');
@@ -191,8 +212,7 @@ for my $name (qw(node python))
 		"$name: the job started, and waits for the table");
 	($rc, $out) = run_app($name, $t, 'cancel', $job2);
 	is("$rc|$out", "0|job $job2: cancelled\n", "$name: cancel while the job runs");
-	$in .= "COMMIT;\n";
-	$locker->finish;
+	$unlock->();
 	ok($node->poll_query_until('postgres', "SELECT state = 'cancelled' FROM ingest.upload_jobs WHERE id = $job2"),
 		"$name: the job ended cancelled");
 	is($node->safe_psql('postgres', "SELECT count(*) FROM invoices WHERE id BETWEEN $base + 50 AND $base + 99"),

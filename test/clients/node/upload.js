@@ -14,7 +14,7 @@
 //     between transactions; without --listen-url it polls through the pool;
 //   - the rejected rows (ingest.job_errors, with line numbers), cancel and retry.
 //
-// Run (Node.js 18 or later; `npm ci` in this directory installs pg):
+// Run (Node.js 18.3 or later; `npm ci` in this directory installs pg):
 //   export INGEST_URL=postgresql://web@127.0.0.1:6432/app            # PgBouncer
 //   node upload.js --tenant acme upload invoices march.csv --options '{"max_errors": 100}'
 //   node upload.js --tenant acme --listen-url 'postgresql:///app?host=/run/postgresql&user=web' \
@@ -144,8 +144,9 @@ async function wait(job) {
     listener = new pg.Client({ connectionString: opt['listen-url'] });
     await listener.connect();
     listener.on('notification', (msg) => {
-      ended.add(String(JSON.parse(msg.payload).job_id));
-      if (wake) wake();
+      const id = String(JSON.parse(msg.payload).job_id);
+      ended.add(id);
+      if (wake && id === String(job)) wake();
     });
     await listener.query('LISTEN ingest');
   }
@@ -162,11 +163,14 @@ async function wait(job) {
           + (s.last_error ? ` (${s.last_error})` : ''));
         return s.state;
       }
-      await new Promise((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, pollMs);
-      });
-      wake = null;
+      if (!ended.has(String(job))) {
+        // until the next poll, or a NOTIFY about this job
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, pollMs);
+          wake = () => { clearTimeout(timer); resolve(); };
+        });
+        wake = null;
+      }
       if (ended.has(String(job))) console.log(`job ${job}: notified`);
     }
   } finally {
@@ -186,6 +190,7 @@ async function main() {
   const [command, ...rest] = argv;
   const usage = 'usage: upload.js --tenant T [--url U] [--listen-url U] upload TABLE FILE | wait|errors|cancel|retry JOB';
   if (!opt.tenant || !opt.url || !command) throw new Error(usage);
+  if (command !== 'upload' && !(rest.length === 1 && /^\d+$/.test(rest[0]))) throw new Error(usage);
   let job = rest[0];
   switch (command) {
     case 'cancel': {

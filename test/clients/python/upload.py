@@ -52,7 +52,6 @@ def transient(e):
     return code == "" or code[:2] in ("08", "40", "53", "57") or code == "55P03"
 
 
-
 class App:
     def __init__(self, args):
         self.args = args
@@ -96,7 +95,8 @@ class App:
             except psycopg.Error as e:
                 if attempt == CHUNK_TRIES or not transient(e):
                     raise
-                print(f"job {job}: chunk {seq} failed ({str(e).splitlines()[0]}); sending it again",
+                reason = (str(e).splitlines() or [type(e).__name__])[0]
+                print(f"job {job}: chunk {seq} failed ({reason}); sending it again",
                       file=sys.stderr, flush=True)
                 time.sleep(attempt)
 
