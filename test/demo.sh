@@ -2,19 +2,22 @@
 # test/demo.sh: what `make demo` runs.
 #
 # Installs what is missing, builds and installs ingest, then starts a throwaway cluster
-# (ingest preloaded, ingest.allowed_dirs set, its own port in 5450-5459 and its own socket
-# directory) and shows a load end to end: an RLS-protected table, a tenant role, a
-# generated CSV of a few thousand rows with a few bad ones, enqueued with max_errors, the
-# job row, the counts and the rejected rows. The cluster is stopped at the end; with
-# DEMO_KEEP=1 it is left running and the script says how to connect and stop it.
+# (ingest preloaded, ingest.allowed_dirs set, its own socket directory and its own port: the
+# first free one of INGEST_PORTS=LO-HI, default 5450-5459) and shows a load end to end: an
+# RLS-protected table, a tenant role, a generated CSV of a few thousand rows with a few bad
+# ones, enqueued with max_errors, the job row, the counts and the rejected rows. The cluster
+# is stopped at the end; with DEMO_KEEP=1 it is left running and the script says how to
+# connect and stop it.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 # shellcheck source=lib/setup.sh
 source test/lib/setup.sh
 
+ingest_port_range 5450-5459
 ingest_setup ingest-demo
 DEMO=$INGEST_STAGE/demo
-PORT=$(ingest_free_port 5450 5459) || die "no free port in 5450-5459"
+PORT=$(ingest_free_port "$INGEST_PORT_LO" "$INGEST_PORT_HI") ||
+    die "no free port in $INGEST_PORT_LO-$INGEST_PORT_HI (set INGEST_PORTS=LO-HI)"
 run_as mkdir -p "$DEMO/sock" "$DEMO/files"
 
 stop_cluster() {

@@ -31,7 +31,10 @@
 # only 17); KEEP_TMP=1 keeps the staged copy (it is also kept when something failed);
 # TAP_ONLY=1 / REGRESS_ONLY=1 run one half (and no fuzzing); TESTS="t/001_pickup.pl ..." picks
 # TAP files; FUZZ_SECONDS=N fuzzes N seconds (default 30; 0: only replay the seed corpus);
-# INGEST_DEBIAN13_ROOT: where 17's root is cached (default /var/cache/ingest/debian-13-root).
+# INGEST_DEBIAN13_ROOT: where 17's root is cached (default /var/cache/ingest/debian-13-root);
+# INGEST_PORTS=LO-HI: the ports the test servers (pg_regress's, the TAP tests' clusters and
+# PgBouncers) take, e.g. 5450-5459 (10 is enough: a TAP file needs at most 4 at once); unset,
+# pg_regress takes its default port and the TAP tests any free one in 10200-32767.
 # All but PG_VERSIONS and FUZZ_SECONDS are passed into 17's root.
 
 set -uo pipefail
@@ -59,9 +62,10 @@ if [ "${1:-}" != --pg ]; then
     # here instead of starting the next version. (bash runs the trap once the pipeline ends.)
     trap 'exit 130' INT
     trap 'exit 143' TERM
+    ingest_port_range ''    # a malformed INGEST_PORTS: said now, not once per version
     # the caller's choices that the run inside 17's root must see (its environment is clean)
     pass_env=()
-    for var in KEEP_TMP TAP_ONLY REGRESS_ONLY TESTS PG_TEST_TIMEOUT_DEFAULT; do
+    for var in KEEP_TMP TAP_ONLY REGRESS_ONLY TESTS PG_TEST_TIMEOUT_DEFAULT INGEST_PORTS; do
         [ -n "${!var+set}" ] && pass_env+=("$var=${!var}")
     done
     for v in ${PG_VERSIONS:-15 17}; do
@@ -135,7 +139,10 @@ cleanup() {
     fi
 }
 
+ingest_port_range ''
 ingest_setup ingest-test
+# the example apps' modules, for test/t/025_clients.pl
+[ "${REGRESS_ONLY:-0}" = 1 ] || ingest_install_clients
 
 # count_results LABEL RC FILE OK_RE FAIL_RE: add a suite's results (lines of FILE matching
 # OK_RE / FAIL_RE) to the totals; a non-zero exit without a failed line counts as one
@@ -172,7 +179,16 @@ if [ "${TAP_ONLY:-0}" != 1 ]; then
             [ -d "$d" ] && ! [ -L "$d" ] && chown -hR "$INGEST_RUNAS": "$d"
         done
     fi
-    run_as make -C "$INGEST_STAGE" PG_CONFIG="$PG_CONFIG" installcheck 2>&1 | tee "$regress_log"
+    # with INGEST_PORTS, the temporary instance's port: the first free one of the range
+    regress_port=()
+    if [ -n "$INGEST_PORT_LO" ]; then
+        p=$(ingest_free_port "$INGEST_PORT_LO" "$INGEST_PORT_HI") ||
+            die "no free port in INGEST_PORTS=$INGEST_PORT_LO-$INGEST_PORT_HI"
+        regress_port=("EXTRA_REGRESS_OPTS=--port=$p")
+        echo "pg_regress's temporary instance: port $p"
+    fi
+    run_as make -C "$INGEST_STAGE" PG_CONFIG="$PG_CONFIG" installcheck "${regress_port[@]}" 2>&1 |
+        tee "$regress_log"
     rc=${PIPESTATUS[0]}
     # PG 15 prints "test NAME ... ok|FAILED|failed (ignored)"; later versions print TAP lines.
     count_results "PG $PG_MAJOR make installcheck" "$rc" "$regress_log" \
@@ -204,8 +220,9 @@ if [ "${REGRESS_ONLY:-0}" != 1 ]; then
         # tempdir() would hand the tests relative paths). Set all three, absolute, to the same
         # place; each file gets its own so that the logs of a failed file are easy to find.
         tap_dir=$INGEST_STAGE/test/tap/$name
+        # (IngestTest.pm gives the clusters and PgBouncers ports of INGEST_PORTS)
         run_as TESTDIR="$tap_dir" TESTDATADIR="$tap_dir/tmp_check" TESTLOGDIR="$tap_dir/tmp_check/log" \
-            PG_TEST_TIMEOUT_DEFAULT=${PG_TEST_TIMEOUT_DEFAULT:-180} \
+            PG_TEST_TIMEOUT_DEFAULT=${PG_TEST_TIMEOUT_DEFAULT:-180} INGEST_PORTS="${INGEST_PORTS:-}" \
             bash -c 'mkdir -p "$TESTDIR" && cd "$0" && exec prove -v -I "$1" -I test/lib "$2"' \
             "$INGEST_STAGE" "$PG_PERL_LIB" "$tf" 2>&1 | tee "$tap_out"
         rc=${PIPESTATUS[0]}

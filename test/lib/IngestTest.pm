@@ -15,6 +15,31 @@ our @EXPORT = qw(ingest_node enqueue_rows job_row poll_until_finished sql_list
   ingest_worker_pids postmaster_pid log_lines_since start_pgbouncer rss_anon_kb
   peak_rss_anon_until_finished);
 
+# INGEST_PORTS=LO-HI (test/run-tests.sh passes on the caller's): every cluster and PgBouncer
+# of the tests takes its port in that range, not anywhere in Cluster.pm's 10200-32767. Cluster.pm
+# keeps its bounds private, so its get_free_port (which Cluster->new and start_pgbouncer call)
+# is replaced: the first port of the range that this test has not handed out yet and that
+# nothing listens on, over TCP or on a socket file in /tmp (make demo's server, say).
+if (($ENV{INGEST_PORTS} // '') ne '')
+{
+	my ($lo, $hi) = $ENV{INGEST_PORTS} =~ /^(\d{1,5})-(\d{1,5})$/;
+	die "INGEST_PORTS must be LO-HI with 1024 <= LO <= HI <= 65535 (got \"$ENV{INGEST_PORTS}\")\n"
+	  unless defined $lo && $lo >= 1024 && $lo <= $hi && $hi <= 65535;
+	($lo, $hi) = ($lo + 0, $hi + 0);    # "05450" .. "05459" would not count as numbers
+	my %given;
+	no warnings 'redefine';
+	*PostgreSQL::Test::Cluster::get_free_port = sub {
+		for my $port ($lo .. $hi)
+		{
+			next if $given{$port} || -e "/tmp/.s.PGSQL.$port";
+			next unless PostgreSQL::Test::Cluster::can_bind('127.0.0.1', $port);
+			$given{$port} = 1;
+			return $port;
+		}
+		die "no free port left in INGEST_PORTS=$ENV{INGEST_PORTS}\n";
+	};
+}
+
 # A started cluster. preload => 0 leaves shared_preload_libraries empty; conf => extra
 # postgresql.conf lines; init => { ... } parameters of Cluster::init (allows_streaming => 1
 # for a primary that a standby will follow).

@@ -154,13 +154,27 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # ---------------------------------------------------------------- the root
-# Inside the root: apt needs a resolver; no package may start a service (postgresql-17's
-# postinst would start a "17 main" cluster that would keep running after we leave).
+# Inside the root: apt needs a resolver, npm the host's added certificate authorities; no
+# package may start a service (postgresql-17's postinst would start a "17 main" cluster that
+# would keep running after we leave).
 prepare_etc() {
     local d=$1
     if [ -e /etc/resolv.conf ]; then
         rm -f "$d/etc/resolv.conf"
         cp -L /etc/resolv.conf "$d/etc/resolv.conf"
+    fi
+    # the certificate authorities this machine's administrator added (Debian keeps them in
+    # /usr/local/share/ca-certificates): HTTPS clients in the root (npm) then trust what the
+    # host trusts, such as the CA of a proxy that inspects TLS. (apt, over http, needs none.)
+    if [ -d /usr/local/share/ca-certificates ] &&
+        ! diff -r /usr/local/share/ca-certificates "$d/usr/local/share/ca-certificates" >/dev/null 2>&1; then
+        rm -rf "$d/usr/local/share/ca-certificates"
+        mkdir -p "$d/usr/local/share"
+        cp -a /usr/local/share/ca-certificates "$d/usr/local/share/"
+        if [ -x "$d/usr/sbin/update-ca-certificates" ]; then     # else: its install will do it
+            chroot "$d" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+                update-ca-certificates >/dev/null 2>&1 || say "update-ca-certificates failed in the root"
+        fi
     fi
     printf '#!/bin/sh\n# written by ingest test/lib/debian13-root.sh: no services in this root\nexit 101\n' \
         > "$d/usr/sbin/policy-rc.d"

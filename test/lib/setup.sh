@@ -19,14 +19,20 @@ PG_REGRESS_BIN=$PGXS_DIR/src/test/regress/pg_regress
 PG_PERL_LIB=$PGXS_DIR/src/test/perl
 
 # The same on every version: the TAP tests run pgbouncer (IngestTest.pm), python3 with psycopg
-# (013, 020) and IPC::Run. The parser fuzzer (test/fuzz/run.sh: clang, libFuzzer) runs on 15
-# only, where its packages are installed: the parser never touches the server.
+# (013, 020, 025) and its pool (025), Node.js (025: the example app test/clients/node, whose pg
+# module ingest_install_clients installs with npm) and IPC::Run. The parser fuzzer
+# (test/fuzz/run.sh: clang, libFuzzer) runs on 15 only, where its packages are installed: the
+# parser never touches the server. npm is not in 15's list: a Node.js from elsewhere (such as
+# NodeSource's, which brings its own npm) would conflict with Debian's npm package, so
+# ingest_install_clients installs Debian's npm only when there is no npm command.
 case $PG_MAJOR in
     15) INGEST_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 zlib1g-dev
                          postgresql-15-cron pgbouncer libipc-run-perl python3-psycopg
+                         python3-psycopg-pool nodejs
                          clang libclang-rt-14-dev llvm) ;;
     17) INGEST_PACKAGES=(build-essential postgresql-17 postgresql-server-dev-17 zlib1g-dev
-                         postgresql-17-cron pgbouncer libipc-run-perl python3-psycopg) ;;
+                         postgresql-17-cron pgbouncer libipc-run-perl python3-psycopg
+                         python3-psycopg-pool nodejs npm) ;;
     *)  echo "test/lib/setup.sh: PostgreSQL $PG_MAJOR is not supported (15 or 17)" >&2
         return 2 2>/dev/null || exit 2 ;;
 esac
@@ -129,6 +135,7 @@ ingest_stage() {
     INGEST_STAGE=$(mktemp -d "/tmp/$prefix.XXXXXX") || die "mktemp failed"
     chmod 755 "$INGEST_STAGE"
     tar -C "$INGEST_SRC" --exclude=./.git --exclude=./tmp_check --exclude=./results \
+        --exclude=./test/clients/node/node_modules \
         --exclude=./log --exclude=./regression.diffs --exclude=./regression.out \
         --exclude=./test/bench/data --exclude=./test/bench/results \
         -cf - . | tar -C "$INGEST_STAGE" -xpf - || die "copying the tree to $INGEST_STAGE failed"
@@ -149,6 +156,41 @@ ingest_setup() {
     [ -x "$PG_CONFIG" ] || die "$PG_CONFIG not found"
     ingest_build_install
     ingest_stage "${1:-ingest-test}"
+}
+
+# The example Node.js app's dependencies (test/clients/node: package.json and its lock file),
+# installed with `npm ci` into the staged copy, as the user that runs the tests (npm keeps
+# its cache in that user's home, so later runs need the registry only for what changed).
+# A failure is reported here and left for test/t/025_clients.pl to fail on, so that the
+# other suites still run.
+ingest_install_clients() {
+    local dir=$INGEST_STAGE/test/clients/node
+    if ! command -v npm >/dev/null 2>&1; then
+        log "installing npm (Debian's)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm ||
+            { echo "WARNING: npm could not be installed: test/t/025_clients.pl will fail" >&2; return 0; }
+    fi
+    log "installing the Node.js example app's modules (npm ci in test/clients/node)"
+    run_as bash -c 'cd "$1" && npm ci --prefer-offline --no-audit --no-fund --no-update-notifier' _ "$dir" ||
+        echo "WARNING: npm ci in $dir failed: test/t/025_clients.pl will fail" >&2
+    return 0
+}
+
+# INGEST_PORTS=LO-HI: the ports `make demo` and `make test` may give their servers. Sets
+# INGEST_PORT_LO and INGEST_PORT_HI from it or, when it is unset or empty, from the default
+# $1 (empty: no range, and both stay empty). Checks it before anything is installed or built.
+ingest_port_range() {
+    local spec=${INGEST_PORTS:-${1:-}}
+    INGEST_PORT_LO= INGEST_PORT_HI=
+    [ -n "$spec" ] || return 0
+    if [[ "$spec" =~ ^([0-9]{1,5})-([0-9]{1,5})$ ]] &&
+        ((10#${BASH_REMATCH[1]} >= 1024 && 10#${BASH_REMATCH[1]} <= 10#${BASH_REMATCH[2]} &&
+          10#${BASH_REMATCH[2]} <= 65535)); then
+        INGEST_PORT_LO=$((10#${BASH_REMATCH[1]}))
+        INGEST_PORT_HI=$((10#${BASH_REMATCH[2]}))
+    else
+        die "INGEST_PORTS must be LO-HI with 1024 <= LO <= HI <= 65535, e.g. 5450-5459 (got \"$spec\")"
+    fi
 }
 
 # First port in [lo, hi] that nothing listens on (TCP or a socket in /tmp).
