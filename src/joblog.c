@@ -2,8 +2,10 @@
  * joblog.c
  *		One LOG line per finished job, written when its outcome commits:
  *
- *	ingest job 42 succeeded: owner acme, target public.invoices,
+ *	ingest job 42 succeeded: database app, owner acme, target public.invoices,
  *	  300000 rows inserted, 2 rejected, 3.412 s, 87925 rows/s
+ *
+ * (job ids are per database, so the line names it).
  *
  * The jobs service (jobs.c, jobs_queue.c) hands the line over in the
  * transaction that records the outcome (a worker's, or the session's that
@@ -16,6 +18,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -123,9 +127,10 @@ joblog_at_commit(const JobLogLine *line)
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	pl = palloc(sizeof(PendingLine));
 	pl->level = GetCurrentTransactionNestLevel();
-	pl->text = psprintf("ingest job " INT64_FORMAT " %s: owner %s, target %s, "
+	pl->text = psprintf("ingest job " INT64_FORMAT " %s: database %s, owner %s, target %s, "
 						INT64_FORMAT " rows inserted, " INT64_FORMAT " rejected, %.3f s, %.0f rows/s",
-						line->job_id, line->state, line->owner, line->target,
+						line->job_id, line->state, get_database_name(MyDatabaseId),
+						line->owner, line->target,
 						line->rows_inserted, line->rows_rejected, line->seconds, rate);
 	pending = lappend(pending, pl);
 	MemoryContextSwitchTo(old);
