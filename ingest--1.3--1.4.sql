@@ -45,6 +45,7 @@ COMMENT ON VIEW ingest.workers IS
     'one row per running ingest worker, read live from shared memory (progress after every batch); job details only for jobs the caller can see';
 COMMENT ON COLUMN ingest.workers.rows IS 'rows inserted so far, in the open transaction too (a resumed job counts its earlier attempts'' rows)';
 COMMENT ON COLUMN ingest.workers.bytes IS 'source bytes read so far, as bytes_total counts them; advances after every batch';
+COMMENT ON COLUMN ingest.workers.target IS 'the job''s table; NULL for a job of another database (its oid names a table of that database''s catalog)';
 COMMENT ON COLUMN ingest.workers.progress IS 'bytes / bytes_total, from 0 to 1; NULL when the source''s size is unknown or 0';
 COMMENT ON COLUMN ingest.workers.rows_per_second IS 'rows this attempt inserted per second since started_at';
 COMMENT ON VIEW ingest.stats IS

@@ -245,8 +245,13 @@ ingest_worker_status(PG_FUNCTION_ARGS)
 			values[4] = Int64GetDatum(bytes);
 			values[5] = TimestampTzGetDatum(slot->started_at);
 			values[6] = ObjectIdGetDatum(slot->job_owner);
-			values[7] = ObjectIdGetDatum(slot->job_target);
-			memset(nulls + 2, false, 6);
+			memset(nulls + 2, false, 5);
+			/* a table's oid means that table only in its own database's catalog */
+			if (slot->dboid == MyDatabaseId)
+			{
+				values[7] = ObjectIdGetDatum(slot->job_target);
+				nulls[7] = false;
+			}
 			if (slot->bytes_total >= 0)
 			{
 				values[8] = Int64GetDatum(slot->bytes_total);

@@ -264,8 +264,9 @@ start_worker(int slotno)
 }
 
 /*
- * Take back the jobs vanished workers left running, and remove abandoned
- * uploads. false: no ingest here, the worker leaves.
+ * Take back the jobs vanished workers left running, remove abandoned
+ * uploads, and drop the bytes of jobs failed longer ago than
+ * ingest.keep_failed_data. false: no ingest here, the worker leaves.
  */
 static bool
 start_up(void *arg)

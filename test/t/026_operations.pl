@@ -131,6 +131,28 @@ is($node->safe_psql('quiet', "SELECT string_agg(state, ' ' ORDER BY id) FROM ing
 	'succeeded succeeded', 'both succeeded');
 is(scalar(log_lines_since($node, $logpos, qr/ingest job \d+ \w+: database quiet,/)), 0,
 	'with ingest.log_jobs off, no line for them');
+# ingest.workers seen from another database: the job's owner, but no target (a table's
+# oid names a table of its own database only)
+$node->safe_psql('quiet', q{
+	CREATE TABLE gated (id int);
+	GRANT INSERT ON gated TO loader;
+	CREATE FUNCTION gate() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN PERFORM pg_advisory_xact_lock_shared(27); RETURN NEW; END $$;
+	CREATE TRIGGER gate BEFORE INSERT ON gated FOR EACH ROW EXECUTE FUNCTION gate();
+});
+$holder = $node->background_psql('quiet');
+$holder->query_safe('SELECT pg_advisory_lock(27)');
+my $q3 = $node->safe_psql('quiet', q{SET ROLE loader; SELECT ingest.enqueue_data('gated', convert_to(E'id\n1\n', 'UTF8'))});
+ok($node->poll_query_until('quiet', "SELECT count(*) = 1 FROM ingest.workers WHERE job_id = $q3"),
+	'a job of the quiet database runs');
+is($node->safe_psql('quiet', "SELECT owner || ' ' || target FROM ingest.workers WHERE job_id = $q3"),
+	'loader gated', 'in its database: its owner and target');
+is($node->safe_psql('postgres', "SELECT owner || ' ' || (target IS NULL) FROM ingest.workers WHERE datname = 'quiet'"),
+	'loader true', 'from another database: its owner, no target');
+$holder->query_safe('SELECT pg_advisory_unlock(27)');
+$holder->quit;
+ok(poll_until_finished($node, 'quiet', $q3), 'it finished');
+
 # a plain role cannot turn it off for its own session (superuser setting)
 my ($rc, $out, $err) = $node->psql('postgres', 'SET ROLE loader; SET ingest.log_jobs = off');
 like($err, qr/permission denied to set parameter "ingest.log_jobs"/, 'a plain role cannot quiet the log');
