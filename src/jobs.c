@@ -514,6 +514,7 @@ jobs_finish(const IngestJob *job, JobState state, const JobCounters *done,
 		line.target = SPI_getvalue(tup, desc, 3);
 		line.rows_inserted = done->rows_inserted;
 		line.rows_rejected = done->rows_rejected;
+		/* line.rows_skipped = done->rows_skipped, once JobCounters has it (joblog.h) */
 		line.seconds = DatumGetFloat8(SPI_getbinval(tup, desc, 4, &isnull));
 		/* job->done is what earlier attempts had committed when this one began */
 		line.attempt_rows = done->rows_inserted - job->done.rows_inserted;
