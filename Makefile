@@ -13,6 +13,7 @@ OBJS = \
 	src/jobs_queue.o \
 	src/jobs_access.o \
 	src/jobs_data.o \
+	src/joblog.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \

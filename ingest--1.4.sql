@@ -218,6 +218,11 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'ingest_retry'
 LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 
+CREATE FUNCTION ingest.discard(job_id bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ingest_discard'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION ingest.queue_position(job_id bigint)
 RETURNS int
 AS 'MODULE_PATHNAME', 'ingest_queue_position'
@@ -294,7 +299,8 @@ $$;
 -- can see (ingest.workers, ingest.stats).
 CREATE FUNCTION ingest._worker_status(
     OUT pid int, OUT datname name, OUT job_id bigint, OUT rows bigint,
-    OUT bytes bigint, OUT started_at timestamptz)
+    OUT bytes bigint, OUT started_at timestamptz, OUT owner regrole, OUT target regclass,
+    OUT bytes_total bigint, OUT progress float8, OUT rows_per_second float8)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'ingest_worker_status'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
@@ -418,8 +424,10 @@ CREATE VIEW ingest.upload_chunks WITH (security_barrier) AS
     FROM ingest_private.job_chunks c
     WHERE ingest._job_visible(c.job_id);
 
+-- Columns are added at the end only (CREATE OR REPLACE VIEW cannot reorder them).
 CREATE VIEW ingest.workers AS
-    SELECT pid, datname, job_id, rows, bytes, started_at
+    SELECT pid, datname, job_id, rows, bytes, started_at,
+           owner, target, bytes_total, progress, rows_per_second
     FROM ingest._worker_status();
 
 -- The scheduler's order, the one place it is defined: roles take turns, the role whose
@@ -526,6 +534,7 @@ REVOKE ALL ON FUNCTION
     ingest.finish_upload(bigint, bigint),
     ingest.cancel(bigint),
     ingest.retry(bigint),
+    ingest.discard(bigint),
     ingest.wait(bigint, interval),
     ingest.queue_position(bigint),
     ingest.purge(interval),
@@ -552,6 +561,7 @@ GRANT EXECUTE ON FUNCTION
     ingest.finish_upload(bigint, bigint),
     ingest.cancel(bigint),
     ingest.retry(bigint),
+    ingest.discard(bigint),
     ingest.wait(bigint, interval),
     ingest.queue_position(bigint),
     ingest.purge(interval),
@@ -628,7 +638,12 @@ COMMENT ON VIEW ingest.job_errors IS 'one row per rejected record (at most inges
 COMMENT ON VIEW ingest.upload_chunks IS
     'the chunks received of the caller''s uploads (every upload for ingest_admin): job_id, seq, bytes';
 COMMENT ON VIEW ingest.workers IS
-    'one row per running ingest worker, read live from shared memory; job details only for jobs the caller can see';
+    'one row per running ingest worker, read live from shared memory (progress after every batch); job details only for jobs the caller can see';
+COMMENT ON COLUMN ingest.workers.rows IS 'rows inserted so far, in the open transaction too (a resumed job counts its earlier attempts'' rows)';
+COMMENT ON COLUMN ingest.workers.bytes IS 'source bytes read so far, as bytes_total counts them; advances after every batch';
+COMMENT ON COLUMN ingest.workers.target IS 'the job''s table; NULL for a job of another database (its oid names a table of that database''s catalog)';
+COMMENT ON COLUMN ingest.workers.progress IS 'bytes / bytes_total, from 0 to 1; NULL when the source''s size is unknown or 0';
+COMMENT ON COLUMN ingest.workers.rows_per_second IS 'rows this attempt inserted per second since started_at';
 COMMENT ON VIEW ingest.role_stats IS
     'ingest.stats per job owner and tenant with jobs unfinished or finished in the last hour, with the quotas (per owner and tenant; max_queued 0: no limit)';
 COMMENT ON VIEW ingest.stats IS
@@ -650,6 +665,8 @@ COMMENT ON FUNCTION ingest.cancel(bigint) IS
     'cancel a queued job at once, or ask its worker to stop a running one; false if the job had already finished';
 COMMENT ON FUNCTION ingest.retry(bigint) IS
     'put a failed or cancelled job back in the queue (it resumes from its checkpoint); false if it was neither';
+COMMENT ON FUNCTION ingest.discard(bigint) IS
+    'drop the stored bytes of a failed or cancelled job (ingest.retry then refuses it); returns the bytes dropped';
 COMMENT ON FUNCTION ingest.wait(bigint, interval) IS
     'block until the job has finished (or the timeout passed) and return its state';
 COMMENT ON FUNCTION ingest.queue_position(bigint) IS

@@ -1,7 +1,8 @@
 /*
  * api.c
  *		The SQL-callable functions: enqueue_data, enqueue_file, cancel, retry,
- *		purge, queue_position, and the live rows of the ingest.workers view.
+ *		discard, purge, queue_position, and the live rows of the
+ *		ingest.workers view.
  *		(Uploads in chunks and large objects are in upload.c.)
  *
  * Each is a thin shell: creating a job and waking workers at commit is
@@ -41,6 +42,7 @@ PG_FUNCTION_INFO_V1(ingest_cancel);
 PG_FUNCTION_INFO_V1(ingest_worker_status);
 PG_FUNCTION_INFO_V1(ingest_xid_is_current);
 PG_FUNCTION_INFO_V1(ingest_retry);
+PG_FUNCTION_INFO_V1(ingest_discard);
 PG_FUNCTION_INFO_V1(ingest_wake_workers);
 PG_FUNCTION_INFO_V1(ingest_purge);
 PG_FUNCTION_INFO_V1(ingest_queue_position);
@@ -125,6 +127,13 @@ ingest_retry(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(queued);
 }
 
+/* ingest.discard: a finished job's stored bytes go; returns how many bytes. */
+Datum
+ingest_discard(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(jobs_discard(PG_GETARG_INT64(0), GetUserId()));
+}
+
 /* Called by upgrade scripts: jobs that waited for the update start at its commit. */
 Datum
 ingest_wake_workers(PG_FUNCTION_ARGS)
@@ -183,6 +192,7 @@ ingest_worker_status(PG_FUNCTION_ARGS)
 	bool		see_all = superuser() || (OidIsValid(admin) && has_privs_of_role(userid, admin));
 	IngestWorkerSlot *copy;
 	int			n = 0;
+	TimestampTz now = GetCurrentTimestamp();
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (!shmem_available())
@@ -207,31 +217,59 @@ ingest_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 	{
 		IngestWorkerSlot *slot = &copy[i];
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, false};
+		Datum		values[11];
+		bool		nulls[11];
 		char	   *datname = get_database_name(slot->dboid);
 		bool		visible = slot->job_id != 0 &&
 			(see_all || (slot->job_owner == userid && own_job_visible(slot, userid)));
 
+		memset(nulls, true, sizeof(nulls));
 		values[0] = Int32GetDatum(slot->pid);
+		nulls[0] = false;
 		if (datname)
 		{
 			NameData   *name = palloc(sizeof(NameData));
 
 			namestrcpy(name, datname);
 			values[1] = NameGetDatum(name);
+			nulls[1] = false;
 		}
-		else
-			nulls[1] = true;
 		if (visible)
 		{
+			int64		rows = (int64) pg_atomic_read_u64(&slot->rows);
+			int64		bytes = (int64) pg_atomic_read_u64(&slot->bytes);
+			double		seconds = (double) (now - slot->started_at) / USECS_PER_SEC;
+
 			values[2] = Int64GetDatum(slot->job_id);
-			values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->rows));
-			values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&slot->bytes));
+			values[3] = Int64GetDatum(rows);
+			values[4] = Int64GetDatum(bytes);
 			values[5] = TimestampTzGetDatum(slot->started_at);
+			values[6] = ObjectIdGetDatum(slot->job_owner);
+			memset(nulls + 2, false, 5);
+			/* a table's oid means that table only in its own database's catalog */
+			if (slot->dboid == MyDatabaseId)
+			{
+				values[7] = ObjectIdGetDatum(slot->job_target);
+				nulls[7] = false;
+			}
+			if (slot->bytes_total >= 0)
+			{
+				values[8] = Int64GetDatum(slot->bytes_total);
+				nulls[8] = false;
+			}
+			/* the share of the source read: bytes as bytes_total counts them */
+			if (slot->bytes_total > 0)
+			{
+				values[9] = Float8GetDatum(Min((double) bytes / (double) slot->bytes_total, 1.0));
+				nulls[9] = false;
+			}
+			/* rows this attempt inserted (a resumed job's earlier rows aside), per second */
+			if (seconds > 0)
+			{
+				values[10] = Float8GetDatum((double) Max(rows - slot->rows_at_start, 0) / seconds);
+				nulls[10] = false;
+			}
 		}
-		else
-			nulls[2] = nulls[3] = nulls[4] = nulls[5] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -21,6 +21,7 @@
 
 #include "enqueue.h"
 #include "identity.h"
+#include "joblog.h"
 #include "settings.h"
 #include "launcher.h"
 #include "loader.h"
@@ -45,6 +46,7 @@ _PG_init(void)
 	enqueue_init();
 	upload_init();
 	identity_init();
+	joblog_init();
 	MarkGUCPrefixReserved("ingest");
 
 	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)

@@ -27,6 +27,7 @@
 
 #include "catalog.h"
 #include "identity.h"
+#include "joblog.h"
 #include "settings.h"
 #include "jobs_internal.h"
 
@@ -187,6 +188,29 @@ jobs_insert(const JobSpec *spec)
 }
 
 /*
+ * The LOG line of a job that ended with no worker running it to its end
+ * (cancelled while queued, or its worker gone): the owner, target and row
+ * counts in columns 2 to 5 of an SPI result row.
+ */
+void
+jobs_log_ended(int64 job_id, JobState state, HeapTuple tup, TupleDesc desc)
+{
+	JobLogLine	line;
+	bool		isnull;
+
+	line.job_id = job_id;
+	line.state = jobs_state_name(state);
+	line.owner = SPI_getvalue(tup, desc, 2);
+	line.target = SPI_getvalue(tup, desc, 3);
+	line.rows_inserted = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	line.rows_rejected = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	line.rows_skipped = DatumGetInt64(SPI_getbinval(tup, desc, SPI_fnumber(desc, "rows_skipped"), &isnull));
+	line.seconds = 0;
+	line.attempt_rows = 0;
+	joblog_at_commit(&line);
+}
+
+/*
  * Cancel a job the caller can see. A queued (or uploading) job ends at once;
  * a running one is flagged in the table (*running is then set, and the
  * caller flags it in shared memory for its worker, which checks between
@@ -210,11 +234,15 @@ jobs_cancel(int64 job_id, Oid caller, bool *running)
 						   "  UPDATE ingest_private.upload_jobs SET state = 'cancelled', finished_at = pg_catalog.clock_timestamp(), "
 						   "    last_error = CASE WHEN state = 'uploading' THEN '" UPLOAD_CANCELLED "' "
 						   "                      ELSE 'cancelled by ingest.cancel()' END "
-						   "  WHERE id = $1 AND state IN ('queued', 'uploading') RETURNING id)"
+						   "  WHERE id = $1 AND state IN ('queued', 'uploading') "
+						   "  RETURNING id, owner, target, rows_inserted, rows_rejected, rows_skipped)"
 						   "SELECT pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
-						   "  'job_id', id, 'state', 'cancelled')::text) FROM done",
+						   "  'job_id', id, 'state', 'cancelled')::text), owner::text, target::text, "
+						   "  rows_inserted, rows_rejected, rows_skipped FROM done",
 						   1, types, values, NULL, false);
 		result = (SPI_processed == 1);
+		if (result)
+			jobs_log_ended(job_id, JOB_CANCELLED, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 	}
 	if (!result && (state == JOB_RUNNING || state == JOB_QUEUED))
 	{
@@ -236,7 +264,8 @@ jobs_cancel(int64 job_id, Oid caller, bool *running)
  * ingest.retry: a failed or cancelled job goes back to the queue with a
  * fresh count of attempts. It resumes from its checkpoint, so rows that
  * earlier attempts committed are not loaded twice. An upload cancelled
- * before finish_upload never had all its bytes: it cannot be queued.
+ * before finish_upload never had all its bytes, and a job whose stored
+ * bytes were discarded has none left: neither can be queued.
  */
 bool
 jobs_retry(int64 job_id, Oid caller)
@@ -278,6 +307,23 @@ jobs_retry(int64 job_id, Oid caller)
 				 errdetail("A job whose worker died ingest.max_worker_deaths (%d) times may crash the server again.",
 						   ingest_max_worker_deaths),
 				 errhint("A member of ingest_admin can retry it after finding the cause in the server log.")));
+
+	/*
+	 * The bytes it would load again must still be there. The row is locked
+	 * first (a failed or cancelled job's only: a running job's writes never
+	 * wait for a user), so that an ingest.discard or the workers' sweep
+	 * either runs before and is seen, or after and finds the job queued.
+	 */
+	jobs_exec_as_owner("SELECT 1 FROM ingest_private.upload_jobs "
+					   "WHERE id = $1 AND state IN ('failed', 'cancelled') FOR UPDATE",
+					   1, types, values, NULL, false);
+	if (SPI_processed == 1 && jobs_data_discarded(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ingest job " INT64_FORMAT " cannot be retried: its stored bytes were discarded", job_id),
+				 errdetail("ingest.discard, or the workers once the job had been finished for longer than ingest.keep_failed_data, removed the bytes it would load."),
+				 errhint("Send the file again as a new job.")));
+
 	jobs_check_queue_quota(owner, tenant);
 	values[1] = BoolGetDatum(admin);
 	jobs_exec_as_owner("DELETE FROM ingest_private.job_cancels WHERE job_id = $1", 1, types, values, NULL, false);
@@ -455,10 +501,30 @@ jobs_finish(const IngestJob *job, JobState state, const JobCounters *done,
 					   "  UPDATE ingest_private.upload_jobs SET state = $6, records_done = $2, "
 					   "    rows_inserted = $3, rows_rejected = $4, bytes_done = $5, rows_skipped = $8, "
 					   "    last_error = $7, finished_at = pg_catalog.clock_timestamp(), cancel_requested = false "
-					   "  WHERE id = $1 RETURNING id, state) "
+					   "  WHERE id = $1 RETURNING id, state, owner, target, started_at, finished_at) "
 					   "SELECT pg_catalog.pg_notify('ingest', pg_catalog.json_build_object("
-					   "  'job_id', id, 'state', state)::text) FROM done",
+					   "  'job_id', id, 'state', state)::text), owner::text, target::text, "
+					   "  COALESCE(EXTRACT(epoch FROM finished_at - started_at), 0)::float8 FROM done",
 					   8, types, values, nulls, false);
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		JobLogLine	line;
+
+		line.job_id = job->id;
+		line.state = jobs_state_name(state);
+		line.owner = SPI_getvalue(tup, desc, 2);
+		line.target = SPI_getvalue(tup, desc, 3);
+		line.rows_inserted = done->rows_inserted;
+		line.rows_rejected = done->rows_rejected;
+		line.rows_skipped = done->rows_skipped;
+		line.seconds = DatumGetFloat8(SPI_getbinval(tup, desc, 4, &isnull));
+		/* job->done is what earlier attempts had committed when this one began */
+		line.attempt_rows = done->rows_inserted - job->done.rows_inserted;
+		joblog_at_commit(&line);
+	}
 	SPI_finish();
 }
 

@@ -9,8 +9,8 @@
  *	jobs_queue.c	the scheduler's side: the next job to claim, jobs left by
  *					vanished workers, whether any wait
  *	jobs_access.c	who may see and act on a job; quotas
- *	jobs_data.c		a job's stored bytes: uploads in chunks, and what the
- *					reader reads back
+ *	jobs_data.c		a job's stored bytes: uploads in chunks, what the
+ *					reader reads back, and discarding them
  */
 #ifndef INGEST_JOBS_H
 #define INGEST_JOBS_H
@@ -139,6 +139,8 @@ extern int64 jobs_upload_chunk(int64 job_id, int32 seq, bytea *data, Oid caller,
 extern int64 jobs_finish_upload(int64 job_id, int64 total_bytes, Oid caller);
 extern int64 jobs_expire_uploads(void);
 extern void jobs_drop_data(int64 job_id);
+extern int64 jobs_discard(int64 job_id, Oid caller);
+extern int64 jobs_sweep_failed_data(void);
 extern struct varlena *jobs_stored_data(int64 job_id, MemoryContext cxt);
 extern void jobs_stored_chunks(int64 job_id, int64 *count, int32 *last, int64 *size);
 extern struct varlena *jobs_stored_chunk(int64 job_id, int32 seq, MemoryContext cxt);

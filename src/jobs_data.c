@@ -1,7 +1,9 @@
 /*
  * jobs_data.c
  *		A job's stored bytes: uploads in chunks as they arrive, their expiry,
- *		and the bytes and chunks the reader reads back.
+ *		the bytes of finished jobs discarded (ingest.discard) or swept after
+ *		ingest.keep_failed_data, and the bytes and chunks the reader reads
+ *		back.
  *
  * enqueue_data stores its bytes in ingest.job_data, an upload its chunks in
  * ingest.job_chunks, both uncompressed (STORAGE EXTERNAL) so that the
@@ -316,6 +318,138 @@ jobs_expire_uploads(void)
 				(errmsg("ingest: removed " INT64_FORMAT " upload(s) that received no chunk for longer than ingest.upload_ttl (%d s)",
 						n, ingest_upload_ttl)));
 	return n;
+}
+
+/* ---------- stored bytes of finished jobs: discarded by hand or swept ---------- */
+
+/* Bytes dropped by the statement below, for job $1 (data and chunks alike). */
+#define DROP_STORED_SQL(victims) \
+	"d AS (DELETE FROM ingest_private.job_data WHERE job_id IN (" victims ") " \
+	"      RETURNING pg_catalog.octet_length(data)::int8 AS n), " \
+	"c AS (DELETE FROM ingest_private.job_chunks WHERE job_id IN (" victims ") " \
+	"      RETURNING pg_catalog.octet_length(data)::int8 AS n) "
+
+/*
+ * ingest.discard: the stored bytes (ingest.job_data, ingest.job_chunks) of
+ * a finished job the caller may act on go, and ingest.retry refuses the job
+ * from then on; its row, counters and rejected records stay. Returns the
+ * bytes dropped: 0 when none were stored (a server file or a large object,
+ * which are not ingest's to remove, or bytes already gone). A job that may
+ * still run (uploading, queued, running) is refused: cancel it first.
+ *
+ * The job's row is locked first, so a concurrent ingest.retry either queues
+ * the job before (and this call is refused) or finds the bytes gone.
+ */
+int64
+jobs_discard(int64 job_id, Oid caller)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	JobState	state;
+	int64		bytes;
+	bool		isnull;
+
+	(void) jobs_check_visible(job_id, caller, &state);
+	SPI_connect();
+	if (state == JOB_SUCCEEDED || state == JOB_FAILED || state == JOB_CANCELLED)
+	{
+		/* not read-only: after waiting for the lock, see the row as it is now */
+		jobs_exec_as_owner("SELECT state FROM ingest_private.upload_jobs "
+						   "WHERE id = $1 AND state IN ('succeeded', 'failed', 'cancelled') FOR UPDATE",
+						   1, types, values, NULL, false);
+		if (SPI_processed != 1)
+			state = JOB_QUEUED; /* ingest.retry queued it meanwhile */
+	}
+	if (state != JOB_SUCCEEDED && state != JOB_FAILED && state != JOB_CANCELLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ingest job " INT64_FORMAT " is %s: only the bytes of a finished job can be discarded",
+						job_id, jobs_state_name(state)),
+				 errhint("Cancel it first with ingest.cancel(" INT64_FORMAT ").", job_id)));
+
+	jobs_exec_as_owner("WITH " DROP_STORED_SQL("$1")
+					   "SELECT COALESCE((SELECT sum(n) FROM d), 0)::int8 + COALESCE((SELECT sum(n) FROM c), 0)::int8",
+					   1, types, values, NULL, false);
+	bytes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return bytes;
+}
+
+/*
+ * Were the bytes a job loads from discarded (ingest.discard, or swept after
+ * ingest.keep_failed_data)? Only jobs whose bytes ingest stores can have
+ * lost them; an upload finished with no chunk at all had none to lose.
+ */
+bool
+jobs_data_discarded(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		isnull;
+	bool		gone = false;
+
+	SPI_connect();
+	jobs_exec_as_owner("SELECT (j.source_type = 'data' AND NOT EXISTS "
+					   "         (SELECT 1 FROM ingest_private.job_data d WHERE d.job_id = j.id)) "
+					   "    OR (j.source_type = 'chunks' AND COALESCE(j.bytes_total, 0) > 0 AND NOT EXISTS "
+					   "         (SELECT 1 FROM ingest_private.job_chunks c WHERE c.job_id = j.id)) "
+					   "FROM ingest_private.upload_jobs j WHERE j.id = $1",
+					   1, types, values, NULL, false);
+	if (SPI_processed == 1)
+		gone = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return gone;
+}
+
+/*
+ * The workers' sweep: the stored bytes of jobs that failed or were
+ * cancelled longer than ingest.keep_failed_data ago go, as ingest.discard
+ * drops them. The jobs are found from the bytes tables (one row per job in
+ * job_data, and the distinct jobs of job_chunks read off its primary key
+ * one job at a time), so the cost follows what is stored, not the length
+ * of the job history. At most SWEEP_JOBS jobs per call, a job whose row a
+ * session holds locked is left for the next sweep. Returns how many jobs'
+ * bytes went.
+ */
+#define SWEEP_JOBS	50
+
+int64
+jobs_sweep_failed_data(void)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(ingest_keep_failed_data), Int32GetDatum(SWEEP_JOBS)};
+	int64		jobs;
+	int64		bytes;
+	bool		isnull;
+
+	if (ingest_keep_failed_data < 0)
+		return 0;				/* kept until ingest.purge or ingest.discard */
+
+	SPI_connect();
+	jobs_exec_as_owner("WITH RECURSIVE chunk_jobs AS ("
+					   "  SELECT (SELECT min(job_id) FROM ingest_private.job_chunks) AS id "
+					   "  UNION ALL "
+					   "  SELECT (SELECT min(k.job_id) FROM ingest_private.job_chunks k WHERE k.job_id > cj.id) "
+					   "  FROM chunk_jobs cj WHERE cj.id IS NOT NULL), "
+					   "stored AS (SELECT job_id AS id FROM ingest_private.job_data "
+					   "           UNION SELECT id FROM chunk_jobs WHERE id IS NOT NULL), "
+					   "victims AS (SELECT j.id FROM ingest_private.upload_jobs j JOIN stored s ON s.id = j.id "
+					   "            WHERE j.state IN ('failed', 'cancelled') "
+					   "              AND j.finished_at < pg_catalog.clock_timestamp() - $1 * interval '1 s' "
+					   "            ORDER BY j.finished_at LIMIT $2 "
+					   "            FOR UPDATE OF j SKIP LOCKED), "
+					   DROP_STORED_SQL("SELECT id FROM victims")
+					   "SELECT (SELECT count(*) FROM victims), "
+					   "  COALESCE((SELECT sum(n) FROM d), 0)::int8 + COALESCE((SELECT sum(n) FROM c), 0)::int8",
+					   2, types, values, NULL, false);
+	jobs = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	bytes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_finish();
+	if (jobs > 0)
+		ereport(LOG,
+				(errmsg("ingest: discarded the stored bytes (" INT64_FORMAT " bytes) of " INT64_FORMAT " failed or cancelled job(s) that finished longer ago than ingest.keep_failed_data (%d s)",
+						bytes, jobs, ingest_keep_failed_data)));
+	return jobs;
 }
 
 /* ---------- stored bytes, for the reader ---------- */

@@ -36,6 +36,7 @@ extern int	jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *val
 extern JobState jobs_state_from_name(const char *name);
 extern JobSourceType jobs_source_from_name(const char *name);
 extern char *jobs_copy_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt);
+extern void jobs_log_ended(int64 job_id, JobState state, HeapTuple tup, TupleDesc desc);
 
 /* jobs_access.c */
 extern bool jobs_is_admin(Oid role);
@@ -43,5 +44,8 @@ extern void jobs_not_found(int64 job_id) pg_attribute_noreturn();
 extern void jobs_caller_params(Oid caller, Oid *types, Datum *values, char *nulls, int first);
 extern Oid	jobs_check_visible(int64 job_id, Oid caller, JobState *state);
 extern void jobs_check_queue_quota(Oid owner, const char *tenant);
+
+/* jobs_data.c */
+extern bool jobs_data_discarded(int64 job_id);
 
 #endif							/* INGEST_JOBS_INTERNAL_H */

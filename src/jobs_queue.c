@@ -82,10 +82,11 @@
 	"    worker_deaths = j.worker_deaths + 1, " \
 	"    worker_pid = NULL " \
 	"  FROM orphans o WHERE j.id = o.id " \
-	"  RETURNING j.id, j.state) " \
-	"SELECT id, state, CASE WHEN state <> 'queued' THEN " \
+	"  RETURNING j.id, j.state, j.owner, j.target, j.rows_inserted, j.rows_rejected, j.rows_skipped) " \
+	"SELECT id, owner::text, target::text, rows_inserted, rows_rejected, state, " \
+	"  CASE WHEN state <> 'queued' THEN " \
 	"  pg_catalog.pg_notify('ingest', pg_catalog.json_build_object(" \
-	"    'job_id', id, 'state', state)::text)::text END " \
+	"    'job_id', id, 'state', state)::text)::text END, rows_skipped " \
 	"FROM done"
 
 /* after the update, which sees it: orphans left because a session had them locked */
@@ -152,6 +153,16 @@ jobs_requeue_orphans(JobsLiveFn live_jobs, int max_live, bool *incomplete)
 		elog(ERROR, "ingest: orphan check failed: %s", SPI_result_code_string(rc));
 	requeued = (int) SPI_processed;
 	UnregisterSnapshot(snap);
+	/* the jobs that ended here (failed after too many deaths, or cancelled) are logged */
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		JobState	state = jobs_state_from_name(SPI_getvalue(tup, SPI_tuptable->tupdesc, 6));
+
+		if (state != JOB_QUEUED)
+			jobs_log_ended(DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
+						   state, tup, SPI_tuptable->tupdesc);
+	}
 
 	rc = SPI_execute_with_args(ORPHANS_LEFT_SQL, 2, types, values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)

@@ -14,6 +14,7 @@ extern int	ingest_max_workers; /* launcher.c */
 extern int	ingest_worker_idle_timeout; /* worker.c */
 extern int	ingest_max_running_per_role;
 extern int	ingest_max_worker_deaths;
+extern int	ingest_keep_failed_data;
 extern int	ingest_max_attempts;	/* enqueue.c */
 extern int	ingest_job_timeout;
 extern int	ingest_max_queued_per_role;

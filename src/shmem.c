@@ -231,21 +231,36 @@ shmem_worker_attach(int slotno)
 	before_shmem_exit(worker_detach, (Datum) 0);
 }
 
-/* Publish the job this worker runs (shmem_worker_end_job clears it). */
+/*
+ * Publish the job this worker runs (shmem_worker_end_job clears it): what
+ * ingest.workers shows of it besides the progress, which the worker updates
+ * after every batch (shmem_worker_progress).
+ */
 void
-shmem_worker_set_job(int64 job_id, Oid owner)
+shmem_worker_set_job(int64 job_id, Oid owner, Oid target, int64 bytes_total,
+					 int64 rows_at_start)
 {
 	IngestWorkerSlot *slot = &ingest_shared->slots[my_slot];
 
 	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
 	slot->job_id = job_id;
 	slot->job_owner = owner;
+	slot->job_target = target;
+	slot->bytes_total = bytes_total;
+	slot->rows_at_start = rows_at_start;
 	slot->state = SLOT_BUSY;
 	slot->started_at = GetCurrentTimestamp();
 	slot->cancel_requested = false;
-	pg_atomic_write_u64(&slot->rows, 0);
+	pg_atomic_write_u64(&slot->rows, (uint64) Max(rows_at_start, 0));
 	pg_atomic_write_u64(&slot->bytes, 0);
 	LWLockRelease(ingest_shared->lock);
+}
+
+/* When this worker took its current job (ingest.workers' started_at). */
+TimestampTz
+shmem_worker_job_started(void)
+{
+	return ingest_shared->slots[my_slot].started_at;
 }
 
 /*
@@ -314,6 +329,9 @@ shmem_worker_end_job(void)
 	leave = others_waiting_locked(ingest_shared);
 	slot->job_id = 0;
 	slot->job_owner = InvalidOid;
+	slot->job_target = InvalidOid;
+	slot->bytes_total = 0;
+	slot->rows_at_start = 0;
 	slot->started_at = 0;
 	slot->cancel_requested = false;
 	if (!leave)

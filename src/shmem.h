@@ -26,8 +26,12 @@ typedef struct IngestWorkerSlot
 	Latch	   *latch;			/* the worker's PGPROC latch, in shared memory */
 	int64		job_id;			/* 0 when not running a job */
 	Oid			job_owner;
+	Oid			job_target;
+	int64		bytes_total;	/* the source's size; -1: unknown */
+	int64		rows_at_start;	/* rows earlier attempts committed (rows counts them too) */
 	TimestampTz started_at;
 	bool		cancel_requested;
+	/* progress, written by the worker after every batch, read without the lock */
 	pg_atomic_uint64 rows;
 	pg_atomic_uint64 bytes;
 } IngestWorkerSlot;
@@ -58,7 +62,9 @@ extern void shmem_request_db(Oid dboid);
 /* Worker side. */
 extern void shmem_worker_attach(int slotno);
 extern void shmem_worker_leave(bool request_again);
-extern void shmem_worker_set_job(int64 job_id, Oid owner);
+extern void shmem_worker_set_job(int64 job_id, Oid owner, Oid target, int64 bytes_total,
+								 int64 rows_at_start);
+extern TimestampTz shmem_worker_job_started(void);
 extern bool shmem_worker_exit_if_idle(void);
 extern bool shmem_worker_exit_if_surplus(void);
 extern bool shmem_worker_end_job(void);

@@ -73,14 +73,22 @@
 #define IDLE_CHECK_MS		250
 #define CLAIM_RECHECK_MS	1000
 
-/* Uploads idle longer than ingest.upload_ttl are removed, at most once a minute when idle. */
+/*
+ * Uploads idle longer than ingest.upload_ttl are removed, and the stored
+ * bytes of jobs failed or cancelled longer than ingest.keep_failed_data ago
+ * dropped, at most once a minute when idle (the bytes as often as
+ * ingest.keep_failed_data, if that is shorter, but not more than once a
+ * second).
+ */
 #define EXPIRE_UPLOADS_MS	(60 * 1000)
+#define SWEEP_MIN_MS		1000
 
 #define BOOKKEEPING_ERROR_PAUSE_MS	5000
 
 int			ingest_worker_idle_timeout = 30000;
 int			ingest_max_running_per_role = -1;
 int			ingest_max_worker_deaths = 3;
+int			ingest_keep_failed_data = 7 * 24 * 3600;
 
 /*
  * The owner and tenant whose jobs this worker runs. A job's code (triggers,
@@ -134,6 +142,7 @@ static void leave_if_surplus(void);
 static void leave_for_now(void) pg_attribute_noreturn();
 static bool queued_jobs(void *arg);
 static bool expire_uploads(void *arg);
+static bool sweep_failed_data(void *arg);
 static bool rehold_jobs_table(void *arg);
 static bool in_transaction(bool (*fn) (void *), void *arg);
 
@@ -164,6 +173,14 @@ worker_init(void)
 							&ingest_max_worker_deaths,
 							3, 1, INGEST_MAX_ATTEMPTS_LIMIT,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ingest.keep_failed_data",
+							"How long the stored bytes of a failed or cancelled job are kept for ingest.retry.",
+							"Idle workers drop them afterwards (the job's row stays, and ingest.retry refuses it); -1 keeps them until ingest.purge or ingest.discard.",
+							&ingest_keep_failed_data,
+							7 * 24 * 3600, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 }
 
@@ -247,8 +264,9 @@ start_worker(int slotno)
 }
 
 /*
- * Take back the jobs vanished workers left running, and remove abandoned
- * uploads. false: no ingest here, the worker leaves.
+ * Take back the jobs vanished workers left running, remove abandoned
+ * uploads, and drop the bytes of jobs failed longer ago than
+ * ingest.keep_failed_data. false: no ingest here, the worker leaves.
  */
 static bool
 start_up(void *arg)
@@ -269,6 +287,7 @@ start_up(void *arg)
 		return false;
 	check_orphans(epoch);
 	(void) jobs_expire_uploads();
+	(void) jobs_sweep_failed_data();
 	return true;
 }
 
@@ -356,7 +375,8 @@ claim(void *arg)
 	 * workers can see it 'running', they must also see who runs it.
 	 */
 	if (found)
-		shmem_worker_set_job(c->job->id, c->job->owner);
+		shmem_worker_set_job(c->job->id, c->job->owner, c->job->target, c->job->bytes_total,
+							 c->job->done.rows_inserted);
 	return found;
 }
 
@@ -555,6 +575,9 @@ static bool
 idle(TimestampTz now)
 {
 	static TimestampTz uploads_expired_at = 0;
+	static TimestampTz bytes_swept_at = 0;
+	int64		sweep_ms = Max(Min((int64) ingest_keep_failed_data * 1000, EXPIRE_UPLOADS_MS),
+							   SWEEP_MIN_MS);
 
 	if (TimestampDifferenceExceeds(idle_since, now, ingest_worker_idle_timeout) &&
 		in_transaction(queued_jobs, NULL))
@@ -590,6 +613,12 @@ idle(TimestampTz now)
 	{
 		uploads_expired_at = now;
 		(void) in_transaction(expire_uploads, NULL);
+	}
+	if (ingest_keep_failed_data >= 0 &&
+		TimestampDifferenceExceeds(bytes_swept_at, now, (int) sweep_ms))
+	{
+		bytes_swept_at = now;
+		(void) in_transaction(sweep_failed_data, NULL);
 	}
 	return true;
 }
@@ -630,6 +659,14 @@ expire_uploads(void *arg)
 {
 	return hold_extension_state() == CATALOG_CURRENT && hold_lock_table(false) &&
 		jobs_expire_uploads() > 0;
+}
+
+/* Drop the bytes of jobs failed long enough ago; never waits for the job table either. */
+static bool
+sweep_failed_data(void *arg)
+{
+	return hold_extension_state() == CATALOG_CURRENT && hold_lock_table(false) &&
+		jobs_sweep_failed_data() > 0;
 }
 
 /* hold_retake, as a bookkeeping transaction runs it */
