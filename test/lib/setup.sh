@@ -23,9 +23,11 @@ PG_PERL_LIB=$PGXS_DIR/src/test/perl
 # only, where its packages are installed: the parser never touches the server.
 case $PG_MAJOR in
     15) INGEST_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 zlib1g-dev
+                         libzstd-dev zstd
                          postgresql-15-cron pgbouncer libipc-run-perl python3-psycopg
                          clang libclang-rt-14-dev llvm) ;;
     17) INGEST_PACKAGES=(build-essential postgresql-17 postgresql-server-dev-17 zlib1g-dev
+                         libzstd-dev zstd
                          postgresql-17-cron pgbouncer libipc-run-perl python3-psycopg) ;;
     *)  echo "test/lib/setup.sh: PostgreSQL $PG_MAJOR is not supported (15 or 17)" >&2
         return 2 2>/dev/null || exit 2 ;;
