@@ -11,8 +11,9 @@
  * a marker, a NUL, a kind, the bytes in hex and a NUL. No text value can hold
  * a NUL, so the check every value goes through (convert.c) rejects the record
  * holding the marker and asks here what to say about it: the bytes and the
- * encoding, as PostgreSQL says it. options.c reads the encoding's name here
- * too, so that the options need nothing of the decoder.
+ * encoding, as PostgreSQL says it. The markers are made and scanned in
+ * transcode.c, which needs no server. options.c reads the encoding's name
+ * here too, so that the options need nothing of the decoder.
  */
 #include "postgres.h"
 
