@@ -350,6 +350,12 @@ run_unpack(TcCompression kind, const char *in, size_t len, unsigned seed, unsign
 	return st;
 }
 
+static bool
+is_data_error(TcStatus st)
+{
+	return st == TC_BAD_DATA || st == TC_TRAILING;
+}
+
 static void
 fuzz_unpack(TcCompression kind, const char *in, size_t len, unsigned s1, unsigned s2)
 {
@@ -370,7 +376,12 @@ fuzz_unpack(TcCompression kind, const char *in, size_t len, unsigned s1, unsigne
 		fail("decompression: chunked output differs from whole");
 	if (whole.len <= OUT_LIMIT && chunked.len <= OUT_LIMIT)
 	{
-		if (a != b)
+		/*
+		 * libzstd decodes a frame that is all in its input in one pass, and
+		 * may then call bytes after it corrupt rather than trailing: both
+		 * are errors, and either is right.
+		 */
+		if (a != b && !(is_data_error(a) && is_data_error(b)))
 			fail("decompression: whole ends with status %d, chunked with %d", a, b);
 		if ((a == TC_END || a == TC_TRUNCATED) && whole.len != chunked.len)
 			fail("decompression: whole gives %zu bytes, chunked %zu", whole.len, chunked.len);
