@@ -245,6 +245,8 @@ tc_unpack_init(TcUnpacker *u, TcCompression kind)
 			return TC_NO_MEMORY;
 		}
 		u->state = ds;
+		/* every frame, the first too, must start with a magic number */
+		u->member_ended = true;
 	}
 	return TC_OK;
 }
@@ -296,6 +298,38 @@ gzip_step(TcUnpacker *u, const char *in, size_t len, size_t *pos, char *out, siz
 	return TC_OK;
 }
 
+/* Keep a zstd frame's first bytes (consumed ones) until its header can be read. */
+static void
+frame_header_bytes(TcUnpacker *u, const char *taken, size_t n)
+{
+	unsigned long long size;
+
+	if (u->fh_done || n == 0)
+		return;
+	if (n > sizeof(u->fh) - u->fh_len)
+		n = sizeof(u->fh) - u->fh_len;
+	memcpy(u->fh + u->fh_len, taken, n);
+	u->fh_len += n;
+	size = ZSTD_getFrameContentSize(u->fh, u->fh_len);
+	if (size == ZSTD_CONTENTSIZE_ERROR && u->fh_len < sizeof(u->fh))
+		return;					/* the header goes on */
+	u->fh_done = true;
+	u->frame_size = (size == ZSTD_CONTENTSIZE_ERROR) ? ZSTD_CONTENTSIZE_UNKNOWN : size;
+}
+
+/*
+ * Does a frame's output agree with the content size its header gives, if it
+ * gives one? libzstd checks it when it decodes a whole frame at once, not
+ * always when it streams.
+ */
+static bool
+frame_size_ok(const TcUnpacker *u, bool ended)
+{
+	if (!u->fh_done || u->frame_size == ZSTD_CONTENTSIZE_UNKNOWN)
+		return true;
+	return ended ? u->frame_out == u->frame_size : u->frame_out <= u->frame_size;
+}
+
 /* One call of libzstd, as gzip_step. */
 static TcStatus
 zstd_step(TcUnpacker *u, const char *in, size_t len, size_t *pos, char *out, size_t room,
@@ -306,8 +340,15 @@ zstd_step(TcUnpacker *u, const char *in, size_t len, size_t *pos, char *out, siz
 	size_t		r = ZSTD_decompressStream((ZSTD_DStream *) u->state, &ob, &ib);
 
 	*progress = (ib.pos != *pos || ob.pos != *o);
+	frame_header_bytes(u, in + *pos, ib.pos - *pos);
+	u->frame_out += ob.pos - *o;
 	*pos = ib.pos;
 	*o = ob.pos;
+	if (!ZSTD_isError(r) && !frame_size_ok(u, r == 0))
+	{
+		u->msg = "a frame's data differs in size from what its header says";
+		return TC_BAD_DATA;
+	}
 	if (ZSTD_isError(r))
 	{
 		switch (ZSTD_getErrorCode(r))
@@ -362,24 +403,32 @@ next_member(TcUnpacker *u, const unsigned char *in, size_t left, bool in_eof, bo
 	if (left == 0)
 	{
 		*wait = !in_eof;
-		return in_eof ? TC_END : TC_OK;
+		/* no member at all is a stream cut before its first */
+		return !in_eof ? TC_OK : u->started ? TC_END : TC_TRUNCATED;
 	}
-	if (left < magic)
+	if (left < magic && magic_prefix(u->kind, in, left))
 	{
 		/* the start of a magic number: more input, or a member cut in it */
 		*wait = !in_eof;
-		if (!magic_prefix(u->kind, in, left))
-			return TC_TRAILING;
 		return in_eof ? TC_TRUNCATED : TC_OK;
 	}
 	if (u->kind == TC_GZIP ? !is_gzip_magic(in, left) : !is_zstd_magic(in, left, true))
-		return TC_TRAILING;
+	{
+		if (u->started)
+			return TC_TRAILING;
+		/* zstd's first frame too (libzstd would also read its legacy formats) */
+		u->msg = "no zstd frame starts there";
+		return TC_BAD_DATA;
+	}
 	if (u->kind == TC_GZIP && inflateReset((z_stream *) u->state) != Z_OK)
 	{
 		u->msg = "it cannot be read";
 		return TC_BAD_DATA;
 	}
 	u->member_ended = false;
+	u->fh_len = 0;
+	u->fh_done = false;
+	u->frame_out = 0;
 	return TC_OK;
 }
 

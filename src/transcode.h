@@ -90,6 +90,12 @@ typedef struct TcUnpacker
 	bool		started;		/* a member has begun */
 	const char *msg;			/* with TC_BAD_DATA: what is wrong */
 	void	   *state;			/* z_stream or ZSTD_DStream */
+	/* zstd: the frame under way's header, its content size, the bytes it gave */
+	unsigned char fh[18];		/* ZSTD_FRAMEHEADERSIZE_MAX */
+	size_t		fh_len;
+	bool		fh_done;
+	unsigned long long frame_size;
+	unsigned long long frame_out;
 } TcUnpacker;
 
 /*
