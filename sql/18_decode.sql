@@ -81,7 +81,21 @@ SELECT ingest.cancel(:id);
 -- a large object, and compression named
 SELECT lo_from_bytea(0, :'badgz') AS lo \gset
 SELECT ingest.enqueue_lo('dec_t', :lo, '{"compression": "gzip"}');
+-- a role that may not read the object or the file learns nothing of their header: it is
+-- refused before any byte is read
+SET ROLE regress_tenant_a;
+SET app.tenant = 'a';
+SELECT try(format('SELECT ingest.enqueue_lo(%L, %s)', 'dec_t', :lo));
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/bad.csv.gz');
+RESET ROLE;
+RESET app.tenant;
 SELECT lo_unlink(:lo);
+-- its own data, it may: the same answer as for the owner
+SET ROLE regress_tenant_a;
+SET app.tenant = 'a';
+SELECT ingest.enqueue_data('dec_t', :'badgz');
+RESET ROLE;
+RESET app.tenant;
 -- a LATIN1 file with "encoding": the name is converted ("prénom" in LATIN1 is 0x70 0x72 0xe9 ...)
 COPY (SELECT 1 AS id, 'x' AS "prénom") TO '/tmp/ingest_regress_files/latin1-bad.csv' (FORMAT csv, HEADER, ENCODING 'LATIN1');
 SELECT encode(substr(pg_read_binary_file('/tmp/ingest_regress_files/latin1-bad.csv'), 4, 6), 'hex') AS latin1;
