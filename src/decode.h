@@ -15,7 +15,7 @@ typedef struct IngestDecoder IngestDecoder;
 
 /*
  * Open a decoder over a source ("what" names it in messages). Reads the
- * source's first bytes (to recognise gzip and a UTF-16 byte order mark).
+ * source's first bytes (to recognise gzip, zstd and a UTF-16 byte order mark).
  */
 extern IngestDecoder *decode_open(DecodeReadFn read, void *arg, const char *what,
 								  const IngestOptions *opts, MemoryContext cxt);

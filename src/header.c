@@ -136,7 +136,7 @@ check_text(Oid target, const IngestOptions *opts, const char *text, size_t len,
 /*
  * Check the header in the first bytes of a source against target, as the
  * current role. The bytes go through the worker's decoding (decode.c:
- * gunzip or zstd, UTF-16, the file's encoding) as a head, whose end is not
+ * gzip or zstd, UTF-16, the file's encoding) as a head, whose end is not
  * the source's, up to EARLY_HEADER_BYTES of text, in small steps: a
  * decompression bomb's head inflates no further than that. An error in the
  * bytes decoded (corrupt compressed data, say) is raised here, as the worker
