@@ -21,6 +21,7 @@ OBJS = \
 	src/outcome.o \
 	src/reader.o \
 	src/decode.o \
+	src/transcode.o \
 	src/encoding.o \
 	src/parser.o \
 	src/loader.o \
@@ -39,7 +40,7 @@ DATA = $(wildcard ingest--*.sql)
 PGFILEDESC = "ingest - background CSV loading as the submitting role"
 
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK = -lz
+SHLIB_LINK = -lz -lzstd
 
 # pg_regress starts its own server with ingest preloaded.
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

@@ -1,7 +1,8 @@
--- 18_decode: the decoder between the reader and the parser: gzip ("compression") for
--- every source kind, corrupt and truncated streams, a decompression bomb against
+-- 18_decode: the decoder between the reader and the parser: gzip and zstd ("compression")
+-- for every source kind, corrupt and truncated streams, a decompression bomb against
 -- ingest.max_file_size, and the file's "encoding" (LATIN1, WIN1252, SJIS, UTF-16 LE/BE
 -- with a BOM) converted while streaming; a bad byte sequence rejects its record only.
+-- The header is checked at enqueue (and at chunk 0) through the same decoding.
 CREATE TABLE dec_t (id int, name text);
 GRANT SELECT, INSERT ON dec_t TO regress_tenant_a;
 -- the text every encoded file holds, in the database's encoding (UTF-8)
@@ -21,7 +22,7 @@ END $$;
 
 -- ---------- options, checked at enqueue ----------
 SELECT try($$SELECT ingest.enqueue_data('dec_t', csv('id,name'), '{"compression": "brotli"}')$$);
-SELECT try($$SELECT ingest.enqueue_data('dec_t', csv('id,name'), '{"compression": "zstd"}')$$);
+SELECT try($$SELECT ingest.enqueue_data('dec_t', csv('id,name'), '{"compression": "zstd", "header": false}')$$);
 SELECT try($$SELECT ingest.enqueue_data('dec_t', csv('id,name'), '{"compression": true}')$$);
 SELECT try($$SELECT ingest.enqueue_data('dec_t', csv('id,name'), '{"encoding": "KLINGON"}')$$);
 SELECT try($$SELECT ingest.enqueue_data('dec_t', csv('id,name'), '{"encoding": 1252}')$$);
@@ -66,6 +67,59 @@ SELECT ingest.wait(:id);
 SELECT state, rows_inserted FROM ingest.upload_jobs WHERE id = :id;
 SELECT count(*), count(DISTINCT id) FROM dec_t;
 TRUNCATE dec_t;
+-- ---------- the header is checked at enqueue, decompressed and converted ----------
+-- a header naming a column the table does not have ("nom"): the error names it at
+-- enqueue for a gzip file, gzip data, and chunk 0 of a gzip upload (its first 100 bytes)
+COPY (SELECT i AS id, 'name ' || i AS nom FROM generate_series(1, 5000) i)
+    TO PROGRAM 'gzip -c > /tmp/ingest_regress_files/bad.csv.gz' (FORMAT csv, HEADER);
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/bad.csv.gz');
+SELECT pg_read_binary_file('/tmp/ingest_regress_files/bad.csv.gz') AS badgz \gset
+SELECT ingest.enqueue_data('dec_t', :'badgz');
+SELECT ingest.begin_upload('dec_t') AS id \gset
+SELECT ingest.upload_chunk(:id, 0, dec_cut(:'badgz', 1, 100));
+SELECT ingest.cancel(:id);
+-- a large object, and compression named
+SELECT lo_from_bytea(0, :'badgz') AS lo \gset
+SELECT ingest.enqueue_lo('dec_t', :lo, '{"compression": "gzip"}');
+-- a role that may not read the object or the file learns nothing of their header: it is
+-- refused before any byte is read
+SET ROLE regress_tenant_a;
+SET app.tenant = 'a';
+SELECT try(format('SELECT ingest.enqueue_lo(%L, %s)', 'dec_t', :lo));
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/bad.csv.gz');
+RESET ROLE;
+RESET app.tenant;
+SELECT lo_unlink(:lo);
+-- its own data, it may: the same answer as for the owner
+SET ROLE regress_tenant_a;
+SET app.tenant = 'a';
+SELECT ingest.enqueue_data('dec_t', :'badgz');
+RESET ROLE;
+RESET app.tenant;
+-- a LATIN1 file with "encoding": the name is converted ("prénom" in LATIN1 is 0x70 0x72 0xe9 ...)
+COPY (SELECT 1 AS id, 'x' AS "prénom") TO '/tmp/ingest_regress_files/latin1-bad.csv' (FORMAT csv, HEADER, ENCODING 'LATIN1');
+SELECT encode(substr(pg_read_binary_file('/tmp/ingest_regress_files/latin1-bad.csv'), 4, 6), 'hex') AS latin1;
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/latin1-bad.csv', '{"encoding": "LATIN1"}');
+-- without it, the header is not UTF-8: said at enqueue too, with the hint
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/latin1-bad.csv');
+-- UTF-16 LE with a byte order mark, recognised without the option; and gzip of it
+COPY (SELECT 1 AS id, 'x' AS "prénom") TO PROGRAM 'iconv -f UTF-8 -t UTF-16LE | (printf "\377\376"; cat) > /tmp/ingest_regress_files/utf16-bad.csv' (FORMAT csv, HEADER);
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/utf16-bad.csv');
+COPY (SELECT 1 AS id, 'x' AS "prénom") TO PROGRAM 'iconv -f UTF-8 -t UTF-16LE | (printf "\377\376"; cat) | gzip -c > /tmp/ingest_regress_files/utf16-bad.csv.gz' (FORMAT csv, HEADER);
+SELECT ingest.enqueue_data('dec_t', pg_read_binary_file('/tmp/ingest_regress_files/utf16-bad.csv.gz'));
+-- the same mapped away is accepted, and loads
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/utf16-bad.csv', '{"columns": {"prénom": "name"}}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted FROM ingest.upload_jobs WHERE id = :id;
+SELECT * FROM dec_t;
+TRUNCATE dec_t;
+-- a file whose first 64 kB of text hold no line end: nothing is said at enqueue (the
+-- worker then names the column)
+COPY (SELECT repeat('x', 100000)) TO PROGRAM 'gzip -c > /tmp/ingest_regress_files/longhead.csv.gz';
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/longhead.csv.gz') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, left(last_error, 12) AS last_error FROM ingest.upload_jobs WHERE id = :id;
+
 -- two members one after the other (cat a.gz b.gz) are one file
 SELECT ingest.enqueue_data('dec_t',
     pg_read_binary_file('/tmp/ingest_regress_files/g.csv.gz') ||
@@ -73,12 +127,16 @@ SELECT ingest.enqueue_data('dec_t',
 SELECT ingest.wait(:id);
 SELECT state, rows_inserted, rows_rejected FROM ingest.upload_jobs WHERE id = :id;
 TRUNCATE dec_t;
--- "none": gzip bytes are loaded as they are (and are not text)
-SELECT ingest.enqueue_data('dec_t', :'gz', '{"compression": "none"}') AS id \gset
+-- "none": gzip bytes are read as they are (and are not text): the header check at
+-- enqueue says so; without a header the worker does
+SELECT ingest.enqueue_data('dec_t', :'gz', '{"compression": "none"}');
+SELECT ingest.enqueue_data('dec_t', :'gz', '{"compression": "none", "header": false}') AS id \gset
 SELECT ingest.wait(:id);
 SELECT state, rows_inserted, regexp_replace(last_error, '0x[0-9a-f]{2}', '0x..', 'g') AS last_error FROM ingest.upload_jobs WHERE id = :id;
--- "gzip" on plain text: a clear error at byte 0
-SELECT ingest.enqueue_data('dec_t', csv(E'id,name\n1,a\n'), '{"compression": "gzip"}') AS id \gset
+-- "gzip" on plain text: a clear error at byte 0, at enqueue (the header check decodes),
+-- and in the worker without a header
+SELECT ingest.enqueue_data('dec_t', csv(E'id,name\n1,a\n'), '{"compression": "gzip"}');
+SELECT ingest.enqueue_data('dec_t', csv(E'id,name\n1,a\n'), '{"compression": "gzip", "header": false}') AS id \gset
 SELECT ingest.wait(:id);
 SELECT state, last_error FROM ingest.upload_jobs WHERE id = :id;
 
@@ -110,6 +168,103 @@ SELECT pg_sleep(0.2);
 SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/bomb.csv.gz', '{"header": false, "columns": ["name"]}') AS id \gset
 SELECT ingest.wait(:id);
 SELECT state, rows_inserted, last_error FROM ingest.upload_jobs WHERE id = :id;
+ALTER SYSTEM RESET ingest.max_file_size;
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+TRUNCATE dec_t;
+
+-- ---------- zstd, as gzip ----------
+COPY (SELECT i AS id, 'name ' || i AS name FROM generate_series(1, 5000) i)
+    TO PROGRAM 'zstd -q -c > /tmp/ingest_regress_files/z.csv.zst' (FORMAT csv, HEADER);
+SELECT pg_read_binary_file('/tmp/ingest_regress_files/z.csv.zst') AS zst \gset
+SELECT encode(substr(:'zst'::bytea, 1, 4), 'hex') AS magic, length(:'zst'::bytea) < 30000 AS compressed;
+-- a file (auto: recognised by its magic bytes)
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/z.csv.zst') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted, bytes_total = length(:'zst'::bytea) AS total_is_compressed,
+       bytes_done = bytes_total AS done_is_total FROM ingest.upload_jobs WHERE id = :id;
+SELECT count(*), sum(id), count(*) FILTER (WHERE name <> 'name ' || id) AS wrong FROM dec_t;
+TRUNCATE dec_t;
+-- uploaded data, with compression named
+SELECT ingest.enqueue_data('dec_t', :'zst', '{"compression": "zstd"}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted, bytes_done = bytes_total AS done_is_total FROM ingest.upload_jobs WHERE id = :id;
+-- chunks, cut anywhere (the magic bytes across chunks 0, 1 and 2)
+SELECT ingest.begin_upload('dec_t') AS id \gset
+SELECT ingest.upload_chunk(:id, 0, dec_cut(:'zst', 1, 1)) > 0 AS ok;
+SELECT ingest.upload_chunk(:id, 1, dec_cut(:'zst', 2, 2)) > 0 AS ok;
+SELECT ingest.upload_chunk(:id, 2, dec_cut(:'zst', 4, 1000)) > 0 AS ok;
+SELECT ingest.upload_chunk(:id, 3, dec_cut(:'zst', 1004, 100000)) > 0 AS ok;
+SELECT ingest.finish_upload(:id) = :id AS queued;
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted, bytes_done = bytes_total AS done_is_total FROM ingest.upload_jobs WHERE id = :id;
+-- a large object
+SELECT lo_from_bytea(0, :'zst') AS lo \gset
+SELECT ingest.enqueue_lo('dec_t', :lo, '{"unlink": true}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted FROM ingest.upload_jobs WHERE id = :id;
+SELECT count(*), count(DISTINCT id) FROM dec_t;
+TRUNCATE dec_t;
+-- a skippable frame (magic 0x184D2A50, 4 bytes of length, its bytes), then two frames
+SELECT ingest.enqueue_data('dec_t', '\x502a4d1803000000abcdef'::bytea || :'zst'::bytea || :'zst'::bytea,
+    '{"header": false, "max_errors": 2}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted, rows_rejected FROM ingest.upload_jobs WHERE id = :id;
+TRUNCATE dec_t;
+-- the header checked at enqueue: a file, data, chunk 0 (whole: zstd decodes a block of
+-- up to 128 kB at once, so the first 100 bytes of a frame give no text yet; accepted)
+COPY (SELECT i AS id, 'name ' || i AS nom FROM generate_series(1, 5000) i)
+    TO PROGRAM 'zstd -q -c > /tmp/ingest_regress_files/bad.csv.zst' (FORMAT csv, HEADER);
+SELECT pg_read_binary_file('/tmp/ingest_regress_files/bad.csv.zst') AS badzst \gset
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/bad.csv.zst');
+SELECT ingest.enqueue_data('dec_t', :'badzst');
+SELECT ingest.begin_upload('dec_t') AS id \gset
+SELECT ingest.upload_chunk(:id, 0, dec_cut(:'badzst', 1, 100000));
+SELECT ingest.upload_chunk(:id, 0, dec_cut(:'badzst', 1, 100)) AS received;
+SELECT ingest.cancel(:id);
+-- "zstd" on plain text: at byte 0, at enqueue, and in the worker without a header
+SELECT ingest.enqueue_data('dec_t', csv(E'id,name\n1,a\n'), '{"compression": "zstd"}');
+SELECT ingest.enqueue_data('dec_t', csv(E'id,name\n1,a\n'), '{"compression": "zstd", "header": false}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, last_error FROM ingest.upload_jobs WHERE id = :id;
+-- truncated, corrupt, followed by garbage: the worker's errors (the header line is
+-- skipped rather than checked, since a frame's first block decodes whole, at enqueue)
+SELECT ingest.enqueue_data('dec_t', dec_cut(:'zst', 1, length(:'zst'::bytea) / 2), '{"header": false, "skip_lines": 1}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted,
+       regexp_replace(last_error, 'byte [0-9]+ .*: [0-9]+ bytes', 'byte N ...: N bytes') AS last_error,
+       (regexp_match(last_error, 'at byte ([0-9]+)'))[1]::int = length(:'zst'::bytea) / 2 AS offset_is_end
+  FROM ingest.upload_jobs WHERE id = :id;
+-- truncated in the first frame's block, with a header: said at enqueue
+SELECT try($$SELECT ingest.enqueue_data('dec_t', substr(pg_read_binary_file('/tmp/ingest_regress_files/z.csv.zst'), 1, 5000))$$);
+SELECT ingest.enqueue_data('dec_t', overlay(:'zst'::bytea PLACING '\xffffffffffff'::bytea FROM 3000), '{"header": false, "skip_lines": 1}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, last_error ~ '^uploaded data is not valid zstd data: .* at byte [0-9]+ of the compressed data: [0-9]+ bytes were decompressed before it\.$' AS says_zstd,
+       (regexp_match(last_error, 'at byte ([0-9]+)'))[1]::int BETWEEN 3000 AND length(:'zst'::bytea) AS offset_after_damage
+  FROM ingest.upload_jobs WHERE id = :id;
+SELECT ingest.enqueue_data('dec_t', :'zst'::bytea || '\x0102'::bytea) AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, (regexp_match(last_error, '^(.*) at byte'))[1] AS last_error,
+       (regexp_match(last_error, 'at byte ([0-9]+)'))[1]::int = length(:'zst'::bytea) AS offset_is_end
+  FROM ingest.upload_jobs WHERE id = :id;
+-- a frame asking for a window of 128 MB (zstd --long=27, reading a pipe) is refused
+COPY (SELECT 'name' UNION ALL SELECT 'a') TO PROGRAM 'zstd -q --long=27 -c > /tmp/ingest_regress_files/long.csv.zst';
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/long.csv.zst', '{"header": false}') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, last_error FROM ingest.upload_jobs WHERE id = :id;
+TRUNCATE dec_t;
+-- a bomb: 20 MB of text in a few kB, stopped at ingest.max_file_size; the header is
+-- checked at enqueue, the bomb found by the worker
+COPY (SELECT CASE WHEN i = 0 THEN 'name' ELSE repeat('0', 1000) END FROM generate_series(0, 20000) i)
+    TO PROGRAM 'zstd -q -c > /tmp/ingest_regress_files/bomb.csv.zst';
+SELECT (pg_stat_file('/tmp/ingest_regress_files/bomb.csv.zst')).size < 100000 AS small;
+ALTER SYSTEM SET ingest.max_file_size = '1MB';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.2);
+SELECT ingest.enqueue_file('dec_t', '/tmp/ingest_regress_files/bomb.csv.zst') AS id \gset
+SELECT ingest.wait(:id);
+SELECT state, rows_inserted, regexp_replace(last_error, 'after [0-9]+ compressed', 'after N compressed') AS last_error
+  FROM ingest.upload_jobs WHERE id = :id;
 ALTER SYSTEM RESET ingest.max_file_size;
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.2);

@@ -1,26 +1,36 @@
 /*
  * decode.c
- *		Between the reader and the parser: a job's bytes decompressed (gzip)
- *		and converted from the file's encoding to the database's, streaming.
+ *		Between the reader and the parser: a job's bytes decompressed (gzip,
+ *		zstd) and converted from the file's encoding to the database's,
+ *		streaming.
  *
- * The worker drives reader -> decode -> loader. A decoder is a short chain
- * of stages, each pulling from the one before:
+ * The worker drives reader -> decode -> loader; the early header check
+ * (header.c) runs the same chain over a source's first bytes at enqueue
+ * (decode_open_head). A decoder is a short chain of stages, each pulling from
+ * the one before:
  *
  *	raw		the source's bytes, as the reader gives them (one buffer);
- *	gunzip	zlib's inflate, when the options say gzip or (compression "auto",
- *			the default) the source starts with gzip's magic bytes; members
- *			of a multi-member file follow one another;
+ *	unpack	gzip (zlib) or zstd (libzstd), when the options say so or
+ *			(compression "auto", the default) the source starts with their
+ *			magic bytes; members (frames) follow one another;
  *	utf16	UTF-16 (LE or BE, recognised by its byte order mark, or named) to
  *			UTF-8, surrogate pairs included;
  *	convert	PostgreSQL's default conversion from the file's encoding (UTF-8
  *			after utf16) to the database's, with noError, so that a bad byte
  *			sequence stops it instead of raising.
  *
+ * The byte work that needs no server (decompression framing, UTF-16, the
+ * magic bytes and byte order marks) is in transcode.c, which the fuzzer
+ * builds alone; here are the source, the errors, the limits and
+ * PostgreSQL's conversions.
+ *
  * Memory is bounded: a raw buffer and an output buffer of INGEST_READ_CHUNK,
- * zlib's fixed state (a 32 kB window), and 64 kB of input for each
- * conversion stage, whatever the source's size. ingest.max_file_size
- * applies to the decompressed bytes too: inflate is never asked for more
- * than one byte past the limit, so a decompression bomb stops there.
+ * zlib's fixed state (a 32 kB window) or libzstd's (its window capped at
+ * 8 MB), and 64 kB of input for each conversion stage, whatever the source's
+ * size. ingest.max_file_size applies to the decompressed bytes too: the
+ * decompressor is never asked for more than one byte past the limit, so a
+ * decompression bomb stops there. A head decoder pulls in small steps, so
+ * that it decompresses little more than the text it is asked for.
  *
  * Conversion happens before parsing, as COPY does (since PostgreSQL 16 for
  * every encoding; 15 scans lines in the raw bytes for encodings that cannot
@@ -40,8 +50,6 @@
  */
 #include "postgres.h"
 
-#include <zlib.h>
-
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "fmgr.h"
@@ -52,15 +60,10 @@
 #include "decode.h"
 #include "encoding.h"
 #include "settings.h"
+#include "transcode.h"
 
 #define CONVERT_IN_CAP	(64 * 1024)
-
-typedef enum Utf16Order
-{
-	UTF16_NONE = 0,
-	UTF16_LE,
-	UTF16_BE
-} Utf16Order;
+#define HEAD_STEP		(4 * 1024)	/* what a head decoder's stages pull at once */
 
 typedef size_t (*StagePull) (IngestDecoder *d, char *buf, size_t len);
 
@@ -70,6 +73,9 @@ struct IngestDecoder
 	void	   *arg;
 	const char *what;
 	bool		identity;		/* nothing to decode: raw bytes straight to the parser */
+	bool		partial;		/* a head: the source goes on past the bytes read's end */
+	size_t		step;			/* what each stage pulls at once, at most CONVERT_IN_CAP */
+	size_t		out_cap;
 
 	/* raw */
 	char	   *raw;
@@ -78,11 +84,8 @@ struct IngestDecoder
 	bool		raw_eof;
 	int64		src_read;		/* bytes the source gave */
 
-	/* gunzip */
-	bool		gzip;
-	bool		z_open;
-	bool		z_member_ended;
-	z_stream	z;
+	/* unpack */
+	TcUnpacker	u;				/* kind TC_PLAIN: not compressed */
 	uint64		z_pending;		/* decompressed by the pull under way */
 	uint64		plain_bytes;	/* decompressed so far */
 
@@ -92,7 +95,7 @@ struct IngestDecoder
 	int			head_pos;
 
 	/* utf16 */
-	Utf16Order	utf16;
+	TcUtf16		utf16;
 	char	   *u_in;
 	size_t		u_len;
 	bool		u_eof;
@@ -119,9 +122,7 @@ decoder_cleanup(void *arg)
 {
 	IngestDecoder *d = arg;
 
-	if (d->z_open)
-		inflateEnd(&d->z);
-	d->z_open = false;
+	tc_unpack_end(&d->u);
 	encoding_job_end();
 }
 
@@ -175,76 +176,79 @@ src_consumed(const IngestDecoder *d)
 	return d->src_read - (int64) (d->raw_len - d->raw_pos);
 }
 
-/* ---------- gunzip ---------- */
+/* ---------- unpack ---------- */
+
+static const char *
+unpack_name(const IngestDecoder *d)
+{
+	return d->u.kind == TC_ZSTD ? "zstd" : "gzip";
+}
 
 static void
-gzip_error(IngestDecoder *d, const char *problem)
+unpack_error(IngestDecoder *d, const char *problem)
 {
 	uint64		plain = d->plain_bytes + d->z_pending;
 
 	ereport(ERROR,
 			(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-			 errmsg("%s is not valid gzip data: %s at byte " INT64_FORMAT " of the compressed data",
-					d->what, problem, src_consumed(d)),
+			 errmsg("%s is not valid %s data: %s at byte " INT64_FORMAT " of the compressed data",
+					d->what, unpack_name(d), problem, src_consumed(d)),
 			 errdetail(UINT64_FORMAT " bytes were decompressed before it.", plain)));
 }
 
+static void
+unpack_status(IngestDecoder *d, TcStatus st)
+{
+	switch (st)
+	{
+		case TC_OK:
+		case TC_END:
+			break;
+		case TC_TRUNCATED:
+			/* a head ends where the bytes given end: the rest comes later */
+			if (!d->partial)
+				unpack_error(d, "it ends early (truncated)");
+			break;
+		case TC_BAD_DATA:
+			unpack_error(d, d->u.msg);
+			break;
+		case TC_TRAILING:
+			unpack_error(d, d->u.kind == TC_ZSTD ? "data that is not zstd follows it" :
+						 "data that is not gzip follows it");
+			break;
+		case TC_NO_MEMORY:
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+}
+
 static size_t
-gunzip_pull(IngestDecoder *d, char *buf, size_t len)
+unpack_pull(IngestDecoder *d, char *buf, size_t len)
 {
 	size_t		cap = len;
-	size_t		n;
+	size_t		made = 0;
 	int64		limit = INGEST_MAX_FILE_BYTES;
 
 	/* never more than one byte past ingest.max_file_size */
 	if (limit > 0)
 		cap = Min(cap, (uint64) limit - d->plain_bytes + 1);
-	d->z.next_out = (Bytef *) buf;
-	d->z.avail_out = (uInt) cap;
 	d->z_pending = 0;
-	while (d->z.avail_out == cap)
+	for (;;)
 	{
-		int			rc;
+		size_t		used;
+		TcStatus	st;
 
 		CHECK_FOR_INTERRUPTS();
-		if (d->z_member_ended)
-		{
-			/* another member may follow (cat a.gz b.gz); nothing else may */
-			if (d->raw_len - d->raw_pos < 2 && !d->raw_eof)
-			{
-				(void) raw_more(d);
-				continue;
-			}
-			if (d->raw_len == d->raw_pos)
-				break;
-			if ((unsigned char) d->raw[d->raw_pos] != 0x1f ||
-				d->raw_len - d->raw_pos < 2 ||
-				(unsigned char) d->raw[d->raw_pos + 1] != 0x8b)
-				gzip_error(d, "data that is not gzip follows it");
-			if (inflateReset(&d->z) != Z_OK)
-				gzip_error(d, "it cannot be read");
-			d->z_member_ended = false;
-		}
-		if (d->raw_pos >= d->raw_len)
-		{
-			d->raw_pos = d->raw_len = 0;
-			if (!raw_more(d))
-				gzip_error(d, "it ends early (truncated)");
-		}
-		d->z.next_in = (Bytef *) d->raw + d->raw_pos;
-		d->z.avail_in = (uInt) (d->raw_len - d->raw_pos);
-		rc = inflate(&d->z, Z_NO_FLUSH);
-		d->raw_pos = (char *) d->z.next_in - d->raw;
-		d->z_pending = cap - d->z.avail_out;
-		if (rc == Z_STREAM_END)
-			d->z_member_ended = true;
-		else if (rc == Z_MEM_ERROR)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		else if (rc != Z_OK && rc != Z_BUF_ERROR)
-			gzip_error(d, d->z.msg ? d->z.msg : "invalid data");
+		st = tc_unpack(&d->u, d->raw + d->raw_pos, d->raw_len - d->raw_pos, d->raw_eof,
+					   buf, cap, &used, &made);
+		d->raw_pos += used;
+		d->z_pending = made;
+		unpack_status(d, st);
+		if (made > 0 || st != TC_OK)
+			break;
+		/* all the raw bytes taken, or the start of a member's magic: read more */
+		(void) raw_more(d);
 	}
-	n = cap - d->z.avail_out;
-	d->plain_bytes += n;
+	d->plain_bytes += made;
 	d->z_pending = 0;
 	if (limit > 0 && d->plain_bytes > (uint64) limit)
 		ereport(ERROR,
@@ -254,7 +258,7 @@ gunzip_pull(IngestDecoder *d, char *buf, size_t len)
 				 errdetail("Decompression stopped there, after " INT64_FORMAT " compressed bytes.",
 						   src_consumed(d)),
 				 errhint("Split the file, or ask an administrator to raise ingest.max_file_size.")));
-	return n;
+	return made;
 }
 
 /* The plain (decompressed) stream: the peeked bytes first. */
@@ -269,29 +273,22 @@ plain_pull(IngestDecoder *d, char *buf, size_t len)
 		d->head_pos += n;
 		return n;
 	}
-	return d->gzip ? gunzip_pull(d, buf, len) : raw_pull(d, buf, len);
+	return d->u.kind != TC_PLAIN ? unpack_pull(d, buf, len) : raw_pull(d, buf, len);
 }
 
 /* ---------- utf16 ---------- */
-
-static size_t
-put_utf8(char *out, pg_wchar cp)
-{
-	unicode_to_utf8(cp, (unsigned char *) out);
-	return (size_t) pg_utf_mblen((unsigned char *) out);
-}
 
 static size_t
 utf16_pull(IngestDecoder *d, char *buf, size_t len)
 {
 	for (;;)
 	{
-		size_t		i = 0;
-		size_t		o = 0;
+		size_t		used;
+		size_t		o;
 
-		if (!d->u_eof && d->u_len < CONVERT_IN_CAP)
+		if (!d->u_eof && d->u_len < d->step)
 		{
-			size_t		n = plain_pull(d, d->u_in + d->u_len, CONVERT_IN_CAP - d->u_len);
+			size_t		n = plain_pull(d, d->u_in + d->u_len, d->step - d->u_len);
 
 			if (n == 0)
 				d->u_eof = true;
@@ -299,56 +296,10 @@ utf16_pull(IngestDecoder *d, char *buf, size_t len)
 		}
 		if (d->u_len == 0 && d->u_eof)
 			return 0;
-
-		while (o + ENCODING_MARKER_MAX <= len)
-		{
-			const unsigned char *p = (const unsigned char *) d->u_in + i;
-			size_t		left = d->u_len - i;
-			pg_wchar	cu;
-			pg_wchar	cu2;
-
-			if (left < 2)
-			{
-				if (left == 1 && d->u_eof)
-				{
-					o += encoding_put_marker(buf + o, ENCODING_MARKER_INVALID, p, 1);
-					i += 1;
-				}
-				break;
-			}
-			cu = (d->utf16 == UTF16_LE) ? (p[0] | (p[1] << 8)) : ((p[0] << 8) | p[1]);
-			if (cu >= 0xD800 && cu <= 0xDBFF)
-			{
-				if (left < 4 && !d->u_eof)
-					break;
-				if (left >= 4)
-				{
-					cu2 = (d->utf16 == UTF16_LE) ? (p[2] | (p[3] << 8)) : ((p[2] << 8) | p[3]);
-					if (cu2 >= 0xDC00 && cu2 <= 0xDFFF)
-					{
-						o += put_utf8(buf + o, 0x10000 + ((cu - 0xD800) << 10) + (cu2 - 0xDC00));
-						i += 4;
-						continue;
-					}
-				}
-				/* a high surrogate with no low one after it */
-				o += encoding_put_marker(buf + o, ENCODING_MARKER_INVALID, p, 2);
-				i += 2;
-			}
-			else if ((cu >= 0xDC00 && cu <= 0xDFFF) || cu == 0)
-			{
-				/* a lone low surrogate; or U+0000, which no text can hold */
-				o += encoding_put_marker(buf + o, ENCODING_MARKER_INVALID, p, 2);
-				i += 2;
-			}
-			else
-			{
-				o += put_utf8(buf + o, cu);
-				i += 2;
-			}
-		}
-		memmove(d->u_in, d->u_in + i, d->u_len - i);
-		d->u_len -= i;
+		o = tc_utf16_to_utf8(d->utf16, (unsigned char *) d->u_in, d->u_len, d->u_eof,
+							 buf, len, &used);
+		memmove(d->u_in, d->u_in + used, d->u_len - used);
+		d->u_len -= used;
 		if (o > 0)
 			return o;
 	}
@@ -450,9 +401,9 @@ convert_pull(IngestDecoder *d, char *buf, size_t len)
 		size_t		o;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!d->c_eof && d->c_len < CONVERT_IN_CAP)
+		if (!d->c_eof && d->c_len < d->step)
 		{
-			size_t		n = d->conv_up(d, d->c_in + d->c_len, CONVERT_IN_CAP - d->c_len);
+			size_t		n = d->conv_up(d, d->c_in + d->c_len, d->step - d->c_len);
 
 			if (n == 0)
 				d->c_eof = true;
@@ -470,45 +421,29 @@ convert_pull(IngestDecoder *d, char *buf, size_t len)
 	}
 }
 
-/* gunzip, when asked for or (compression "auto") when the first bytes are gzip's */
+/* gzip or zstd, when asked for or (compression "auto") when the first bytes are theirs */
 static void
-open_gunzip(IngestDecoder *d, IngestCompression compression)
+open_unpack(IngestDecoder *d, IngestCompression compression)
 {
-	const unsigned char *m;
-	int			rc;
+	TcCompression kind = TC_PLAIN;
 
-	while (d->raw_len < 4 && raw_more(d))
+	while (d->raw_len < TC_MAGIC_LEN && raw_more(d))
 		;
-	m = (const unsigned char *) d->raw;
 	if (compression == INGEST_COMPRESSION_GZIP)
-		d->gzip = true;
-	else if (compression == INGEST_COMPRESSION_AUTO && d->raw_len >= 2 &&
-			 m[0] == 0x1f && m[1] == 0x8b)
-		d->gzip = true;
-	else if (compression == INGEST_COMPRESSION_AUTO && d->raw_len >= 4 &&
-			 m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s is compressed with zstd, which ingest does not read", d->what),
-				 errhint("Decompress it, or compress it with gzip.")));
-	if (!d->gzip)
-		return;
-	d->z.zalloc = Z_NULL;
-	d->z.zfree = Z_NULL;
-	d->z.opaque = Z_NULL;
-	rc = inflateInit2(&d->z, 16 + MAX_WBITS);	/* gzip framing only */
-	if (rc == Z_MEM_ERROR)
+		kind = TC_GZIP;
+	else if (compression == INGEST_COMPRESSION_ZSTD)
+		kind = TC_ZSTD;
+	else if (compression == INGEST_COMPRESSION_AUTO)
+		kind = tc_sniff_compression((const unsigned char *) d->raw, d->raw_len);
+	if (tc_unpack_init(&d->u, kind) != TC_OK)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	if (rc != Z_OK)
-		elog(ERROR, "ingest: zlib's inflateInit2 failed: %d", rc);
-	d->z_open = true;
 }
 
 /* UTF-16, from its byte order mark (not given an encoding, or a UTF-16 one) or as named */
 static void
 open_utf16(IngestDecoder *d, int enc, MemoryContext cxt)
 {
-	const unsigned char *m;
+	TcUtf16		bom;
 	size_t		got;
 
 	d->src_enc = PG_UTF8;
@@ -519,23 +454,22 @@ open_utf16(IngestDecoder *d, int enc, MemoryContext cxt)
 		return;
 	}
 	while (d->head_len < 2 &&
-		   (got = (d->gzip ? gunzip_pull(d, d->head + d->head_len, 2 - d->head_len)
+		   (got = (d->u.kind != TC_PLAIN ? unpack_pull(d, d->head + d->head_len, 2 - d->head_len)
 				   : raw_pull(d, d->head + d->head_len, 2 - d->head_len))) > 0)
 		d->head_len += (int) got;
-	m = (const unsigned char *) d->head;
-	if (d->head_len == 2 && m[0] == 0xff && m[1] == 0xfe && enc != INGEST_ENCODING_UTF16BE)
-		d->utf16 = UTF16_LE;
-	else if (d->head_len == 2 && m[0] == 0xfe && m[1] == 0xff && enc != INGEST_ENCODING_UTF16LE)
-		d->utf16 = UTF16_BE;
-	if (d->utf16 != UTF16_NONE)
+	bom = tc_sniff_bom((const unsigned char *) d->head, d->head_len);
+	if ((bom == TC_UTF16_LE && enc != INGEST_ENCODING_UTF16BE) ||
+		(bom == TC_UTF16_BE && enc != INGEST_ENCODING_UTF16LE))
+		d->utf16 = bom;
+	if (d->utf16 != TC_UTF16_NONE)
 		d->head_pos = d->head_len;	/* the byte order mark is not text */
 	else if (enc == INGEST_ENCODING_UTF16LE)
-		d->utf16 = UTF16_LE;
+		d->utf16 = TC_UTF16_LE;
 	else if (enc == INGEST_ENCODING_UTF16 || enc == INGEST_ENCODING_UTF16BE)
-		d->utf16 = UTF16_BE;	/* no mark: big-endian, as Unicode says */
-	if (d->utf16 != UTF16_NONE)
+		d->utf16 = TC_UTF16_BE;	/* no mark: big-endian, as Unicode says */
+	if (d->utf16 != TC_UTF16_NONE)
 	{
-		encoding_job_source(d->utf16 == UTF16_LE ? "UTF16LE" : "UTF16BE");
+		encoding_job_source(d->utf16 == TC_UTF16_LE ? "UTF16LE" : "UTF16BE");
 		d->u_in = MemoryContextAlloc(cxt, CONVERT_IN_CAP);
 	}
 }
@@ -549,7 +483,7 @@ open_convert(IngestDecoder *d, int enc, MemoryContext cxt)
 
 	d->dst_enc = db;
 	if (d->src_enc == db || d->src_enc == PG_SQL_ASCII || db == PG_SQL_ASCII ||
-		(enc == INGEST_ENCODING_DEFAULT && d->utf16 == UTF16_NONE))
+		(enc == INGEST_ENCODING_DEFAULT && d->utf16 == TC_UTF16_NONE))
 		return;
 	proc = FindDefaultConversionProc(d->src_enc, db);
 	if (!OidIsValid(proc))
@@ -560,43 +494,85 @@ open_convert(IngestDecoder *d, int enc, MemoryContext cxt)
 	fmgr_info_cxt(proc, &d->proc, cxt);
 	d->convert = true;
 	d->c_in = MemoryContextAlloc(cxt, CONVERT_IN_CAP);
-	d->conv_up = d->utf16 != UTF16_NONE ? utf16_pull : plain_pull;
-	d->markers_upstream = (d->utf16 != UTF16_NONE);
+	d->conv_up = d->utf16 != TC_UTF16_NONE ? utf16_pull : plain_pull;
+	d->markers_upstream = (d->utf16 != TC_UTF16_NONE);
 }
 
 /* ---------- the decoder ---------- */
 
-IngestDecoder *
-decode_open(DecodeReadFn read, void *arg, const char *what,
-			const IngestOptions *opts, MemoryContext cxt)
+/* Open a decoder; head: in small steps; partial: its end is not the source's. */
+static IngestDecoder *
+open_decoder(DecodeReadFn read, void *arg, const char *what, const IngestOptions *opts,
+			 bool head, bool partial, MemoryContext cxt)
 {
 	IngestDecoder *d = MemoryContextAllocZero(cxt, sizeof(IngestDecoder));
 
 	d->read = read;
 	d->arg = arg;
 	d->what = MemoryContextStrdup(cxt, what);
+	d->partial = partial;
+	d->step = head ? HEAD_STEP : CONVERT_IN_CAP;
+	d->out_cap = head ? HEAD_STEP : INGEST_READ_CHUNK;
 	d->raw = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
 	d->cb.func = decoder_cleanup;
 	d->cb.arg = d;
 	MemoryContextRegisterResetCallback(cxt, &d->cb);
 
 	encoding_job_begin(opts->encoding);
-	open_gunzip(d, opts->compression);
+	open_unpack(d, opts->compression);
 	open_utf16(d, opts->encoding, cxt);
 	open_convert(d, opts->encoding, cxt);
 
 	if (d->convert)
 		d->last = convert_pull;
-	else if (d->utf16 != UTF16_NONE)
+	else if (d->utf16 != TC_UTF16_NONE)
 		d->last = utf16_pull;
 	else
 		d->last = plain_pull;
-	d->identity = !d->gzip && !d->convert && d->utf16 == UTF16_NONE;
+	d->identity = d->u.kind == TC_PLAIN && !d->convert && d->utf16 == TC_UTF16_NONE;
 	/* a file read as is may hold anything after a NUL: markers only where made */
-	encoding_job_markers(d->convert || d->utf16 != UTF16_NONE);
+	encoding_job_markers(d->convert || d->utf16 != TC_UTF16_NONE);
 	if (!d->identity)
-		d->out = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
+		d->out = MemoryContextAlloc(cxt, d->out_cap);
 	return d;
+}
+
+IngestDecoder *
+decode_open(DecodeReadFn read, void *arg, const char *what,
+			const IngestOptions *opts, MemoryContext cxt)
+{
+	return open_decoder(read, arg, what, opts, false, false, cxt);
+}
+
+/* A head's bytes, read from memory. */
+typedef struct HeadSource
+{
+	const char *bytes;
+	size_t		len;
+	size_t		pos;
+} HeadSource;
+
+static size_t
+head_read(void *arg, char *buf, size_t len)
+{
+	HeadSource *h = arg;
+	size_t		n = Min(len, h->len - h->pos);
+
+	memcpy(buf, h->bytes + h->pos, n);
+	h->pos += n;
+	return n;
+}
+
+IngestDecoder *
+decode_open_head(const char *bytes, size_t len, bool complete, const char *what,
+				 const IngestOptions *opts, MemoryContext cxt)
+{
+	HeadSource *h = MemoryContextAlloc(cxt, sizeof(HeadSource));
+
+	h->bytes = bytes;
+	h->len = len;
+	h->pos = 0;
+	return open_decoder(head_read, h, what, opts, true, !complete, cxt);
 }
 
 size_t
@@ -626,7 +602,7 @@ decode_read(IngestDecoder *d, const char **out)
 		return n;
 	}
 	*out = d->out;
-	return d->last(d, d->out, INGEST_READ_CHUNK);
+	return d->last(d, d->out, d->out_cap);
 }
 
 int64

@@ -1,6 +1,6 @@
 /*
  * decode.h
- *		Between the reader and the parser: a job's bytes decompressed (gzip)
+ *		Between the reader and the parser: a job's bytes decompressed (gzip, zstd)
  *		and converted from the file's encoding to the database's, streaming.
  */
 #ifndef INGEST_DECODE_H
@@ -15,10 +15,20 @@ typedef struct IngestDecoder IngestDecoder;
 
 /*
  * Open a decoder over a source ("what" names it in messages). Reads the
- * source's first bytes (to recognise gzip and a UTF-16 byte order mark).
+ * source's first bytes (to recognise gzip, zstd and a UTF-16 byte order mark).
  */
 extern IngestDecoder *decode_open(DecodeReadFn read, void *arg, const char *what,
 								  const IngestOptions *opts, MemoryContext cxt);
+
+/*
+ * A decoder over the first bytes of a source, held in memory (the early
+ * header check, header.c). Unless complete (they are all of the source),
+ * their end is not the source's: a compressed stream cut there is no error,
+ * only the end of what can be decoded now. Its stages pull in small steps.
+ */
+extern IngestDecoder *decode_open_head(const char *bytes, size_t len, bool complete,
+									   const char *what, const IngestOptions *opts,
+									   MemoryContext cxt);
 
 /* The next decoded bytes: *out points into the decoder; 0 at the end. */
 extern size_t decode_read(IngestDecoder *d, const char **out);

@@ -11,8 +11,9 @@
  * a marker, a NUL, a kind, the bytes in hex and a NUL. No text value can hold
  * a NUL, so the check every value goes through (convert.c) rejects the record
  * holding the marker and asks here what to say about it: the bytes and the
- * encoding, as PostgreSQL says it. options.c reads the encoding's name here
- * too, so that the options need nothing of the decoder.
+ * encoding, as PostgreSQL says it. The markers are made and scanned in
+ * transcode.c, which needs no server. options.c reads the encoding's name
+ * here too, so that the options need nothing of the decoder.
  */
 #include "postgres.h"
 
@@ -101,55 +102,6 @@ encoding_parse(const char *name)
 				 errmsg("ingest option \"encoding\": there is no conversion from \"%s\" to the database encoding \"%s\"",
 						encoding_name(enc), GetDatabaseEncodingName())));
 	return enc;
-}
-
-size_t
-encoding_put_marker(char *out, char kind, const unsigned char *bytes, int n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t		o = 0;
-
-	n = Min(n, 4);
-	out[o++] = '\0';
-	out[o++] = kind;
-	out[o++] = (char) ('0' + n);
-	for (int i = 0; i < n; i++)
-	{
-		out[o++] = hex[bytes[i] >> 4];
-		out[o++] = hex[bytes[i] & 0xf];
-	}
-	out[o++] = '\0';
-	return o;
-}
-
-/* Length of a complete marker at s, 0 if there is none; *partial: s may be the start of one. */
-size_t
-encoding_marker_scan(const char *s, size_t len, bool *partial)
-{
-	int			k;
-
-	*partial = false;
-	if (len == 0 || s[0] != '\0')
-		return 0;
-	if (len < 3)
-	{
-		*partial = (len == 1 || s[1] == ENCODING_MARKER_INVALID || s[1] == ENCODING_MARKER_NO_EQUIV);
-		return 0;
-	}
-	if ((s[1] != ENCODING_MARKER_INVALID && s[1] != ENCODING_MARKER_NO_EQUIV) || s[2] < '1' || s[2] > '4')
-		return 0;
-	k = s[2] - '0';
-	if (len < (size_t) (4 + 2 * k))
-	{
-		*partial = true;
-		return 0;
-	}
-	for (int i = 0; i < 2 * k; i++)
-		if (!isxdigit((unsigned char) s[3 + i]))
-			return 0;
-	if (s[3 + 2 * k] != '\0')
-		return 0;
-	return (size_t) (4 + 2 * k);
 }
 
 size_t

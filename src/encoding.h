@@ -9,15 +9,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "transcode.h"			/* the markers */
+
 /* encoding: a PostgreSQL encoding id, or one of these */
 #define INGEST_ENCODING_DEFAULT	(-1)	/* not given: the database's, or UTF-16 by its BOM */
 #define INGEST_ENCODING_UTF16	(-2)	/* byte order by the BOM; big-endian without one */
 #define INGEST_ENCODING_UTF16LE	(-3)
 #define INGEST_ENCODING_UTF16BE	(-4)
-
-#define ENCODING_MARKER_MAX			12	/* NUL, kind, count, up to 4 bytes in hex, NUL */
-#define ENCODING_MARKER_INVALID		'i'	/* invalid in the file's encoding */
-#define ENCODING_MARKER_NO_EQUIV	'u'	/* no equivalent in the database's */
 
 /*
  * An encoding option's value: a PostgreSQL encoding id, or one of the
@@ -26,15 +24,12 @@
 extern int	encoding_parse(const char *name);
 extern const char *encoding_name(int encoding);
 
-extern size_t encoding_put_marker(char *out, char kind, const unsigned char *bytes, int n);
-
 /*
  * encoding_marker_len: the length of the marker at s, or 0;
  * encoding_marker_message: what to say about it, or NULL when s holds no
  * marker of the job being decoded (a NUL in a file read as is).
  */
 extern size_t encoding_marker_len(const char *s, size_t len);
-extern size_t encoding_marker_scan(const char *s, size_t len, bool *partial);
 extern char *encoding_marker_message(const char *s, size_t len);
 
 /* The hint added to "invalid byte sequence" when the file's encoding was not given, or NULL. */

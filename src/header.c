@@ -9,8 +9,9 @@
  * the server has: the data given to enqueue_data, the start of a file or a
  * large object at enqueue, chunk 0 of an upload when it arrives. Early means
  * what a later check would say, sooner; the worker checks again (grants and
- * columns may change while a job waits). When the first bytes do not hold
- * the whole header, the early check says nothing.
+ * columns may change while a job waits). The first bytes are decoded as the
+ * worker decodes them (decode.c), compressed or in another encoding; when
+ * they do not hold the whole header, the early check says nothing.
  */
 #include "postgres.h"
 
@@ -18,8 +19,10 @@
 #include "access/relation.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
 
 #include "convert.h"
+#include "decode.h"
 #include "header.h"
 #include "settings.h"
 #include "target.h"
@@ -86,57 +89,89 @@ free_parser(void *arg)
 }
 
 /*
- * Check the header in the first bytes of a source against target, as the
- * current role. Says nothing when no header is to be resolved or the bytes
- * do not hold it all.
+ * Check the header in text (decoded, len bytes; complete: all of the source)
+ * against target. False when the text does not hold the whole header yet.
  */
-void
-header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head)
+static bool
+check_text(Oid target, const IngestOptions *opts, const char *text, size_t len,
+		   bool complete, const char *where)
 {
-	const char *bytes = head->bytes;
-	size_t		len = head->len;
 	CsvpOptions popts;
 	CsvpParser *parser;
 	MemoryContextCallback *cb;
 	ssize_t		off;
 	Relation	rel;
 	IngestColumns cols;
+	bool		failed;
 
-	if (!opts->header || opts->columns != NIL)
-		return;
-	/*
-	 * Compressed, or in another encoding than the database's: only the
-	 * worker, which decodes the source (decode.c), reads its header.
-	 */
-	if (opts->compression == INGEST_COMPRESSION_GZIP ||
-		(opts->encoding != INGEST_ENCODING_DEFAULT && opts->encoding != GetDatabaseEncoding()))
-		return;
-	if (len >= 2 && (((unsigned char) bytes[0] == 0x1f && (unsigned char) bytes[1] == 0x8b) ||
-					 ((unsigned char) bytes[0] == 0xff && (unsigned char) bytes[1] == 0xfe) ||
-					 ((unsigned char) bytes[0] == 0xfe && (unsigned char) bytes[1] == 0xff)))
-		return;					/* gzip's magic bytes, a UTF-16 byte order mark */
-	off = past_lines(bytes, len, opts->skip_lines);
+	off = past_lines(text, len, opts->skip_lines);
 	if (off < 0)
-		return;
-
+		return false;
 	options_csv(opts, ingest_max_record_size, &popts);
 	parser = csvp_create(&popts);
 	if (parser == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	failed = csvp_feed(parser, text + off, len - off, 1) == (size_t) -1 ||
+		(complete && csvp_nrecords(parser) == 0 && !csvp_finish(parser));
+	if (failed || csvp_nrecords(parser) == 0)
+	{
+		csvp_destroy(parser);
+		if (failed)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		return false;
+	}
 	/* freed with this memory context, also when an error leaves it */
 	cb = palloc(sizeof(MemoryContextCallback));
 	cb->func = free_parser;
 	cb->arg = parser;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
 
-	if (csvp_feed(parser, bytes + off, len - off, 1) == (size_t) -1 ||
-		(head->complete && csvp_nrecords(parser) == 0 && !csvp_finish(parser)))
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	if (csvp_nrecords(parser) == 0)
-		return;
-
 	rel = target_open(target, AccessShareLock);
-	target_resolve(rel, header_names(parser, csvp_record(parser, 0), head->where),
+	target_resolve(rel, header_names(parser, csvp_record(parser, 0), where),
 				   TARGET_NAMES_HEADER, opts, GetUserId(), &cols, CurrentMemoryContext);
 	relation_close(rel, AccessShareLock);
+	return true;
+}
+
+/*
+ * Check the header in the first bytes of a source against target, as the
+ * current role. The bytes go through the worker's decoding (decode.c:
+ * gzip or zstd, UTF-16, the file's encoding) as a head, whose end is not
+ * the source's, up to EARLY_HEADER_BYTES of text, in small steps: a
+ * decompression bomb's head inflates no further than that. An error in the
+ * bytes decoded (corrupt compressed data, say) is raised here, as the worker
+ * would; what lies past them is the worker's to find. Says nothing when no
+ * header is to be resolved or the text does not hold it all.
+ */
+void
+header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	IngestDecoder *decoder;
+	char	   *text;
+	size_t		len = 0;
+
+	if (!opts->header || opts->columns != NIL)
+		return;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "ingest early header check",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	decoder = decode_open_head(head->bytes, head->len, head->complete, head->where, opts, cxt);
+	text = palloc(EARLY_HEADER_BYTES);
+	for (;;)
+	{
+		const char *p;
+		size_t		n = decode_read(decoder, &p);
+
+		CHECK_FOR_INTERRUPTS();
+		n = Min(n, EARLY_HEADER_BYTES - len);
+		memcpy(text + len, p, n);
+		len += n;
+		if (check_text(target, opts, text, len, n == 0 && head->complete, head->where) ||
+			n == 0 || len == EARLY_HEADER_BYTES)
+			break;
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
 }

@@ -212,7 +212,7 @@ column_list(const char *key, JsonbValue *v)
 	return columns;
 }
 
-/* auto (gzip recognised by its magic bytes), gzip or none */
+/* auto (gzip or zstd recognised by its magic bytes), gzip, zstd or none */
 static IngestCompression
 compression_value(const char *key, JsonbValue *v)
 {
@@ -222,13 +222,13 @@ compression_value(const char *key, JsonbValue *v)
 		return INGEST_COMPRESSION_AUTO;
 	if (pg_strcasecmp(s, "gzip") == 0)
 		return INGEST_COMPRESSION_GZIP;
+	if (pg_strcasecmp(s, "zstd") == 0)
+		return INGEST_COMPRESSION_ZSTD;
 	if (pg_strcasecmp(s, "none") == 0)
 		return INGEST_COMPRESSION_NONE;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("ingest option \"%s\" must be \"auto\", \"gzip\" or \"none\", not \"%s\"", key, s),
-			 pg_strcasecmp(s, "zstd") == 0 ?
-			 errhint("ingest does not read zstd: decompress the file, or compress it with gzip.") : 0));
+			 errmsg("ingest option \"%s\" must be \"auto\", \"gzip\", \"zstd\" or \"none\", not \"%s\"", key, s)));
 	return INGEST_COMPRESSION_AUTO;		/* keep the compiler quiet */
 }
 

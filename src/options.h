@@ -14,8 +14,9 @@
 /* compression: what the source's bytes are (decode.c) */
 typedef enum IngestCompression
 {
-	INGEST_COMPRESSION_AUTO = 0,	/* gzip if it starts with gzip's magic bytes */
+	INGEST_COMPRESSION_AUTO = 0,	/* gzip or zstd if it starts with their magic bytes */
 	INGEST_COMPRESSION_GZIP,
+	INGEST_COMPRESSION_ZSTD,
 	INGEST_COMPRESSION_NONE
 } IngestCompression;
 

@@ -14,9 +14,10 @@
 #   1. the pg_regress suites sql/*.sql (make installcheck: a temporary instance with
 #      ingest preloaded, see REGRESS_OPTS and test/regress.conf);
 #   2. the TAP tests test/t/*.pl (PostgreSQL::Test::Cluster, each starts its own clusters);
-#   3. the parser fuzzer test/fuzz/run.sh (libFuzzer, ASan, UBSan; no server): replays the seed
-#      corpus test/fuzz/corpus, then fuzzes for FUZZ_SECONDS on a copy of it. On 15 only: the
-#      parser does not touch the server, and 17's root has no clang.
+#   3. the fuzzers test/fuzz/run.sh (libFuzzer, ASan, UBSan; no server): the parser's and the
+#      decoder's (transcode.c); each replays its seed corpus (test/fuzz/corpus,
+#      test/fuzz/corpus-decode), then fuzzes for FUZZ_SECONDS on a copy of it. On 15 only:
+#      neither touches the server, and 17's root has no clang.
 #
 # Counting, for the closing line "N passed, N failed":
 #   - each pg_regress test (one per sql/*.sql file) counts once;
@@ -237,10 +238,10 @@ if [ "${REGRESS_ONLY:-0}" != 1 ]; then
     done
 fi
 
-# ---------------------------------------------------------------- parser fuzzer
+# ---------------------------------------------------------------- fuzzers
 # Builds and works in the staged copy, so that a failing input is kept with it.
 if [ "$PG_MAJOR" = 15 ] && [ "${TAP_ONLY:-0}" != 1 ] && [ "${REGRESS_ONLY:-0}" != 1 ]; then
-    log "PG $PG_MAJOR: parser fuzzer (test/fuzz/run.sh, ${FUZZ_SECONDS:-30} s)"
+    log "PG $PG_MAJOR: fuzzers (test/fuzz/run.sh, ${FUZZ_SECONDS:-30} s each)"
     fuzz_out=$INGEST_STAGE/test/fuzz.out
     FUZZ_WORK=$INGEST_STAGE/test/fuzz-work bash "$INGEST_STAGE/test/fuzz/run.sh" "${FUZZ_SECONDS:-30}" \
         2>&1 | tee "$fuzz_out"

@@ -1,32 +1,35 @@
 #!/bin/bash
-# test/fuzz/run.sh: build the parser fuzzer (fuzz_parser.c) and run it; the "fuzz" suite of
-# test/run-tests.sh.
+# test/fuzz/run.sh: build the fuzzers and run them; the "fuzz" suite of test/run-tests.sh.
+#   fuzz_parser.c   src/parser.c (CSV to records), seeds in test/fuzz/corpus/
+#   fuzz_decode.c   src/transcode.c (gzip and zstd members, UTF-16, magic bytes, markers;
+#                   linked with zlib and libzstd), seeds in test/fuzz/corpus-decode/
 #
 #   test/fuzz/run.sh [SECONDS]     SECONDS: how long to fuzz (default $FUZZ_SECONDS, else 30)
 #   test/fuzz/run.sh --replay      no libFuzzer: only replay the seed corpus
 #
-# Steps, each printed as a TAP line ("ok N - ..." / "not ok N - ...") that run-tests.sh counts:
-#   1. build fuzz_parser.c with src/parser.c: clang -fsanitize=fuzzer,address,undefined
-#      -fno-sanitize-recover=all; only parser.c gets libFuzzer's coverage instrumentation,
-#      so that the fuzzer goes after its branches and not the
+# Steps for each fuzzer, each printed as a TAP line ("ok N - ..." / "not ok N - ...") that
+# run-tests.sh counts:
+#   1. build the harness with its source file: clang -fsanitize=fuzzer,address,undefined
+#      -fno-sanitize-recover=all; only the source under test gets libFuzzer's coverage
+#      instrumentation, so that the fuzzer goes after its branches and not the
 #      harness's (with --replay: -DFUZZ_REPLAY and its own main(), ASan and UBSan, with $CC or
 #      cc, so gcc does);
-#   2. replay every input of test/fuzz/corpus/ once: the seeds include every input that once
+#   2. replay every input of its seed corpus once: the seeds include every input that once
 #      found a bug, so this is the regression test;
 #   3. fuzz for SECONDS on a copy of the corpus (the repository's copy is never written); 0 skips.
 # A crash, a sanitizer report, a leak, a timeout (-timeout=10 s per input) or a failed invariant
 # (the harness aborts) fails the step; the path of the input that did it is printed, with its
-# first bytes. To keep it as a regression seed: cp PATH test/fuzz/corpus/regress-WHAT.
+# first bytes. To keep it as a regression seed: cp PATH test/fuzz/corpus/regress-WHAT (or
+# corpus-decode/ for fuzz_decode).
 #
-# Environment: FUZZ_WORK=DIR builds and fuzzes there (default: a new temporary directory, removed
+# Environment: FUZZ_TARGETS picks fuzzers (default "parser decode"); FUZZ_WORK=DIR builds and fuzzes there (default: a new temporary directory, removed
 # when everything passed, kept otherwise); FUZZ_MAX_LEN (default 4096) caps an input's size;
-# FUZZ_CC picks the compiler (default clang, else clang-14). Exit status: 0 all passed, 1 a step failed, 2 could not build.
+# FUZZ_CC picks the compiler (default clang, else clang-14). Exit status: 0 all passed, 1 a step failed (a build too), 2 no clang.
 
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../../src" && pwd)
-corpus=$here/corpus
 
 replay_only=0
 if [ "${1:-}" = --replay ]; then
@@ -115,61 +118,74 @@ else
     link=(-fsanitize=fuzzer "${sanitize[@]}")
 fi
 cflags=(-g -O1 -fno-omit-frame-pointer -Wall -I"$src")
-bin=$work/fuzz_parser
-objs=("$work/parser.o" "$work/fuzz_parser.o")
-build() {
-    "$cc" "${cflags[@]}" "${covered[@]}" -c -o "$work/parser.o" "$src/parser.c" &&
-    "$cc" "${cflags[@]}" "${harness[@]}" -c -o "$work/fuzz_parser.o" "$here/fuzz_parser.c" || return 1
-    "$cc" "${link[@]}" -o "$bin" "${objs[@]}"
+
+# One target: build it (step 1), replay its seeds (step 2), fuzz it (step 3).
+#   run_target NAME SOURCE CORPUS [LIBS...]
+run_target() {
+    local name=$1 source=$2 corpus=$3
+    shift 3
+    local libs=("$@")
+    local bin=$work/fuzz_$name
+    local t=$work/$name
+    local rc seeds last
+    mkdir -p "$t"
+    # only the code under test gets libFuzzer's coverage instrumentation
+    if ! { "$cc" "${cflags[@]}" "${covered[@]}" -c -o "$t/code.o" "$src/$source" &&
+           "$cc" "${cflags[@]}" "${harness[@]}" -c -o "$t/harness.o" "$here/fuzz_$name.c" &&
+           "$cc" "${link[@]}" -o "$bin" "$t/code.o" "$t/harness.o" "${libs[@]}"; } > "$t/build.log" 2>&1; then
+        cat "$t/build.log"
+        report FAIL "build fuzz_$name with $cc"
+        return
+    fi
+    report OK "build fuzz_$name ($source) with $cc ${link[*]}"
+
+    seeds=("$corpus"/*)
+    if [ ! -f "${seeds[0]}" ]; then
+        report FAIL "replay: no seed corpus in $corpus"
+        return
+    fi
+    if [ "$replay_only" = 1 ]; then
+        "$bin" "${seeds[@]}" > "$t/replay.log" 2>&1
+    else
+        # files given as arguments: libFuzzer runs each once and does not fuzz
+        mkdir -p "$t/replay-artifacts"
+        "$bin" -timeout=10 -artifact_prefix="$t/replay-artifacts/" "${seeds[@]}" > "$t/replay.log" 2>&1
+    fi
+    rc=$?
+    if [ "$rc" -eq 0 ]; then
+        report OK "fuzz_$name: replay of the ${#seeds[@]} seed inputs in test/fuzz/$(basename "$corpus")"
+    else
+        tail -n 80 "$t/replay.log"
+        # the last input started is the one that failed
+        last=$(grep -E '^(Running: |running )' "$t/replay.log" | tail -n 1 | sed -E 's/^(Running: |running )//; s/ \([0-9]+ bytes\)$//')
+        echo "failing input: ${last:-unknown}"
+        report FAIL "fuzz_$name: replay of the seed corpus (exit $rc, failing input ${last:-unknown}; log $t/replay.log)"
+    fi
+
+    if [ "$replay_only" = 1 ] || [ "$seconds" -eq 0 ]; then
+        return
+    fi
+    mkdir -p "$t/corpus" "$t/artifacts"
+    cp "${seeds[@]}" "$t/corpus/"
+    echo "fuzz_$name: fuzzing for $seconds s (max_len $max_len) in $t"
+    "$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$t/artifacts/" "$t/corpus" > "$t/fuzz.log" 2>&1
+    rc=$?
+    grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|#[0-9]+ +DONE)' "$t/fuzz.log"
+    if [ "$rc" -eq 0 ] && ! show_artifacts "$t/artifacts" >/dev/null; then
+        report OK "fuzz_$name: fuzzing for $seconds s"
+    else
+        tail -n 80 "$t/fuzz.log"
+        show_artifacts "$t/artifacts" || echo "(libFuzzer exited $rc without saving an input)"
+        report FAIL "fuzz_$name: fuzzing for $seconds s (exit $rc; inputs above; log $t/fuzz.log)"
+    fi
 }
-if ! build > "$work/build.log" 2>&1; then
-    cat "$work/build.log"
-    echo "not ok 1 - build fuzz_parser with $cc"
-    echo "fuzz work directory kept: $work"
-    exit 2
-fi
-report OK "build fuzz_parser with $cc ${link[*]}"
 
-# ------------------------------------------------------------------ 2. replay the seeds
-seeds=("$corpus"/*)
-if [ ! -f "${seeds[0]}" ]; then
-    report FAIL "replay: no seed corpus in $corpus"
-    finish
-fi
-if [ "$replay_only" = 1 ]; then
-    "$bin" "${seeds[@]}" > "$work/replay.log" 2>&1
-else
-    # files given as arguments: libFuzzer runs each once and does not fuzz
-    mkdir -p "$work/replay-artifacts"
-    "$bin" -timeout=10 -artifact_prefix="$work/replay-artifacts/" "${seeds[@]}" > "$work/replay.log" 2>&1
-fi
-rc=$?
-if [ "$rc" -eq 0 ]; then
-    report OK "replay of the ${#seeds[@]} seed inputs in test/fuzz/corpus"
-else
-    tail -n 80 "$work/replay.log"
-    # the last input started is the one that failed
-    last=$(grep -E '^(Running: |running )' "$work/replay.log" | tail -n 1 | sed -E 's/^(Running: |running )//; s/ \([0-9]+ bytes\)$//')
-    echo "failing input: ${last:-unknown}"
-    report FAIL "replay of the seed corpus (exit $rc, failing input ${last:-unknown}; log $work/replay.log)"
-fi
-
-# ------------------------------------------------------------------ 3. fuzz
-if [ "$replay_only" = 1 ] || [ "$seconds" -eq 0 ]; then
-    finish
-fi
-mkdir -p "$work/corpus" "$work/artifacts"
-cp "${seeds[@]}" "$work/corpus/"
-echo "fuzzing for $seconds s (max_len $max_len) in $work"
-"$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" > "$work/fuzz.log" 2>&1
-rc=$?
-grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|#[0-9]+ +DONE)' "$work/fuzz.log"
-if [ "$rc" -eq 0 ] && ! show_artifacts "$work/artifacts" >/dev/null; then
-    report OK "fuzzing for $seconds s"
-else
-    tail -n 80 "$work/fuzz.log"
-    show_artifacts "$work/artifacts" || echo "(libFuzzer exited $rc without saving an input)"
-    report FAIL "fuzzing for $seconds s (exit $rc; inputs above; log $work/fuzz.log)"
-fi
+for target in ${FUZZ_TARGETS:-parser decode}; do
+    case $target in
+        parser) run_target parser parser.c "$here/corpus" ;;
+        decode) run_target decode transcode.c "$here/corpus-decode" -lz -lzstd ;;
+        *) report FAIL "unknown fuzz target $target (parser, decode)" ;;
+    esac
+done
 finish

@@ -20,17 +20,19 @@ PG_PERL_LIB=$PGXS_DIR/src/test/perl
 
 # The same on every version: the TAP tests run pgbouncer (IngestTest.pm), python3 with psycopg
 # (013, 020, 025) and its pool (025), Node.js (025: the example app test/clients/node, whose pg
-# module ingest_install_clients installs with npm) and IPC::Run. The parser fuzzer
-# (test/fuzz/run.sh: clang, libFuzzer) runs on 15 only, where its packages are installed: the
-# parser never touches the server. npm is not in 15's list: a Node.js from elsewhere (such as
+# module ingest_install_clients installs with npm) and IPC::Run; zstd makes the zstd test
+# files. The fuzzers (test/fuzz/run.sh: clang, libFuzzer) run on 15 only, where their packages
+# are installed: the parser and the decoder's byte work never touch the server. npm is not in 15's list: a Node.js from elsewhere (such as
 # NodeSource's, which brings its own npm) would conflict with Debian's npm package, so
 # ingest_install_clients installs Debian's npm only when there is no npm command.
 case $PG_MAJOR in
     15) INGEST_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 zlib1g-dev
+                         libzstd-dev zstd
                          postgresql-15-cron pgbouncer libipc-run-perl python3-psycopg
                          python3-psycopg-pool nodejs
                          clang libclang-rt-14-dev llvm) ;;
     17) INGEST_PACKAGES=(build-essential postgresql-17 postgresql-server-dev-17 zlib1g-dev
+                         libzstd-dev zstd
                          postgresql-17-cron pgbouncer libipc-run-perl python3-psycopg
                          python3-psycopg-pool nodejs npm) ;;
     *)  echo "test/lib/setup.sh: PostgreSQL $PG_MAJOR is not supported (15 or 17)" >&2
