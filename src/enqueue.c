@@ -5,8 +5,9 @@
  *		transaction commits.
  *
  * Shared by the SQL functions that create jobs (api.c: enqueue_data,
- * enqueue_file; upload.c: begin_upload, enqueue_lo) and by those that make
- * workers act at commit (retry, finish_upload, cancel of a running job).
+ * enqueue_file; upload.c: begin_upload, enqueue_lo; dropdir.c: enqueue_dir)
+ * and by those that make workers act at commit (retry, finish_upload, cancel
+ * of a running job).
  *
  * Enqueueing is fast and does no loading: it validates the options and the
  * caller's privileges on the target (so a job that could never run is an
@@ -25,9 +26,11 @@
 
 #include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -267,4 +270,34 @@ enqueue_options_arg(FunctionCallInfo fcinfo, int argno)
 	if (PG_ARGISNULL(argno))
 		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	return PG_GETARG_JSONB_P(argno);
+}
+
+/*
+ * Files on the database server are for superusers and members of
+ * pg_read_server_files only (enqueue_file, enqueue_dir): COPY FROM a file
+ * asks the same, and the worker asks again of the job's owner.
+ */
+void
+enqueue_check_server_files(const char *function)
+{
+	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to load a file on the database server"),
+				 errdetail("Only superusers and members of pg_read_server_files may use %s.", function),
+				 errhint("Send the file's bytes with ingest.enqueue_data instead.")));
+}
+
+/*
+ * What enqueue_job checks of the target and the options, alone: for a
+ * caller that creates its jobs later, or none (enqueue_dir on a folder with
+ * no new file still refuses a bad call).
+ */
+void
+enqueue_check_target(Oid target, Jsonb *options)
+{
+	IngestOptions opts;
+
+	options_parse(options, &opts);
+	target_check_enqueue(target, &opts, GetUserId());
 }

@@ -19,6 +19,7 @@
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
+#include "dropdir.h"
 #include "enqueue.h"
 #include "identity.h"
 #include "settings.h"
@@ -44,6 +45,7 @@ _PG_init(void)
 	reader_init();
 	enqueue_init();
 	upload_init();
+	dropdir_init();
 	identity_init();
 	MarkGUCPrefixReserved("ingest");
 

@@ -24,6 +24,7 @@
  * reader_resolve_path is also the enqueue-time check: the real path (no
  * "..", no symlink) must lie under a directory of ingest.allowed_dirs. The
  * worker checks again before opening, since the file may have been replaced.
+ * reader_resolve_dir is the same check for the directory enqueue_dir lists.
  */
 #include "postgres.h"
 
@@ -98,28 +99,35 @@ reader_init(void)
 							 NULL, NULL, NULL);
 }
 
+/*
+ * Is path under dir (or, with itself_ok, dir itself)? Both are real paths.
+ */
 static bool
-under_dir(const char *path, const char *dir)
+under_dir(const char *path, const char *dir, bool itself_ok)
 {
 	size_t		n = strlen(dir);
 
 	while (n > 1 && dir[n - 1] == '/')
 		n--;
-	return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+	if (strncmp(path, dir, n) != 0)
+		return false;
+	if (path[n] == '\0')
+		return itself_ok;
+	return path[n] == '/' || (n == 1 && dir[0] == '/');
 }
 
 /*
- * The resolved path of a file a job may read, or an ERROR saying why not;
- * its size in *size when size is not NULL.
+ * The real path of path (no "..", no symlink) into resolved, or an ERROR
+ * unless it lies under a directory of ingest.allowed_dirs (or, with
+ * itself_ok, is one); st is what it is. What enqueue_file's files and
+ * enqueue_dir's directories share.
  */
-char *
-reader_resolve_path(const char *path, int64 *size)
+static void
+resolve_allowed(const char *path, char *resolved, bool itself_ok, struct stat *st)
 {
-	char		resolved[PATH_MAX];
 	char	   *dirs;
 	List	   *dirlist;
 	ListCell   *lc;
-	struct stat st;
 	bool		allowed = false;
 
 	if (!is_absolute_path(path))
@@ -148,7 +156,7 @@ reader_resolve_path(const char *path, int64 *size)
 		char		realdir[PATH_MAX];
 
 		/* compare real paths, so a symlinked allowed dir still works */
-		if (realpath((char *) lfirst(lc), realdir) != NULL && under_dir(resolved, realdir))
+		if (realpath((char *) lfirst(lc), realdir) != NULL && under_dir(resolved, realdir, itself_ok))
 			allowed = true;
 	}
 	if (!allowed)
@@ -159,16 +167,47 @@ reader_resolve_path(const char *path, int64 *size)
 				 strcmp(path, resolved) != 0 ?
 				 errdetail("The path resolves to \"%s\".", resolved) : 0));
 
-	if (stat(resolved, &st) != 0)
+	if (stat(resolved, st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", resolved)));
+}
+
+/*
+ * The resolved path of a file a job may read, or an ERROR saying why not;
+ * its size in *size when size is not NULL.
+ */
+char *
+reader_resolve_path(const char *path, int64 *size)
+{
+	char		resolved[PATH_MAX];
+	struct stat st;
+
+	resolve_allowed(path, resolved, false, &st);
 	if (!S_ISREG(st.st_mode))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a regular file", resolved)));
 	if (size != NULL)
 		*size = (int64) st.st_size;
+	return pstrdup(resolved);
+}
+
+/*
+ * The resolved path of a directory whose files jobs may read (one listed
+ * in ingest.allowed_dirs, or under one), or an ERROR saying why not.
+ */
+char *
+reader_resolve_dir(const char *path)
+{
+	char		resolved[PATH_MAX];
+	struct stat st;
+
+	resolve_allowed(path, resolved, true, &st);
+	if (!S_ISDIR(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a directory", resolved)));
 	return pstrdup(resolved);
 }
 

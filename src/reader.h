@@ -20,6 +20,7 @@ extern const char *reader_what(const IngestReader *r);
 extern void reader_succeeded(IngestReader *r, const IngestOptions *opts);
 
 extern char *reader_resolve_path(const char *path, int64 *size);
+extern char *reader_resolve_dir(const char *path);
 extern size_t reader_file_head(const char *path, char *buf, size_t len, bool *complete);
 extern void reader_check_size(int64 size, const char *what);
 extern int64 reader_lo_io(Oid loid, int64 offset, char *buf, int len);
