@@ -22,6 +22,8 @@ ALTER TABLE ingest_private.dir_files
     ALTER COLUMN tenant SET STATISTICS 0;
 ALTER TABLE ingest_private.dir_files ENABLE ROW LEVEL SECURITY;
 SELECT pg_catalog.pg_extension_config_dump('ingest_private.dir_files', '');
+-- a job's reader looks up the identity of the file enqueue_dir enqueued it for
+CREATE INDEX dir_files_job_idx ON ingest_private.dir_files (job_id);
 
 CREATE FUNCTION ingest.enqueue_dir(target regclass, dir text, pattern text DEFAULT '*.csv',
                                    options jsonb DEFAULT '{}')

@@ -192,6 +192,8 @@ ALTER INDEX ingest_private.upload_jobs_tenant_started_idx ALTER COLUMN 2 SET STA
 ALTER INDEX ingest_private.upload_jobs_active_idx ALTER COLUMN 2 SET STATISTICS 0;
 
 CREATE INDEX job_errors_job_idx ON ingest_private.job_errors (job_id, line_number);
+-- a job's reader looks up the identity of the file enqueue_dir enqueued it for
+CREATE INDEX dir_files_job_idx ON ingest_private.dir_files (job_id);
 
 /*
  * Functions

@@ -96,6 +96,21 @@ SELECT pg_temp.drop_file('b.csv', '{a\,b, 2\,bee}');
 SELECT array_agg(id) AS ids FROM ingest.enqueue_dir('dir_t', '/tmp/ingest_regress_files/drop') id \gset
 SELECT * FROM pg_temp.jobs(:'ids');
 
+-- a file that changes after it was enqueued, before its job runs, fails that job, which
+-- loads nothing; the next call enqueues the new version, loaded once
+SELECT pg_temp.drop_file('m.csv', '{a\,b, 12\,first}');
+BEGIN;
+SELECT array_agg(id) AS ids FROM ingest.enqueue_dir('dir_t', '/tmp/ingest_regress_files/drop') id \gset
+SELECT pg_temp.drop_file('m.csv', '{a\,b, 12\,second, 13\,second}', '20 seconds ago');
+COMMIT;
+SELECT * FROM pg_temp.jobs(:'ids');
+SELECT regexp_replace(last_error, 'modified at [0-9-]+ [0-9:.]+[-+][0-9:]+', 'modified at ...', 'g') AS last_error
+  FROM ingest.upload_jobs WHERE id = (:'ids'::bigint[])[1];
+SELECT array_agg(id) AS ids FROM ingest.enqueue_dir('dir_t', '/tmp/ingest_regress_files/drop') id \gset
+SELECT * FROM pg_temp.jobs(:'ids');
+SELECT a, b FROM dir_t WHERE a IN (12, 13) ORDER BY a;
+SELECT count(*) AS enqueued FROM ingest.enqueue_dir('dir_t', '/tmp/ingest_regress_files/drop');
+
 -- a file modified within ingest.dir_settle_time may still be being written: it waits
 SELECT pg_temp.drop_file('e.csv', '{a\,b, 5\,fresh}', NULL);
 SET ingest.dir_settle_time = '1h';

@@ -166,7 +166,7 @@ list_dir(const char *dir, int *count)
 		}
 		files[n].name = pstrdup(de->d_name);
 		files[n].size = (int64) st.st_size;
-		files[n].mtime = time_t_to_timestamptz(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1000;
+		files[n].mtime = reader_mtime(&st);
 		n++;
 	}
 	FreeDir(d);

@@ -148,5 +148,6 @@ extern void jobs_dir_lock(const char *dir);
 extern bool *jobs_dir_sync(const char *dir, int n, char **names, int64 *sizes, TimestampTz *mtimes);
 extern bool jobs_dir_remember(const char *dir, const char *name, int64 size, TimestampTz mtime,
 							  int64 job_id, Oid owner, const char *tenant);
+extern bool jobs_dir_identity(int64 job_id, int64 *size, TimestampTz *mtime);
 
 #endif							/* INGEST_JOBS_H */

@@ -9,8 +9,11 @@
  * (ingest.purge keeps them: a purged job's file still lying in the folder is
  * not loaded again); a row goes when enqueue_dir, listing its directory,
  * finds no file of that identity there any more (removed, or changed and so
- * a new identity). The table therefore holds about one row per file lying
- * in the directories enqueue_dir scans.
+ * a new identity) and its job is no longer queued or running: until then the
+ * row is what the job's reader checks the file against (a file that changed
+ * after it was enqueued fails its job, and its new version is a new file).
+ * The table therefore holds about one row per file lying in the directories
+ * enqueue_dir scans.
  *
  * Calls on one directory run one at a time: each holds a lock on the
  * directory, taken before it lists it and kept to the end of its
@@ -30,6 +33,7 @@
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "catalog.h"
 #include "jobs_internal.h"
@@ -61,8 +65,9 @@ jobs_dir_lock(const char *dir)
 /*
  * Bring dir's rows up to date with the n regular files found in it now
  * (names[i], sizes[i], mtimes[i]): rows of identities no longer there are
- * deleted. Returns, for each file, whether its identity was enqueued
- * before (palloc'd, n entries).
+ * deleted, but for those of jobs still queued or running, which
+ * jobs_dir_identity answers for when the job opens its file. Returns, for
+ * each file, whether its identity was enqueued before (palloc'd, n entries).
  */
 bool *
 jobs_dir_sync(const char *dir, int n, char **names, int64 *sizes, TimestampTz *mtimes)
@@ -98,7 +103,9 @@ jobs_dir_sync(const char *dir, int n, char **names, int64 *sizes, TimestampTz *m
 					   "gone AS ("
 					   "  DELETE FROM ingest_private.dir_files d WHERE d.dir = $1 AND NOT EXISTS ("
 					   "    SELECT 1 FROM present p "
-					   "    WHERE p.name = d.name AND p.size = d.size AND p.mtime = d.mtime)) "
+					   "    WHERE p.name = d.name AND p.size = d.size AND p.mtime = d.mtime) "
+					   "  AND NOT EXISTS (SELECT 1 FROM ingest_private.upload_jobs j "
+					   "    WHERE j.id = d.job_id AND j.state IN ('queued', 'running'))) "
 					   "SELECT p.i FROM present p JOIN ingest_private.dir_files d "
 					   "  ON d.dir = $1 AND d.name = p.name AND d.size = p.size AND d.mtime = p.mtime",
 					   4, types, values, NULL, false);
@@ -147,4 +154,31 @@ jobs_dir_remember(const char *dir, const char *name, int64 size, TimestampTz mti
 	inserted = SPI_processed == 1;
 	SPI_finish();
 	return inserted;
+}
+
+/*
+ * The identity (size, modification time) of the file job job_id was
+ * enqueued for by enqueue_dir; false if it is not such a job (or its row
+ * went: the job ended and its file left the directory).
+ */
+bool
+jobs_dir_identity(int64 job_id, int64 *size, TimestampTz *mtime)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		found = false;
+
+	SPI_connect();
+	jobs_exec_as_owner("SELECT size, mtime FROM ingest_private.dir_files WHERE job_id = $1",
+					   1, types, values, NULL, true);
+	if (SPI_processed >= 1)
+	{
+		bool		isnull;
+
+		*size = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*mtime = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		found = true;
+	}
+	SPI_finish();
+	return found;
 }

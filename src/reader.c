@@ -44,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "compat.h"
@@ -391,7 +392,7 @@ reader_check_size(int64 size, const char *what)
  * the path resolved to when it was checked.
  */
 static int
-open_file(const char *path, int64 *size)
+open_file(const char *path, int64 *size, TimestampTz *mtime)
 {
 	int			fd;
 	struct stat st;
@@ -436,6 +437,8 @@ open_file(const char *path, int64 *size)
 	}
 	PG_END_TRY();
 	*size = st.st_size;
+	if (mtime != NULL)
+		*mtime = reader_mtime(&st);
 	return fd;
 }
 
@@ -447,7 +450,7 @@ size_t
 reader_file_head(const char *path, char *buf, size_t len, bool *complete)
 {
 	int64		size;
-	int			fd = open_file(path, &size);
+	int			fd = open_file(path, &size, NULL);
 	ssize_t		n;
 
 	do
@@ -477,10 +480,41 @@ check_size(IngestReader *r, int64 size, bool at_open)
 						   size, r->size)));
 }
 
+/* A file's modification time as a timestamp (microseconds; what enqueue_dir remembers). */
+TimestampTz
+reader_mtime(const struct stat *st)
+{
+	return time_t_to_timestamptz(st->st_mtim.tv_sec) + st->st_mtim.tv_nsec / 1000;
+}
+
+/*
+ * A file that enqueue_dir enqueued must still be what it enqueued: if it
+ * changed since (it was still being written, or was replaced), this job
+ * fails and loads nothing, and enqueue_dir enqueues the new version as a
+ * new file, so that no version is loaded twice or in part.
+ */
+static void
+check_dir_identity(const IngestReader *r, const IngestJob *job, TimestampTz mtime)
+{
+	int64		size0;
+	TimestampTz mtime0;
+
+	if (!jobs_dir_identity(job->id, &size0, &mtime0))
+		return;
+	if (size0 != r->size || mtime0 != mtime)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s changed after ingest.enqueue_dir enqueued it", r->what),
+				 errdetail("It had " INT64_FORMAT " bytes, modified at %s; it has " INT64_FORMAT " bytes, modified at %s.",
+						   size0, timestamptz_to_str(mtime0), r->size, timestamptz_to_str(mtime)),
+				 errhint("The next call of ingest.enqueue_dir enqueues it again once it has not changed for ingest.dir_settle_time.")));
+}
+
 IngestReader *
 reader_open(const IngestJob *job, MemoryContext cxt)
 {
 	IngestReader *r = MemoryContextAllocZero(cxt, sizeof(IngestReader));
+	TimestampTz mtime;
 
 	r->type = job->source_type;
 	r->job_id = job->id;
@@ -503,7 +537,8 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 					 errmsg("permission denied to load a file on the database server"),
 					 errdetail("The owner of the job is no longer a superuser or a member of pg_read_server_files.")));
 
-		r->fd = open_file(path, &r->size);
+		r->fd = open_file(path, &r->size, &mtime);
+		check_dir_identity(r, job, mtime);
 	}
 	else if (job->source_type == JOB_SOURCE_DATA)
 	{
