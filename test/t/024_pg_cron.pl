@@ -130,6 +130,16 @@ is( $node->safe_psql('postgres', qq{
 		SELECT count(*) || ' ' || count(DISTINCT job_id) FROM ingest.dir_files WHERE dir = '$conc'}),
 	'2 2', 'the directory has two remembered files (the first two were forgotten when replaced)');
 
+# Acting for another tenant (its default, globex), the ETL role sees none of acme's jobs
+# and so none of their file names; the remembered files are for ingest_admin only.
+is( $node->safe_psql('postgres', q{SELECT count(*) FROM ingest.upload_jobs WHERE tenant = 'acme'}),
+	'4', 'acme has four jobs of the ETL role');
+is(etl_psql('SELECT count(*) FROM ingest.upload_jobs'), '0',
+	'the ETL role acting for globex sees none of them');
+my ($rc, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM ingest.dir_files',
+	extra_params => [ '-U', 'etl' ]);
+like($err, qr/permission denied for view dir_files/, 'the ETL role cannot read ingest.dir_files');
+
 # ---------------------------------------------------------------- the folders
 my $acme   = "$drop/acme";
 my $globex = "$drop/globex";
