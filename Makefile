@@ -5,6 +5,7 @@ OBJS = \
 	src/ingest.o \
 	src/api.o \
 	src/upload.o \
+	src/dropdir.o \
 	src/enqueue.o \
 	src/options.o \
 	src/identity.o \
@@ -14,6 +15,7 @@ OBJS = \
 	src/jobs_access.o \
 	src/jobs_data.o \
 	src/joblog.o \
+	src/jobs_dir.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \

@@ -147,6 +147,28 @@ CREATE TABLE ingest_private.job_cancels (
 ALTER TABLE ingest_private.job_cancels ENABLE ROW LEVEL SECURITY;
 SELECT pg_catalog.pg_extension_config_dump('ingest_private.job_cancels', '');
 
+-- The files ingest.enqueue_dir enqueued, one row per identity (directory, name, size,
+-- modification time), whoever enqueued it: a later, retried or concurrent call never
+-- enqueues the same file again. No foreign key to the job: ingest.purge keeps the row, so a
+-- purged job's file still lying in the folder is not loaded again; the row goes when
+-- enqueue_dir finds no file of that identity in the directory any more.
+CREATE TABLE ingest_private.dir_files (
+    dir         text NOT NULL,
+    name        text NOT NULL,
+    size        bigint NOT NULL,
+    mtime       timestamptz NOT NULL,
+    job_id      bigint NOT NULL,
+    owner       regrole NOT NULL,
+    tenant      text,
+    enqueued_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dir, name, size, mtime)
+);
+ALTER TABLE ingest_private.dir_files
+    ALTER COLUMN dir SET STATISTICS 0, ALTER COLUMN name SET STATISTICS 0,
+    ALTER COLUMN tenant SET STATISTICS 0;
+ALTER TABLE ingest_private.dir_files ENABLE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('ingest_private.dir_files', '');
+
 /*
  * Indexes
  */
@@ -171,6 +193,8 @@ ALTER INDEX ingest_private.upload_jobs_tenant_started_idx ALTER COLUMN 2 SET STA
 ALTER INDEX ingest_private.upload_jobs_active_idx ALTER COLUMN 2 SET STATISTICS 0;
 
 CREATE INDEX job_errors_job_idx ON ingest_private.job_errors (job_id, line_number);
+-- a job's reader looks up the identity of the file enqueue_dir enqueued it for
+CREATE INDEX dir_files_job_idx ON ingest_private.dir_files (job_id);
 
 /*
  * Functions
@@ -192,6 +216,12 @@ CREATE FUNCTION ingest.enqueue_lo(target regclass, loid oid, options jsonb DEFAU
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'ingest_enqueue_lo'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION ingest.enqueue_dir(target regclass, dir text, pattern text DEFAULT '*.csv',
+                                   options jsonb DEFAULT '{}')
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'ingest_enqueue_dir'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10;
 
 CREATE FUNCTION ingest.begin_upload(target regclass, options jsonb DEFAULT '{}')
 RETURNS bigint
@@ -430,6 +460,12 @@ CREATE VIEW ingest.workers AS
            owner, target, bytes_total, progress, rows_per_second
     FROM ingest._worker_status();
 
+-- Which files of which directories enqueue_dir enqueued, and as whose job: for ingest_admin
+-- only (file names can tell what a tenant loads).
+CREATE VIEW ingest.dir_files AS
+    SELECT f.dir, f.name, f.size, f.mtime, f.job_id, f.owner, f.tenant, f.enqueued_at
+    FROM ingest_private.dir_files f;
+
 -- The scheduler's order, the one place it is defined: roles take turns, the role whose
 -- last job started longest ago first; within a role its tenants take turns the same way
 -- (with ingest.tenant_key set), and within a tenant higher priority, then older jobs
@@ -508,6 +544,7 @@ CREATE VIEW ingest.stats AS
  * settings) and the statistics of every role are for ingest_admin only.
  */
 REVOKE ALL ON ingest_private.upload_jobs, ingest_private.job_errors, ingest_private._queue FROM PUBLIC;
+REVOKE ALL ON ingest_private.dir_files, ingest.dir_files FROM PUBLIC;
 GRANT SELECT (id, owner, target, source, source_type, options, state, attempts, rows_inserted,
               rows_rejected, bytes_total, bytes_done, records_done, cancel_requested, last_error,
               worker_pid, created_at, started_at, finished_at, max_attempts, timeout, priority,
@@ -516,6 +553,7 @@ GRANT SELECT (id, owner, target, source, source_type, options, state, attempts, 
 GRANT SELECT ON ingest.upload_jobs TO ingest_admin;
 GRANT SELECT ON ingest.job_errors, ingest.upload_chunks, ingest.workers TO PUBLIC;
 GRANT SELECT ON ingest.stats, ingest.role_stats TO ingest_admin;
+GRANT SELECT ON ingest.dir_files TO ingest_admin;
 
 /*
  * Privileges of functions
@@ -529,6 +567,7 @@ REVOKE ALL ON FUNCTION
     ingest.enqueue_data(regclass, bytea, jsonb),
     ingest.enqueue_file(regclass, text, jsonb),
     ingest.enqueue_lo(regclass, oid, jsonb),
+    ingest.enqueue_dir(regclass, text, text, jsonb),
     ingest.begin_upload(regclass, jsonb),
     ingest.upload_chunk(bigint, int, bytea),
     ingest.finish_upload(bigint, bigint),
@@ -556,6 +595,7 @@ GRANT EXECUTE ON FUNCTION
     ingest.enqueue_data(regclass, bytea, jsonb),
     ingest.enqueue_file(regclass, text, jsonb),
     ingest.enqueue_lo(regclass, oid, jsonb),
+    ingest.enqueue_dir(regclass, text, text, jsonb),
     ingest.begin_upload(regclass, jsonb),
     ingest.upload_chunk(bigint, int, bytea),
     ingest.finish_upload(bigint, bigint),
@@ -632,11 +672,15 @@ COMMENT ON COLUMN ingest_private.job_errors.record_number IS 'ordinal of the rej
 COMMENT ON TABLE ingest_private.job_data IS 'bytes sent with ingest.enqueue_data, read back by the worker in slices';
 COMMENT ON TABLE ingest_private.job_chunks IS 'bytes sent with ingest.upload_chunk, one row per chunk, read back by the worker in order';
 COMMENT ON TABLE ingest_private.job_cancels IS 'cancels of running jobs waiting to take effect (ingest.cancel)';
+COMMENT ON TABLE ingest_private.dir_files IS
+    'the files ingest.enqueue_dir enqueued, one row per (dir, name, size, mtime), kept while the file lies in the directory (ingest.purge keeps them)';
 
 COMMENT ON VIEW ingest.upload_jobs IS 'one row per load job; each role (with ingest.tenant_key set, each tenant) sees only its own jobs';
 COMMENT ON VIEW ingest.job_errors IS 'one row per rejected record (at most ingest.max_error_rows per job), of the jobs the caller sees';
 COMMENT ON VIEW ingest.upload_chunks IS
     'the chunks received of the caller''s uploads (every upload for ingest_admin): job_id, seq, bytes';
+COMMENT ON VIEW ingest.dir_files IS
+    'the files ingest.enqueue_dir enqueued (directory, name, size, modification time) and their jobs; for ingest_admin';
 COMMENT ON VIEW ingest.workers IS
     'one row per running ingest worker, read live from shared memory (progress after every batch); job details only for jobs the caller can see';
 COMMENT ON COLUMN ingest.workers.rows IS 'rows inserted so far, in the open transaction too (a resumed job counts its earlier attempts'' rows)';
@@ -655,6 +699,8 @@ COMMENT ON FUNCTION ingest.enqueue_file(regclass, text, jsonb) IS
     'queue a load of a CSV file on the database server (under ingest.allowed_dirs) into target; returns the job id';
 COMMENT ON FUNCTION ingest.enqueue_lo(regclass, oid, jsonb) IS
     'queue a load of a large object (psql \lo_import) into target; option unlink removes it after a successful load';
+COMMENT ON FUNCTION ingest.enqueue_dir(regclass, text, text, jsonb) IS
+    'queue a load of each file of a directory on the server (under ingest.allowed_dirs) whose name matches pattern and that was not enqueued before (same name, size and modification time), one job each, in name order; returns the job ids';
 COMMENT ON FUNCTION ingest.begin_upload(regclass, jsonb) IS
     'start an upload in chunks into target (validated as enqueue_data is); returns the job id';
 COMMENT ON FUNCTION ingest.upload_chunk(bigint, int, bytea) IS

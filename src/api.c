@@ -13,7 +13,6 @@
 
 #include "access/relation.h"
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
@@ -86,12 +85,7 @@ ingest_enqueue_file(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("target table and path must not be NULL")));
 
-	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to load a file on the database server"),
-				 errdetail("Only superusers and members of pg_read_server_files may use ingest.enqueue_file."),
-				 errhint("Send the file's bytes with ingest.enqueue_data instead.")));
+	enqueue_check_server_files("ingest.enqueue_file");
 
 	path = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	resolved = reader_resolve_path(path, &size);

@@ -5,8 +5,9 @@
  *		transaction commits.
  *
  * Shared by the SQL functions that create jobs (api.c: enqueue_data,
- * enqueue_file; upload.c: begin_upload, enqueue_lo) and by those that make
- * workers act at commit (retry, finish_upload, cancel of a running job).
+ * enqueue_file; upload.c: begin_upload, enqueue_lo; dropdir.c: enqueue_dir)
+ * and by those that make workers act at commit (retry, finish_upload, cancel
+ * of a running job).
  *
  * Enqueueing is fast and does no loading: it validates the options and the
  * caller's privileges on the target (so a job that could never run is an
@@ -25,9 +26,11 @@
 
 #include "access/relation.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -223,6 +226,17 @@ check_conflict(Oid target, const IngestOptions *opts, const IngestColumns *cols)
 	relation_close(rel, AccessShareLock);
 }
 
+/* The target and its columns as the options name them, and the conflict key. */
+static void
+check_target(Oid target, const IngestOptions *opts)
+{
+	IngestColumns cols;
+	bool		cols_known;
+
+	cols_known = target_check_enqueue(target, opts, GetUserId(), &cols);
+	check_conflict(target, opts, cols_known ? &cols : NULL);
+}
+
 /*
  * Validate and create a job owned by the current role: queued, or
  * uploading (begin_upload). size is -1 when not known yet.
@@ -232,14 +246,11 @@ enqueue_job(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 			int64 size, bytea *data, bool uploading, const SourceHead *head)
 {
 	IngestOptions opts;
-	IngestColumns cols;
-	bool		cols_known;
 	JobSpec		spec;
 	int64		id;
 
 	options_parse(options, &opts);
-	cols_known = target_check_enqueue(target, &opts, GetUserId(), &cols);
-	check_conflict(target, &opts, cols_known ? &cols : NULL);
+	check_target(target, &opts);
 	if (size >= 0)
 		reader_check_size(size, source_type == JOB_SOURCE_FILE ? psprintf("file \"%s\"", source) :
 					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");
@@ -289,4 +300,34 @@ enqueue_options_arg(FunctionCallInfo fcinfo, int argno)
 	if (PG_ARGISNULL(argno))
 		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	return PG_GETARG_JSONB_P(argno);
+}
+
+/*
+ * Files on the database server are for superusers and members of
+ * pg_read_server_files only (enqueue_file, enqueue_dir): COPY FROM a file
+ * asks the same, and the worker asks again of the job's owner.
+ */
+void
+enqueue_check_server_files(const char *function)
+{
+	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to load a file on the database server"),
+				 errdetail("Only superusers and members of pg_read_server_files may use %s.", function),
+				 errhint("Send the file's bytes with ingest.enqueue_data instead.")));
+}
+
+/*
+ * What enqueue_job checks of the target and the options, alone: for a
+ * caller that creates its jobs later, or none (enqueue_dir on a folder with
+ * no new file still refuses a bad call).
+ */
+void
+enqueue_check_target(Oid target, Jsonb *options)
+{
+	IngestOptions opts;
+
+	options_parse(options, &opts);
+	check_target(target, &opts);
 }

@@ -18,5 +18,7 @@ extern void enqueue_wake_at_commit(void);
 extern void enqueue_cancel_at_commit(int64 job_id);
 extern Jsonb *enqueue_options_arg(FunctionCallInfo fcinfo, int argno);
 extern void enqueue_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
+extern void enqueue_check_server_files(const char *function);
+extern void enqueue_check_target(Oid target, Jsonb *options);
 
 #endif							/* INGEST_ENQUEUE_H */

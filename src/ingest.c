@@ -19,6 +19,7 @@
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
+#include "dropdir.h"
 #include "enqueue.h"
 #include "identity.h"
 #include "joblog.h"
@@ -45,6 +46,7 @@ _PG_init(void)
 	reader_init();
 	enqueue_init();
 	upload_init();
+	dropdir_init();
 	identity_init();
 	joblog_init();
 	MarkGUCPrefixReserved("ingest");

@@ -1,9 +1,9 @@
 /*
  * jobs.h
  *		The jobs service: the only code that reads or writes ingest's tables
- *		(upload_jobs, job_errors, job_cancels, job_data, job_chunks).
+ *		(upload_jobs, job_errors, job_cancels, job_data, job_chunks, dir_files).
  *
- * Four files, one header, as pgvector's hnsw*.c share hnsw.h:
+ * Five files, one header, as pgvector's hnsw*.c share hnsw.h:
  *	jobs.c			a job's life: create, claim, checkpoint, outcome, cancel,
  *					retry, purge; the only place a job's state changes
  *	jobs_queue.c	the scheduler's side: the next job to claim, jobs left by
@@ -11,6 +11,7 @@
  *	jobs_access.c	who may see and act on a job; quotas
  *	jobs_data.c		a job's stored bytes: uploads in chunks, what the
  *					reader reads back, and discarding them
+ *	jobs_dir.c		the files of directories enqueue_dir has enqueued
  */
 #ifndef INGEST_JOBS_H
 #define INGEST_JOBS_H
@@ -144,5 +145,12 @@ extern int64 jobs_sweep_failed_data(void);
 extern struct varlena *jobs_stored_data(int64 job_id, MemoryContext cxt);
 extern void jobs_stored_chunks(int64 job_id, int64 *count, int32 *last, int64 *size);
 extern struct varlena *jobs_stored_chunk(int64 job_id, int32 seq, MemoryContext cxt);
+
+/* jobs_dir.c: the files enqueue_dir has enqueued */
+extern void jobs_dir_lock(const char *dir);
+extern bool *jobs_dir_sync(const char *dir, int n, char **names, int64 *sizes, TimestampTz *mtimes);
+extern bool jobs_dir_remember(const char *dir, const char *name, int64 size, TimestampTz mtime,
+							  int64 job_id, Oid owner, const char *tenant);
+extern bool jobs_dir_identity(int64 job_id, int64 *size, TimestampTz *mtime);
 
 #endif							/* INGEST_JOBS_H */

@@ -24,6 +24,7 @@
  * reader_resolve_path is also the enqueue-time check: the real path (no
  * "..", no symlink) must lie under a directory of ingest.allowed_dirs. The
  * worker checks again before opening, since the file may have been replaced.
+ * reader_resolve_dir is the same check for the directory enqueue_dir lists.
  */
 #include "postgres.h"
 
@@ -43,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "compat.h"
@@ -98,28 +100,35 @@ reader_init(void)
 							 NULL, NULL, NULL);
 }
 
+/*
+ * Is path under dir (or, with itself_ok, dir itself)? Both are real paths.
+ */
 static bool
-under_dir(const char *path, const char *dir)
+under_dir(const char *path, const char *dir, bool itself_ok)
 {
 	size_t		n = strlen(dir);
 
 	while (n > 1 && dir[n - 1] == '/')
 		n--;
-	return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+	if (strncmp(path, dir, n) != 0)
+		return false;
+	if (path[n] == '\0')
+		return itself_ok;
+	return path[n] == '/' || (n == 1 && dir[0] == '/');
 }
 
 /*
- * The resolved path of a file a job may read, or an ERROR saying why not;
- * its size in *size when size is not NULL.
+ * The real path of path (no "..", no symlink) into resolved, or an ERROR
+ * unless it lies under a directory of ingest.allowed_dirs (or, with
+ * itself_ok, is one); st is what it is. What enqueue_file's files and
+ * enqueue_dir's directories share.
  */
-char *
-reader_resolve_path(const char *path, int64 *size)
+static void
+resolve_allowed(const char *path, char *resolved, bool itself_ok, struct stat *st)
 {
-	char		resolved[PATH_MAX];
 	char	   *dirs;
 	List	   *dirlist;
 	ListCell   *lc;
-	struct stat st;
 	bool		allowed = false;
 
 	if (!is_absolute_path(path))
@@ -148,7 +157,7 @@ reader_resolve_path(const char *path, int64 *size)
 		char		realdir[PATH_MAX];
 
 		/* compare real paths, so a symlinked allowed dir still works */
-		if (realpath((char *) lfirst(lc), realdir) != NULL && under_dir(resolved, realdir))
+		if (realpath((char *) lfirst(lc), realdir) != NULL && under_dir(resolved, realdir, itself_ok))
 			allowed = true;
 	}
 	if (!allowed)
@@ -159,16 +168,47 @@ reader_resolve_path(const char *path, int64 *size)
 				 strcmp(path, resolved) != 0 ?
 				 errdetail("The path resolves to \"%s\".", resolved) : 0));
 
-	if (stat(resolved, &st) != 0)
+	if (stat(resolved, st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", resolved)));
+}
+
+/*
+ * The resolved path of a file a job may read, or an ERROR saying why not;
+ * its size in *size when size is not NULL.
+ */
+char *
+reader_resolve_path(const char *path, int64 *size)
+{
+	char		resolved[PATH_MAX];
+	struct stat st;
+
+	resolve_allowed(path, resolved, false, &st);
 	if (!S_ISREG(st.st_mode))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a regular file", resolved)));
 	if (size != NULL)
 		*size = (int64) st.st_size;
+	return pstrdup(resolved);
+}
+
+/*
+ * The resolved path of a directory whose files jobs may read (one listed
+ * in ingest.allowed_dirs, or under one), or an ERROR saying why not.
+ */
+char *
+reader_resolve_dir(const char *path)
+{
+	char		resolved[PATH_MAX];
+	struct stat st;
+
+	resolve_allowed(path, resolved, true, &st);
+	if (!S_ISDIR(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a directory", resolved)));
 	return pstrdup(resolved);
 }
 
@@ -352,7 +392,7 @@ reader_check_size(int64 size, const char *what)
  * the path resolved to when it was checked.
  */
 static int
-open_file(const char *path, int64 *size)
+open_file(const char *path, int64 *size, TimestampTz *mtime)
 {
 	int			fd;
 	struct stat st;
@@ -397,6 +437,8 @@ open_file(const char *path, int64 *size)
 	}
 	PG_END_TRY();
 	*size = st.st_size;
+	if (mtime != NULL)
+		*mtime = reader_mtime(&st);
 	return fd;
 }
 
@@ -408,7 +450,7 @@ size_t
 reader_file_head(const char *path, char *buf, size_t len, bool *complete)
 {
 	int64		size;
-	int			fd = open_file(path, &size);
+	int			fd = open_file(path, &size, NULL);
 	ssize_t		n;
 
 	do
@@ -438,10 +480,41 @@ check_size(IngestReader *r, int64 size, bool at_open)
 						   size, r->size)));
 }
 
+/* A file's modification time as a timestamp (microseconds; what enqueue_dir remembers). */
+TimestampTz
+reader_mtime(const struct stat *st)
+{
+	return time_t_to_timestamptz(st->st_mtim.tv_sec) + st->st_mtim.tv_nsec / 1000;
+}
+
+/*
+ * A file that enqueue_dir enqueued must still be what it enqueued: if it
+ * changed since (it was still being written, or was replaced), this job
+ * fails and loads nothing, and enqueue_dir enqueues the new version as a
+ * new file, so that no version is loaded twice or in part.
+ */
+static void
+check_dir_identity(const IngestReader *r, const IngestJob *job, TimestampTz mtime)
+{
+	int64		size0;
+	TimestampTz mtime0;
+
+	if (!jobs_dir_identity(job->id, &size0, &mtime0))
+		return;
+	if (size0 != r->size || mtime0 != mtime)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s changed after ingest.enqueue_dir enqueued it", r->what),
+				 errdetail("It had " INT64_FORMAT " bytes, modified at %s; it has " INT64_FORMAT " bytes, modified at %s.",
+						   size0, timestamptz_to_str(mtime0), r->size, timestamptz_to_str(mtime)),
+				 errhint("The next call of ingest.enqueue_dir enqueues it again once it has not changed for ingest.dir_settle_time.")));
+}
+
 IngestReader *
 reader_open(const IngestJob *job, MemoryContext cxt)
 {
 	IngestReader *r = MemoryContextAllocZero(cxt, sizeof(IngestReader));
+	TimestampTz mtime;
 
 	r->type = job->source_type;
 	r->job_id = job->id;
@@ -464,7 +537,8 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 					 errmsg("permission denied to load a file on the database server"),
 					 errdetail("The owner of the job is no longer a superuser or a member of pg_read_server_files.")));
 
-		r->fd = open_file(path, &r->size);
+		r->fd = open_file(path, &r->size, &mtime);
+		check_dir_identity(r, job, mtime);
 	}
 	else if (job->source_type == JOB_SOURCE_DATA)
 	{

@@ -5,6 +5,8 @@
 #ifndef INGEST_READER_H
 #define INGEST_READER_H
 
+#include <sys/stat.h>
+
 #include "jobs.h"
 #include "options.h"
 
@@ -20,6 +22,8 @@ extern const char *reader_what(const IngestReader *r);
 extern void reader_succeeded(IngestReader *r, const IngestOptions *opts);
 
 extern char *reader_resolve_path(const char *path, int64 *size);
+extern char *reader_resolve_dir(const char *path);
+extern TimestampTz reader_mtime(const struct stat *st);
 extern size_t reader_file_head(const char *path, char *buf, size_t len, bool *complete);
 extern void reader_check_size(int64 size, const char *what);
 extern int64 reader_lo_io(Oid loid, int64 offset, char *buf, int len);

@@ -11,6 +11,10 @@
 #   /tmp/ingest_regress_outside/secret.csv   a readable file outside every allowed dir
 #   /tmp/ingest_regress_files_evil/x.csv     a sibling whose name merely starts like the
 #                                      allowed directory (a prefix check must not accept it)
+#   .../drop                           21_enqueue_dir's drop folder, emptied at each run, with
+#                                      a subdirectory, a FIFO and symlinks (out of the allowed
+#                                      directory, and inside it) that enqueue_dir passes over;
+#                                      the suite writes its CSV files there itself
 set -eu
 allowed=/tmp/ingest_regress_files
 outside=/tmp/ingest_regress_outside
@@ -34,4 +38,12 @@ printf 'a,b\n1,outside-dir\n' > "$outside/in_dir.csv"
 ln -sfn "$outside/secret.csv" "$allowed/escape.csv"
 ln -sfn "$outside" "$allowed/escape_dir"
 ln -sfn "$allowed/sub/inside.csv" "$allowed/inside_link.csv"
+drop=$allowed/drop
+rm -rf "$drop"
+mkdir -p "$drop/sub"
+chmod 0777 "$drop" "$drop/sub" 2>/dev/null || true
+ln -sfn "$outside/secret.csv" "$drop/escape.csv"
+ln -sfn "$allowed/sub/inside.csv" "$drop/inner.csv"
+mkfifo "$drop/fifo.csv"
+
 echo "regress-prep: $allowed ready"

@@ -372,7 +372,7 @@ is( $node->safe_psql('fresh', q{
 		   AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
 		                                     WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))}),
 	'_enqueued_here _job_visible _tenant_visible _worker_status begin_upload cancel current_tenant '
-	  . 'discard enqueue_data enqueue_file enqueue_lo finish_upload purge queue_position retry upload_chunk wait',
+	  . 'discard enqueue_data enqueue_dir enqueue_file enqueue_lo finish_upload purge queue_position retry upload_chunk wait',
 	'PUBLIC executes the API and the functions the views and wait call, nothing else');
 my @internal = (
 	'SELECT * FROM ingest._batch_rows() AS b(rn int, job int, n int)',
