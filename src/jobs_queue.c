@@ -23,6 +23,7 @@
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -218,7 +219,7 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 	"ORDER BY q.place LIMIT 64"
 
 #define LOCK_CANDIDATE_SQL \
-	"SELECT owner::oid, tenant FROM ingest_private.upload_jobs WHERE id = $1 AND state = 'queued' " \
+	"SELECT owner::oid, tenant, xmin FROM ingest_private.upload_jobs WHERE id = $1 AND state = 'queued' " \
 	"FOR NO KEY UPDATE SKIP LOCKED"
 
 #define CLAIM_SQL \
@@ -250,6 +251,15 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
  * The first candidate in the queue's order that no session has locked, now
  * locked by us; 0 when there is none. Its owner and tenant in *owner and
  * *tenant.
+ *
+ * The job's row is visible as soon as the transaction that queued it has
+ * committed, and the commit callback wakes us then; but that transaction
+ * sends its catalog invalidations only later in its commit, and GRANT,
+ * REVOKE and ALTER ROLE lock no table we would wait on. A job queued in the
+ * transaction that also revoked a privilege or changed a role could then be
+ * loaded under the privileges of before. The transaction releases the lock
+ * on its own id after sending its invalidations: wait for that lock, then
+ * take the invalidations in.
  */
 static int64
 lock_next_candidate(Oid *owner, char **tenant)
@@ -269,8 +279,14 @@ lock_next_candidate(Oid *owner, char **tenant)
 		jobs_exec_as_owner(LOCK_CANDIDATE_SQL, 1, types, values, NULL, false);
 		if (SPI_processed == 1)
 		{
+			TransactionId queued_by;
+
 			*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			*tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			queued_by = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			if (TransactionIdIsNormal(queued_by))
+				XactLockTableWait(queued_by, NULL, NULL, XLTW_None);
+			AcceptInvalidationMessages();
 			return DatumGetInt64(values[0]);
 		}
 	}
