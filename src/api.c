@@ -162,21 +162,22 @@ ingest_queue_position(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(position);
 }
 
-/* One row per worker; job details only where the caller may see the job. */
 /*
  * Is a worker's job, owned by userid, the caller's to see? A job's tenant
- * can only be read in its own database, where its id means that job (each
- * database numbers its jobs from 1): a job of another database is shown to
- * its owner only when no tenant key divides the owner's jobs.
+ * can only be compared in its own database, where its id means that job
+ * (each database numbers its jobs from 1) and whose ingest.tenant_key says
+ * what the caller's tenant is: a job of another database is shown to its
+ * owner only when neither the job nor the caller has a tenant.
  */
 static bool
 own_job_visible(const IngestWorkerSlot *slot, Oid userid)
 {
 	if (slot->dboid != MyDatabaseId)
-		return !identity_tenant_scoped();
+		return !slot->job_has_tenant && !identity_tenant_scoped();
 	return jobs_job_visible(slot->job_id, userid);
 }
 
+/* One row per worker; job details only where the caller may see the job. */
 Datum
 ingest_worker_status(PG_FUNCTION_ARGS)
 {

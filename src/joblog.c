@@ -19,6 +19,7 @@
 
 #include "access/xact.h"
 #include "commands/dbcommands.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/guc.h"
@@ -112,6 +113,27 @@ joblog_init(void)
 							 NULL, NULL, NULL);
 }
 
+/*
+ * A name as the line shows it: control characters (a newline in a table
+ * name, say) as \xNN, so that a name cannot end the line and forge the next
+ * one for a log reader that goes by lines.
+ */
+static char *
+printable(const char *name)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+	{
+		if (*p < 0x20 || *p == 0x7f)
+			appendStringInfo(&buf, "\\x%02x", *p);
+		else
+			appendStringInfoChar(&buf, (char) *p);
+	}
+	return buf.data;
+}
+
 /* The job reached its final state in this transaction: log it if that commits. */
 void
 joblog_at_commit(const JobLogLine *line)
@@ -119,18 +141,24 @@ joblog_at_commit(const JobLogLine *line)
 	MemoryContext old;
 	PendingLine *pl;
 	double		rate;
+	char	   *database;
+	char	   *owner;
+	char	   *target;
 
 	if (!ingest_log_jobs)
 		return;
 	rate = line->seconds > 0 ? (double) line->attempt_rows / line->seconds : 0;
 
+	/* the names in the transaction's memory, the line in memory that outlives it */
+	database = printable(get_database_name(MyDatabaseId));
+	owner = printable(line->owner);
+	target = printable(line->target);
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	pl = palloc(sizeof(PendingLine));
 	pl->level = GetCurrentTransactionNestLevel();
 	pl->text = psprintf("ingest job " INT64_FORMAT " %s: database %s, owner %s, target %s, "
 						INT64_FORMAT " rows inserted, " INT64_FORMAT " rejected, " INT64_FORMAT " skipped, %.3f s, %.0f rows/s",
-						line->job_id, line->state, get_database_name(MyDatabaseId),
-						line->owner, line->target,
+						line->job_id, line->state, database, owner, target,
 						line->rows_inserted, line->rows_rejected, line->rows_skipped,
 						line->seconds, rate);
 	pending = lappend(pending, pl);

@@ -329,6 +329,10 @@ jobs_expire_uploads(void)
 	"c AS (DELETE FROM ingest_private.job_chunks WHERE job_id IN (" victims ") " \
 	"      RETURNING pg_catalog.octet_length(data)::int8 AS n) "
 
+/* The jobs' rows updated to what they are: see jobs_discard. */
+#define TOUCH_JOBS_SQL(victims) \
+	"t AS (UPDATE ingest_private.upload_jobs SET state = state WHERE id IN (" victims ")) "
+
 /*
  * ingest.discard: the stored bytes (ingest.job_data, ingest.job_chunks) of
  * a finished job the caller may act on go, and ingest.retry refuses the job
@@ -338,7 +342,10 @@ jobs_expire_uploads(void)
  * still run (uploading, queued, running) is refused: cancel it first.
  *
  * The job's row is locked first, so a concurrent ingest.retry either queues
- * the job before (and this call is refused) or finds the bytes gone.
+ * the job before (and this call is refused) or finds the bytes gone; and it
+ * is updated (to what it is), so that a retry in a transaction whose
+ * snapshot is older than this one fails to serialize instead of seeing the
+ * bytes there.
  */
 int64
 jobs_discard(int64 job_id, Oid caller)
@@ -367,7 +374,8 @@ jobs_discard(int64 job_id, Oid caller)
 						job_id, jobs_state_name(state)),
 				 errhint("Cancel it first with ingest.cancel(" INT64_FORMAT ").", job_id)));
 
-	jobs_exec_as_owner("WITH " DROP_STORED_SQL("$1")
+	jobs_exec_as_owner("WITH " DROP_STORED_SQL("$1") ", "
+					   TOUCH_JOBS_SQL("$1")
 					   "SELECT COALESCE((SELECT sum(n) FROM d), 0)::int8 + COALESCE((SELECT sum(n) FROM c), 0)::int8",
 					   1, types, values, NULL, false);
 	bytes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -438,7 +446,8 @@ jobs_sweep_failed_data(void)
 					   "              AND j.finished_at < pg_catalog.clock_timestamp() - $1 * interval '1 s' "
 					   "            ORDER BY j.finished_at LIMIT $2 "
 					   "            FOR UPDATE OF j SKIP LOCKED), "
-					   DROP_STORED_SQL("SELECT id FROM victims")
+					   DROP_STORED_SQL("SELECT id FROM victims") ", "
+					   TOUCH_JOBS_SQL("SELECT id FROM victims")
 					   "SELECT (SELECT count(*) FROM victims), "
 					   "  COALESCE((SELECT sum(n) FROM d), 0)::int8 + COALESCE((SELECT sum(n) FROM c), 0)::int8",
 					   2, types, values, NULL, false);

@@ -554,6 +554,12 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 	{
 		r->what = "uploaded data";
 		open_chunks(r);
+		/* finish_upload counted every chunk's bytes; fewer means some are gone */
+		if (job->bytes_total >= 0 && r->size != job->bytes_total)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("the upload of ingest job " INT64_FORMAT " is missing: " INT64_FORMAT " of its " INT64_FORMAT " bytes are stored",
+							job->id, r->size, job->bytes_total)));
 	}
 	else if (job->source_type == JOB_SOURCE_LO)
 	{

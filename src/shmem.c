@@ -237,7 +237,7 @@ shmem_worker_attach(int slotno)
  * after every batch (shmem_worker_progress).
  */
 void
-shmem_worker_set_job(int64 job_id, Oid owner, Oid target, int64 bytes_total,
+shmem_worker_set_job(int64 job_id, Oid owner, bool has_tenant, Oid target, int64 bytes_total,
 					 int64 rows_at_start)
 {
 	IngestWorkerSlot *slot = &ingest_shared->slots[my_slot];
@@ -245,6 +245,7 @@ shmem_worker_set_job(int64 job_id, Oid owner, Oid target, int64 bytes_total,
 	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
 	slot->job_id = job_id;
 	slot->job_owner = owner;
+	slot->job_has_tenant = has_tenant;
 	slot->job_target = target;
 	slot->bytes_total = bytes_total;
 	slot->rows_at_start = rows_at_start;

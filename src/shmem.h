@@ -26,6 +26,7 @@ typedef struct IngestWorkerSlot
 	Latch	   *latch;			/* the worker's PGPROC latch, in shared memory */
 	int64		job_id;			/* 0 when not running a job */
 	Oid			job_owner;
+	bool		job_has_tenant; /* the job belongs to a tenant of its owner */
 	Oid			job_target;
 	int64		bytes_total;	/* the source's size; -1: unknown */
 	int64		rows_at_start;	/* rows earlier attempts committed (rows counts them too) */
@@ -62,7 +63,7 @@ extern void shmem_request_db(Oid dboid);
 /* Worker side. */
 extern void shmem_worker_attach(int slotno);
 extern void shmem_worker_leave(bool request_again);
-extern void shmem_worker_set_job(int64 job_id, Oid owner, Oid target, int64 bytes_total,
+extern void shmem_worker_set_job(int64 job_id, Oid owner, bool has_tenant, Oid target, int64 bytes_total,
 								 int64 rows_at_start);
 extern TimestampTz shmem_worker_job_started(void);
 extern bool shmem_worker_exit_if_idle(void);

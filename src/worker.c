@@ -375,7 +375,7 @@ claim(void *arg)
 	 * workers can see it 'running', they must also see who runs it.
 	 */
 	if (found)
-		shmem_worker_set_job(c->job->id, c->job->owner, c->job->target, c->job->bytes_total,
+		shmem_worker_set_job(c->job->id, c->job->owner, c->job->tenant != NULL, c->job->target, c->job->bytes_total,
 							 c->job->done.rows_inserted);
 	return found;
 }

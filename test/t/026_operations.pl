@@ -208,6 +208,77 @@ $kick = enqueue_as_loader('postgres', 'id,v\n51,a\n');
 ok(poll_until_finished($node, 'postgres', $kick), 'a job ran');
 ok($node->poll_query_until('postgres', "$stored = '0 0 0'"), 'with 0, the recent failure\'s bytes go too');
 
+# ------------------------------------------------------------ a retry older than a discard
+# A retry in a REPEATABLE READ transaction whose snapshot was taken before a discard
+# committed must not queue the job: its snapshot still shows the bytes. The discard updates
+# the job's row, so the retry's lock on it fails to serialize.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET ingest.keep_failed_data = -1; SELECT pg_reload_conf()});
+my $rr = enqueue_as_loader('postgres', 'id,v\n60,a\nbad,b\n');
+ok(poll_until_finished($node, 'postgres', $rr), 'a job failed');
+my $rr_session = $node->background_psql('postgres', on_error_stop => 0);
+$rr_session->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$rr_session->query_safe("SET LOCAL ROLE loader");
+is($rr_session->query_safe("SELECT state FROM ingest.upload_jobs WHERE id = $rr"), 'failed',
+	'a session took its snapshot');
+is($node->safe_psql('postgres', "SET ROLE loader; SELECT ingest.discard($rr) > 0"), 't',
+	'another session discarded the bytes');
+my ($rr_out, $rr_ret) = $rr_session->query("SELECT ingest.retry($rr)");
+like($rr_session->{stderr}, qr/could not serialize access due to concurrent update/,
+	'the older snapshot\'s retry fails to serialize');
+$rr_session->query('ROLLBACK');
+$rr_session->quit;
+is($node->safe_psql('postgres', "SELECT state FROM ingest.upload_jobs WHERE id = $rr"), 'failed',
+	'the job was not queued again');
+($rc, $out, $err) = $node->psql('postgres', "SET ROLE loader; SELECT ingest.retry($rr)");
+like($err, qr/cannot be retried: its stored bytes were discarded/, 'a new transaction is told why');
+
+# ------------------------------------------------------------ the LOG line is one line
+# A role that may create tables names one with a newline and the start of a forged line.
+$node->safe_psql('postgres', q{GRANT CREATE ON SCHEMA public TO loader});
+$node->safe_psql('postgres', qq{SET ROLE loader; CREATE TABLE "x\nLOG:  ingest job 4242 failed: owner acme" (n int)});
+$logpos = -s $node->logfile;
+my $forged = $node->safe_psql('postgres', q{
+	SET ROLE loader;
+	SELECT ingest.enqueue_data(oid::regclass, convert_to(E'n\n1\n', 'UTF8'))
+	  FROM pg_class WHERE relname LIKE E'x\nLOG:%'});
+ok(poll_until_finished($node, 'postgres', $forged), 'a job into that table finished');
+ok($node->wait_for_log(qr/ingest job $forged succeeded/, $logpos), 'it is logged');
+@lines = log_lines_since($node, $logpos, qr/ingest job $forged succeeded/);
+like($lines[0] // '', qr/target public\."x\\x0aLOG:  ingest job 4242 failed: owner acme", 1 rows inserted/,
+	'on one line, the newline in the name shown as \x0a');
+is(scalar(log_lines_since($node, $logpos, qr/^\s*LOG:  ingest job 4242/)), 0, 'no forged line');
+
+# ------------------------------------------------------------ ingest.workers across databases
+# A tenant's running job, seen by its role from a database without ingest.tenant_key: the
+# tenant cannot be told there, so nothing of the job is shown.
+$node->safe_psql('postgres', q{
+	CREATE DATABASE tenants;
+	ALTER DATABASE tenants SET ingest.tenant_key = 'app.tenant'});
+$node->safe_psql('tenants', q{
+	CREATE EXTENSION ingest;
+	CREATE TABLE gated (id int, org text DEFAULT current_setting('app.tenant'));
+	GRANT INSERT ON gated TO loader;
+	CREATE FUNCTION gate() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN PERFORM pg_advisory_xact_lock_shared(28); RETURN NEW; END $$;
+	CREATE TRIGGER gate BEFORE INSERT ON gated FOR EACH ROW EXECUTE FUNCTION gate();
+});
+$holder = $node->background_psql('tenants');
+$holder->query_safe('SELECT pg_advisory_lock(28)');
+my $tj = $node->safe_psql('tenants', q{SET ROLE loader; SET app.tenant = 'acme';
+	SELECT ingest.enqueue_data('gated', convert_to(E'id\n1\n', 'UTF8'))});
+ok($node->poll_query_until('tenants', "SELECT count(*) = 1 FROM ingest.workers WHERE job_id = $tj"),
+	'a tenant\'s job runs');
+is($node->safe_psql('tenants', "SET ROLE loader; SET app.tenant = 'acme'; SELECT owner || ' ' || target FROM ingest.workers WHERE job_id = $tj"),
+	'loader gated', 'its tenant sees it');
+is($node->safe_psql('tenants', "SET ROLE loader; SET app.tenant = 'globex'; SELECT count(job_id) FROM ingest.workers"),
+	'0', 'another tenant of the role does not');
+is($node->safe_psql('postgres', q{SET ROLE loader;
+	SELECT count(job_id) || '/' || count(owner) || '/' || count(bytes_total) FROM ingest.workers WHERE datname = 'tenants'}),
+	'0/0/0', 'nor does the role in a database without tenant key');
+$holder->query_safe('SELECT pg_advisory_unlock(28)');
+$holder->quit;
+ok(poll_until_finished($node, 'tenants', $tj), 'it finished');
+
 ok(!$node->log_contains(qr/terminated by signal|PANIC|was terminated/), 'no process crashed');
 $node->stop;
 done_testing();
