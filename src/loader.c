@@ -425,7 +425,8 @@ loader_bytes_done(IngestLoad *ld)
 void
 loader_feed(IngestLoad *ld, const char *buf, size_t len)
 {
-	size_t		off = ld->skip_left > 0 ? skip_lines(ld, buf, len) : 0;
+	/* a CR that ended the preamble at a buffer's end may have its LF in this one */
+	size_t		off = (ld->skip_left > 0 || ld->skip_after_cr) ? skip_lines(ld, buf, len) : 0;
 
 	while (off < len)
 	{
