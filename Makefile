@@ -8,6 +8,7 @@ OBJS = \
 	src/dropdir.o \
 	src/enqueue.o \
 	src/options.o \
+	src/parallel.o \
 	src/identity.o \
 	src/catalog.o \
 	src/jobs.o \

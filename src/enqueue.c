@@ -46,6 +46,7 @@
 #include "settings.h"
 #include "jobs.h"
 #include "options.h"
+#include "parallel.h"
 #include "reader.h"
 #include "shmem.h"
 #include "target.h"
@@ -256,6 +257,7 @@ enqueue_job(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");
 	if (head != NULL)
 		header_check_early(target, &opts, head);
+	parallel_check_enqueue(&opts, head);
 
 	memset(&spec, 0, sizeof(spec));
 	spec.owner = GetUserId();
@@ -330,4 +332,5 @@ enqueue_check_target(Oid target, Jsonb *options)
 
 	options_parse(options, &opts);
 	check_target(target, &opts);
+	parallel_check_enqueue(&opts, NULL);
 }
