@@ -34,6 +34,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "parser.h"
 
@@ -68,8 +71,8 @@ struct CsvpParser
 	bool		strict;
 	char	   *null_string;	/* NULL: the empty string */
 	size_t		null_len;
-	size_t		max_field_size;
-	size_t		max_record_size;
+	size_t		max_field_size; /* SIZE_MAX: no limit */
+	size_t		max_record_size;	/* SIZE_MAX: no limit */
 	int			max_fields;
 
 	TokState	state;
@@ -229,8 +232,8 @@ csvp_create(const CsvpOptions *options)
 	p->delimiter = options->delimiter;
 	p->quote = options->quote;
 	p->strict = options->strict_quotes;
-	p->max_field_size = options->max_field_size;
-	p->max_record_size = options->max_record_size;
+	p->max_field_size = options->max_field_size > 0 ? options->max_field_size : SIZE_MAX;
+	p->max_record_size = options->max_record_size > 0 ? options->max_record_size : SIZE_MAX;
 	p->max_fields = options->max_fields;
 
 	/* an empty null string is the default: an unquoted empty field is NULL */
@@ -369,9 +372,10 @@ overflow(CsvpParser *p, CsvpRecordError error, const char *buf, size_t avail)
 static inline CsvpRecordError
 limit_broken(const CsvpParser *p, size_t len)
 {
-	if (p->max_field_size > 0 && len > p->max_field_size)
+	if (len > p->max_field_size)
 		return CSVP_FIELD_TOO_LARGE;
-	if (p->max_record_size > 0 && p->cur_bytes + len > p->max_record_size)
+	/* cur_bytes is within the limit: no overflow */
+	if (len > p->max_record_size - p->cur_bytes)
 		return CSVP_RECORD_TOO_LARGE;
 	return CSVP_OK;
 }
@@ -385,17 +389,10 @@ start_field(CsvpParser *p, size_t raw)
 	p->field_quoted = false;
 }
 
-/*
- * The field in progress ends at raw offset raw_end (its terminator, a
- * delimiter or line end, or the end of input). Its text is stored when the
- * record ends (finish_fields); here only its place and whether it fits.
- */
+/* end_field's cases other than a field stored with room for it. */
 static void
-end_field(CsvpParser *p, size_t raw_end, const char *buf, size_t avail)
+end_field_slow(CsvpParser *p, size_t raw_end, size_t len, const char *buf, size_t avail)
 {
-	CsvpField  *f;
-	size_t		rawlen = raw_end - p->fstart;
-	size_t		len = rawlen - p->fsyntax;
 	CsvpRecordError broken;
 
 	if (p->oom)
@@ -403,7 +400,7 @@ end_field(CsvpParser *p, size_t raw_end, const char *buf, size_t avail)
 	if (p->cur_overflow != CSVP_OK)
 	{
 		/* the field that made the record too large may be too large itself */
-		if (p->over_in_field && p->max_field_size > 0 && len > p->max_field_size)
+		if (p->over_in_field && len > p->max_field_size)
 			p->cur_overflow = CSVP_FIELD_TOO_LARGE;
 		p->over_in_field = false;
 		return;
@@ -419,6 +416,28 @@ end_field(CsvpParser *p, size_t raw_end, const char *buf, size_t avail)
 		p->oom = true;
 		return;
 	}
+}
+
+/*
+ * The field in progress ends at raw offset raw_end (its terminator, a
+ * delimiter or line end, or the end of input). Its text is stored when the
+ * record ends (finish_fields); here only its place and whether it fits.
+ * Inline, for every field of every record comes here.
+ */
+static inline void
+end_field(CsvpParser *p, size_t raw_end, const char *buf, size_t avail)
+{
+	CsvpField  *f;
+	size_t		rawlen = raw_end - p->fstart;
+	size_t		len = rawlen - p->fsyntax;
+
+	if (p->cur_overflow != CSVP_OK || p->oom || p->nfields >= p->fields_cap ||
+		limit_broken(p, len) != CSVP_OK)
+	{
+		end_field_slow(p, raw_end, len, buf, avail);
+		if (p->cur_overflow != CSVP_OK || p->oom)
+			return;
+	}
 	f = &p->fields[p->nfields++];
 	/* raw offset and length until finish_fields */
 	f->off = p->fstart;
@@ -430,7 +449,7 @@ end_field(CsvpParser *p, size_t raw_end, const char *buf, size_t avail)
 }
 
 /* After a delimiter: a next field, if the record may have one. */
-static void
+static inline void
 next_field(CsvpParser *p, size_t raw_end, const char *buf, size_t avail)
 {
 	end_field(p, raw_end, buf, avail);
@@ -601,6 +620,42 @@ feed_ended(CsvpParser *p, const char *buf, size_t pos, size_t raw)
 }
 
 /*
+ * The first byte from s[pos] on that is not data for cls, c1 and c2 being
+ * the bytes other than CR and LF that are not (the delimiter and the quote;
+ * the quote twice inside quotes); len if none. Sixteen bytes at a time where
+ * SSE2 is there (every x86-64), for data is most of any file.
+ */
+static inline size_t
+skip_data(const unsigned char *s, size_t pos, size_t len, const unsigned char *cls,
+		  unsigned char c1, unsigned char c2)
+{
+#if defined(__SSE2__)
+	if (pos + 16 <= len)
+	{
+		const __m128i v1 = _mm_set1_epi8((char) c1);
+		const __m128i v2 = _mm_set1_epi8((char) c2);
+		const __m128i vcr = _mm_set1_epi8('\r');
+		const __m128i vlf = _mm_set1_epi8('\n');
+
+		do
+		{
+			__m128i		x = _mm_loadu_si128((const __m128i *) (s + pos));
+			__m128i		m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, v1), _mm_cmpeq_epi8(x, v2)),
+										 _mm_or_si128(_mm_cmpeq_epi8(x, vcr), _mm_cmpeq_epi8(x, vlf)));
+			int			mask = _mm_movemask_epi8(m);
+
+			if (mask != 0)
+				return pos + (size_t) __builtin_ctz((unsigned int) mask);
+			pos += 16;
+		} while (pos + 16 <= len);
+	}
+#endif
+	while (pos < len && cls[s[pos]] == CL_DATA)
+		pos++;
+	return pos;
+}
+
+/*
  * Tokenize up to len bytes, stopping after max_records records; the bytes
  * consumed. One function on purpose, longer than the others: it is the byte
  * loop of a state machine (state in p, so a chunk may end anywhere), and
@@ -661,14 +716,12 @@ tokenize(CsvpParser *p, const char *buf, size_t len, int max_records)
 				/* FALLTHROUGH */
 			case TS_UNQUOTED:
 				{
-					const unsigned char *cls = p->cls;
-
-					while (pos < len && cls[s[pos]] == CL_DATA)
-						pos++;
+					pos = skip_data(s, pos, len, p->cls, (unsigned char) p->delimiter,
+									(unsigned char) p->quote);
 					if (pos == len)
 						break;
 					c = s[pos++];
-					switch (cls[c])
+					switch (p->cls[c])
 					{
 						case CL_DELIM:
 							next_field(p, RAW(pos - 1), buf, pos);
@@ -693,11 +746,9 @@ tokenize(CsvpParser *p, const char *buf, size_t len, int max_records)
 				break;
 			case TS_QUOTED:
 				{
-					const unsigned char *qcls = p->qcls;
-					size_t		e = pos;
+					size_t		e = skip_data(s, pos, len, p->qcls, (unsigned char) p->quote,
+											  (unsigned char) p->quote);
 
-					while (e < len && qcls[s[e]] == CL_DATA)
-						e++;
 					if (e > pos)
 					{
 						p->prev_cr = false;
