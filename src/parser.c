@@ -85,7 +85,11 @@ struct CsvpParser
 	 * bytes fed. Then each field is ended in place: its terminating
 	 * delimiter or line end becomes its NUL, and a field with a quote in it
 	 * has its quotes taken out (the text only gets shorter). So data holds
-	 * the records as the file has them, each byte copied once.
+	 * the records as the file has them, each byte copied once. The limits
+	 * count text bytes, as before, so a record within them may hold up to
+	 * three times max_record_size here (`""x` is one text byte), the price
+	 * of not copying each field on its own; csvp_held_bytes counts the raw
+	 * bytes where they are more, so that batches stay bounded by them.
 	 */
 	size_t		rec_data_off;	/* start of the record in progress in data */
 	size_t		rec_raw;		/* raw offset of the next byte to tokenize */
@@ -1000,8 +1004,16 @@ csvp_error_message(CsvpRecordError error)
 	return "unknown parse error";
 }
 
+/*
+ * The field texts (what a batch's values are made from) or, where more,
+ * the raw bytes in data: a field's quotes stay there as gaps, so a file of
+ * quoted fields holds more than its text (up to three raw bytes for a text
+ * byte: `""x` gives x). Without quotes the two are equal.
+ */
 size_t
 csvp_held_bytes(const CsvpParser *p)
 {
-	return p->text_held + p->partial_len + p->nfields * sizeof(CsvpField);
+	size_t		text = p->text_held + p->partial_len;
+
+	return (text > p->data_len ? text : p->data_len) + p->nfields * sizeof(CsvpField);
 }
