@@ -92,11 +92,12 @@ convert_invalid_text(const char *s, size_t len)
  * Is every byte of buf text in the server encoding, NUL-free, with what the
  * previous chunk left in cc? Then so is every field the parser makes of
  * these bytes, and convert_record need not check them one by one (about
- * 1,100 instructions a row of the bench file, 4 % of a load, against 130): fields are cut at ASCII bytes (delimiter, quote, line ends) and
+ * 1,100 instructions a row of the bench file, 4 % of a load, against 130
+ * here): fields are cut at ASCII bytes (delimiter, quote, line ends) and
  * lose only ASCII quotes, and in every server encoding a byte below 0x80 is
  * a whole character, never part of another. False says only that some field
- * may be invalid: the caller then checks each field, which finds it (or the
- * conservative cases below, which it finds valid after all).
+ * may be invalid: the caller then checks each field, which finds it (or, in
+ * the conservative cases below, finds them all valid after all).
  *
  * A character the chunk's end cuts is checked whole with the next chunk's
  * first bytes; one still cut by the end of that chunk too, or by the end of
