@@ -38,3 +38,16 @@ SELECT wait_for_state(:j1, 'succeeded'), wait_for_state(:j2, 'succeeded');
 SELECT * FROM job(:j1);
 SELECT * FROM job(:j2);
 SELECT * FROM par_t ORDER BY id;
+
+-- skip_lines: a preamble whose last line ends in a CRLF cut by the end of a read (the
+-- CR the last byte of the first 256 kB read,
+-- the LF the first of the next): the LF ends the same line, so the rejected record is
+-- on line 4, as it would be with the CRLF in one read (parts are cut by this count too)
+CREATE TABLE par_skip (id int PRIMARY KEY, a text);
+SELECT ingest.enqueue_data('par_skip',
+    csv(repeat('x', 262144 - 1) || E'\r\nid,a\n1,x\nbad,y\n2,z\n'),
+    '{"skip_lines": 1, "max_errors": 1}') AS j3 \gset
+SELECT wait_for_state(:j3, 'succeeded');
+SELECT * FROM job(:j3);
+SELECT * FROM errors(:j3);
+SELECT * FROM par_skip ORDER BY id;
