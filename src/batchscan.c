@@ -272,6 +272,13 @@ rescan_batch_scan(CustomScanState *node)
 	batch_scan_rewind();
 }
 
+/* Is plan the batch scan of ingest's own INSERT? */
+bool
+batchscan_is_own_plan(Plan *plan)
+{
+	return IsA(plan, CustomScan) && ((CustomScan *) plan)->methods == &batch_scan_methods;
+}
+
 void
 batchscan_install(void)
 {
