@@ -8,29 +8,37 @@
  * of the gap to COPY. Here the same plan is started as the owner
  * (ExecutorStart: permissions, and ExecInitModifyTable's RLS WITH CHECK
  * expressions, indexes, transition capture), then the loop of ExecInsert is
- * run here: each row the batch scan gives is copied into one of up to
- * MULTI_MAX_ROWS slots (its stored generated columns computed), and the
- * slots go to table_multi_insert with a BulkInsertState when there are
- * MULTI_MAX_ROWS of them or MULTI_MAX_BYTES, as COPY does. Then, row by row
- * in file order: RLS WITH CHECK, NOT NULL and CHECK constraints, the
- * partition constraint of a partition loaded directly, index entries
- * (unique, exclusion) and the AFTER ROW trigger events. Statement triggers
- * and ExecutorFinish (AFTER triggers, foreign keys) are run as the executor
- * runs them. COPY's own code is no use: it never evaluates WITH CHECK.
+ * run here, in ExecInsert's order for each row the batch scan gives: its
+ * stored generated columns, RLS WITH CHECK, NOT NULL and CHECK constraints
+ * (domains were checked when the values were made), the partition
+ * constraint of a partition loaded directly. A row that passes is copied
+ * into one of up to MULTI_MAX_ROWS slots, which go to table_multi_insert
+ * with a BulkInsertState when there are MULTI_MAX_ROWS of them or
+ * MULTI_MAX_BYTES, as COPY does; then, row by row in file order, its index
+ * entries (unique and exclusion checks) and its AFTER ROW trigger events.
+ * Statement triggers and ExecutorFinish (AFTER triggers, foreign keys) run
+ * as the executor runs them. COPY's own code is no use: it never evaluates
+ * WITH CHECK options.
  *
- * Checking a row after its heap tuple is written, not before, changes
- * nothing anyone can see (a failed check aborts the (sub)transaction that
- * wrote it, before any index points at it) and makes errors come in the
- * row order of the per-row path: a CHECK failure on a later row cannot come
- * before a duplicate key on an earlier one. The batch's mark says which row
- * each check is for, so isolate.c blames and bisects exactly as before.
+ * The batch's mark says which row each check or index entry is for (-1
+ * while the heap is written), so an error is blamed on its row and
+ * isolate.c sets records aside exactly as on the per-row path. One
+ * difference: a row's index entries are made after the rows buffered with
+ * it were checked, so when one flush holds both a duplicate key and, on a
+ * later line, a failed check, the check fails first. With max_errors the
+ * same records are rejected in the same order (isolate.c retries the rows
+ * before the one to blame first); with max_errors 0 the job's error may
+ * name the later line, as it already may for a value that does not convert.
+ * And the defaults of rows buffered after a duplicate key were computed
+ * before it failed: sequences can show bigger gaps.
  *
  * Not every INSERT can take this path; multiinsert_unbatchable says when the
- * per-row path is kept: the cases where COPY too inserts row by row (BEFORE
- * or INSTEAD OF row triggers, foreign tables, volatile defaults, partitioned
- * targets: see there), those where the result could differ from the per-row
- * INSERT's (volatile WITH CHECK or CHECK expressions, which could see the
- * rows before them), ON CONFLICT, and any plan the rules rewrote.
+ * per-row path is kept: where COPY too inserts row by row (BEFORE or
+ * INSTEAD OF row triggers, foreign tables, volatile defaults), partitioned
+ * targets (COPY buffers per partition; not done here, to stay simple),
+ * where the result could differ from the per-row INSERT's (volatile WITH
+ * CHECK or CHECK expressions could see the rows before them in the heap),
+ * ON CONFLICT, and any plan the rules rewrote.
  */
 #include "postgres.h"
 
@@ -188,7 +196,7 @@ multiinsert_unbatchable(CachedPlanSource *src, CachedPlan *cplan, Oid *relid)
 	return why;
 }
 
-/* Write the buffered rows, then check, index and queue the triggers of each, in order. */
+/* Write the buffered rows, then index each and queue its AFTER ROW triggers, in order. */
 static void
 flush(MultiInsert *mi)
 {
@@ -209,12 +217,6 @@ flush(MultiInsert *mi)
 
 		CHECK_FOR_INTERRUPTS();
 		b->mark_row = mi->rows[i];
-		if (rri->ri_WithCheckOptions != NIL)
-			ExecWithCheckOptions(WCO_RLS_INSERT_CHECK, rri, slot, estate);
-		if (mi->rel->rd_att->constr)
-			ExecConstraints(rri, slot, estate);
-		if (mi->partition_check)
-			ExecPartitionCheck(rri, slot, estate, true);
 		if (rri->ri_NumIndices > 0)
 			recheck = compat_insert_index_tuples(rri, slot, estate);
 		ExecARInsertTriggers(estate, rri, slot, recheck, mi->tcs);
@@ -265,8 +267,15 @@ run_loop(MultiInsert *mi, QueryDesc *qd)
 		ExecCopySlot(slot, planslot);
 		slot->tts_tableOid = RelationGetRelid(mi->rel);
 		mi->rows[mi->n] = mi->b->mark_row;
+		/* ExecInsert's checks, in its order, before the row is buffered */
 		if (generated)
 			ExecComputeStoredGenerated(mi->rri, estate, slot, CMD_INSERT);
+		if (mi->rri->ri_WithCheckOptions != NIL)
+			ExecWithCheckOptions(WCO_RLS_INSERT_CHECK, mi->rri, slot, estate);
+		if (mi->rel->rd_att->constr)
+			ExecConstraints(mi->rri, slot, estate);
+		if (mi->partition_check)
+			ExecPartitionCheck(mi->rri, slot, estate, true);
 		mi->bytes += ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
 		mi->n++;
 		if (mi->n == MULTI_MAX_ROWS || mi->bytes >= MULTI_MAX_BYTES)
