@@ -155,6 +155,7 @@ multiinsert_unbatchable(CachedPlanSource *src, CachedPlan *cplan, Oid *relid)
 	query = linitial_node(Query, src->query_list);
 	stmt = linitial_node(PlannedStmt, cplan->stmt_list);
 	if (query->commandType != CMD_INSERT || stmt->commandType != CMD_INSERT ||
+		query->querySource != QSRC_ORIGINAL || !query->canSetTag ||
 		query->hasModifyingCTE || stmt->hasModifyingCTE || !IsA(stmt->planTree, ModifyTable))
 		return "rules rewrote the INSERT";
 	mt = (ModifyTable *) stmt->planTree;
