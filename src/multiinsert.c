@@ -262,21 +262,27 @@ run_loop(MultiInsert *mi, QueryDesc *qd)
 		planslot = ExecProcNode(sub);
 		if (TupIsNull(planslot))
 			break;
+		/*
+		 * ExecInsert's checks, in its order, on the scan's virtual slot,
+		 * whose values need no deforming (as COPY checks its slot before the
+		 * heap tuple is formed)
+		 */
+		planslot->tts_tableOid = RelationGetRelid(mi->rel);
+		if (generated)
+			ExecComputeStoredGenerated(mi->rri, estate, planslot, CMD_INSERT);
+		if (mi->rri->ri_WithCheckOptions != NIL)
+			ExecWithCheckOptions(WCO_RLS_INSERT_CHECK, mi->rri, planslot, estate);
+		if (mi->rel->rd_att->constr)
+			ExecConstraints(mi->rri, planslot, estate);
+		if (mi->partition_check)
+			ExecPartitionCheck(mi->rri, planslot, estate, true);
+
 		if (mi->n == mi->nslots_made)
 			mi->slots[mi->nslots_made++] = table_slot_create(mi->rel, &estate->es_tupleTable);
 		slot = mi->slots[mi->n];
 		ExecCopySlot(slot, planslot);
 		slot->tts_tableOid = RelationGetRelid(mi->rel);
 		mi->rows[mi->n] = mi->b->mark_row;
-		/* ExecInsert's checks, in its order, before the row is buffered */
-		if (generated)
-			ExecComputeStoredGenerated(mi->rri, estate, slot, CMD_INSERT);
-		if (mi->rri->ri_WithCheckOptions != NIL)
-			ExecWithCheckOptions(WCO_RLS_INSERT_CHECK, mi->rri, slot, estate);
-		if (mi->rel->rd_att->constr)
-			ExecConstraints(mi->rri, slot, estate);
-		if (mi->partition_check)
-			ExecPartitionCheck(mi->rri, slot, estate, true);
 		mi->bytes += ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
 		mi->n++;
 		if (mi->n == MULTI_MAX_ROWS || mi->bytes >= MULTI_MAX_BYTES)
