@@ -171,7 +171,10 @@ identity_apply_settings(Jsonb *settings)
 				 * applied with a plain user's rights whoever the owner is:
 				 * in the session it may have been a placeholder anybody could
 				 * set, which this worker, having loaded its module, knows as
-				 * superuser-only; it is then skipped with a warning.
+				 * superuser-only; it is then skipped with a warning. But
+				 * ingest.batched_insert, which ingest defines in every backend
+				 * (no placeholder), so only a superuser (or a role granted SET
+				 * on it) can have set it.
 				 */
 				(void) set_config_option(name,
 										 pnstrdup(v.val.string.val, v.val.string.len),
