@@ -48,6 +48,7 @@
 #include "isolate.h"
 #include "loader.h"
 #include "loader_internal.h"
+#include "multiinsert.h"
 #include "parser.h"
 #include "shmem.h"
 #include "target.h"
@@ -117,6 +118,8 @@ loader_init(void)
 							10000, 0, INT_MAX,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+
+	multiinsert_init();
 }
 
 

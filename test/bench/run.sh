@@ -9,7 +9,8 @@
 #   PORT=5460         5460..5469 only
 #   RUN_DIR=/tmp/ingest-bench-$PORT   cluster data, socket and server log
 #   DATA_DIR=test/bench/data          where the CSV files are generated (kept between runs)
-#   METHODS=a,b,...   subset of: copy_plain ingest_plain copy_tenant ingest_rls ingest_data_rls
+#   METHODS=a,b,...   subset of: copy_plain ingest_plain ingest_plain_perrow copy_tenant ingest_rls
+#                     ingest_rls_perrow ingest_data_rls
 #                     insert_select_rls psycopg_rls (default: all)
 #   BATCH_ROWS=N      sets ingest.batch_rows in postgresql.conf
 #   COMMIT_EVERY=N    adds "commit_every": N to the job options

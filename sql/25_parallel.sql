@@ -1,4 +1,4 @@
--- 23_parallel: the "parallel" option. This version loads every file with one worker:
+-- 25_parallel: the "parallel" option. This version loads every file with one worker:
 -- false and an absent option load as before; true is refused at enqueue, naming what keeps
 -- the source from being split when something does (compression, another encoding, no
 -- commit_every without max_prepared_transactions), and nothing is queued.
