@@ -17,10 +17,13 @@ OBJS = \
 	src/jobs_data.o \
 	src/joblog.o \
 	src/jobs_dir.o \
+	src/jobs_parts.o \
+	src/split.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \
 	src/worker_hold.o \
+	src/worker_parts.o \
 	src/outcome.o \
 	src/reader.o \
 	src/decode.o \

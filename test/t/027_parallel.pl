@@ -1,9 +1,11 @@
-# The "parallel" option where it depends on the server's configuration: without
-# max_prepared_transactions a load without commit_every could never be split (its parts
-# would have to commit together by two-phase commit), and "parallel": true says so; with
-# it, or with commit_every, true is refused because this version loads every file with one
-# worker. Nothing is queued by a refusal; false loads as always; no prepared transaction
-# is ever left behind.
+# One file, several workers (the option "parallel"). A file cut into parts by a low
+# ingest.parallel_min_bytes is loaded by the job's worker and the idle workers that help
+# it, with the table's contents, the counters and the rejected records (their physical
+# line numbers and record numbers) of a load by one worker. A part that fails fails the
+# job; a worker killed mid-load leaves its parts to be taken back, and only what no part
+# committed is loaded again; a cancel stops every worker of the job; a second role's job
+# still gets a worker while a parallel job runs, as helpers count against
+# ingest.max_running_per_role. The refusals at enqueue; no prepared transaction anywhere.
 use strict;
 use warnings;
 
@@ -12,47 +14,133 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IngestTest;
 
-my $node = ingest_node('parallel', conf => "max_prepared_transactions = 0\n");
-$node->safe_psql('postgres',
-	'CREATE EXTENSION ingest; CREATE TABLE t (job int, n int, PRIMARY KEY (job, n))');
+my $dir = PostgreSQL::Test::Utils::tempdir;
+chmod 0755, $dir;
+my $node = ingest_node('parallel', conf => qq{
+max_prepared_transactions = 0
+ingest.max_workers = 3
+ingest.max_running_per_role = 3
+ingest.batch_rows = 50
+ingest.parallel_min_bytes = 8000
+ingest.allowed_dirs = '$dir'
+ingest.worker_idle_timeout = '2min'
+restart_after_crash = on
+});
 
-my $csv = "E'job,n\\n1,1\\n1,2\\n1,3\\n'";
-
-sub refusal
+# The file: 3000 records of about 30 bytes (90 kB: 11 parts of 8 kB), with quoted fields
+# holding line ends (a CR, an LF, a CRLF) and commas, CRLF line ends here and there, blank
+# lines, and bad records (a qty that is no integer, a key seen twice).
+sub write_csv
 {
-	my ($options) = @_;
-	my ($ret, $out, $err) = $node->psql('postgres',
-		"SELECT ingest.enqueue_data('t', convert_to($csv, 'UTF8'), '$options')");
-	isnt($ret, 0, "$options is refused");
-	return $err;
+	my ($path, $bad_lines) = @_;
+	open(my $fh, '>', $path) or die "$path: $!";
+	binmode $fh;
+	print $fh "id,name,qty\n";
+	for my $i (1 .. 3000)
+	{
+		my $name = "name $i";
+		$name = "\"line one\nline two $i\"" if $i % 97 == 0;
+		$name = "\"a, b\r\nc $i\"" if $i % 131 == 0;
+		$name = "\"cr\rhere $i\"" if $i % 173 == 0;
+		my $qty = $i % 1000;
+		$qty = 'x' if $bad_lines && $i % 250 == 0;
+		my $id = $i;
+		$id = $i - 1 if $bad_lines && $i % 777 == 0;    # a duplicate key
+		my $end = $i % 11 == 0 ? "\r\n" : "\n";
+		print $fh "$id,$name,$qty$end";
+		print $fh "\n" if $i % 400 == 0;
+	}
+	close $fh;
+	chmod 0644, $path;
+}
+write_csv("$dir/bad.csv", 1);
+write_csv("$dir/good.csv", 0);
+
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION ingest;
+	CREATE ROLE alice NOLOGIN IN ROLE pg_read_server_files;
+	CREATE ROLE bob NOLOGIN;
+	GRANT USAGE ON SCHEMA public TO alice, bob;
+	CREATE FUNCTION mk(name text) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+		EXECUTE format('CREATE TABLE %I (id int PRIMARY KEY, name text, qty int, loaded_by int DEFAULT pg_backend_pid())', name);
+		EXECUTE format('ALTER TABLE %I OWNER TO alice', name);
+	END $$;
+	SELECT mk(t) FROM unnest(ARRAY['one', 'par', 'one_g', 'par_g', 'crash', 'canc', 'fail1', 'failp']) t;
+	-- a slow table: each row takes a little time, so that a load lasts
+	CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$;
+	CREATE TRIGGER slow BEFORE INSERT ON crash FOR EACH ROW EXECUTE FUNCTION slow();
+	CREATE TRIGGER slow BEFORE INSERT ON canc FOR EACH ROW EXECUTE FUNCTION slow();
+	CREATE TRIGGER slow BEFORE INSERT ON par_g FOR EACH ROW EXECUTE FUNCTION slow();
+	CREATE TABLE bobs (id int PRIMARY KEY, name text, qty int);
+	ALTER TABLE bobs OWNER TO bob;
+});
+
+sub enqueue
+{
+	my ($role, $table, $file, $options) = @_;
+	return $node->safe_psql('postgres',
+		"SET ROLE $role; SELECT ingest.enqueue_file('$table', '$dir/$file', '$options')");
 }
 
-is($node->safe_psql('postgres', 'SHOW max_prepared_transactions'), '0',
-	'max_prepared_transactions is 0');
-like(refusal('{"parallel": true}'),
-	qr/ERROR:  ingest option "parallel" is true, but this source cannot be loaded in parts: without "commit_every" .* max_prepared_transactions is 0/,
-	'without commit_every the refusal names max_prepared_transactions');
-like(refusal('{"parallel": true, "commit_every": 2}'),
-	qr/ERROR:  ingest option "parallel" is true, but this version of ingest loads every file with one worker/,
-	'with commit_every the refusal says that parts are not run yet');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM ingest.upload_jobs'), '0',
-	'a refusal queues nothing');
+sub finished
+{
+	my ($id) = @_;
+	ok(poll_until_finished($node, 'postgres', $id), "job $id finished");
+	return $node->safe_psql('postgres',
+		"SELECT state || ' ' || rows_inserted || ' ' || rows_rejected || ' ' || records_done || ' ' || bytes_done "
+		  . "|| ' ' || coalesce(last_error, '') FROM ingest.upload_jobs WHERE id = $id");
+}
 
-# false: one worker loads the file
-my $id = enqueue_rows($node, 'postgres', 't', 2, 5000, '{"parallel": false}');
-ok(poll_until_finished($node, 'postgres', $id), 'a job with parallel false ran');
-my $job = job_row($node, 'postgres', $id);
-is($job->{state}, 'succeeded', 'and succeeded');
-is($job->{rows_inserted}, 5000, 'with its 5000 rows');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE job = 2'), '5000',
-	'which are in the table');
+sub errors_of
+{
+	my ($id) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT string_agg(line_number || ' ' || record_number || ' ' || sqlstate || ' ' "
+		  . "|| regexp_replace(message, '\"\\w+_pkey\"', 'the key') || ' ' || raw_line, E'\\n' "
+		  . "ORDER BY line_number, record_number) FROM ingest.job_errors WHERE job_id = $id");
+}
 
-# with max_prepared_transactions, the refusal no longer blames it
-$node->append_conf('postgresql.conf', "max_prepared_transactions = 4\n");
-$node->restart;
-like(refusal('{"parallel": true}'),
-	qr/ERROR:  ingest option "parallel" is true, but this version of ingest loads every file with one worker/,
-	'with max_prepared_transactions the refusal is only that parts are not run yet');
+sub parts_of
+{
+	my ($id) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT count(*) || ' ' || count(*) FILTER (WHERE state = 'done') FROM ingest_private.job_parts WHERE job_id = $id");
+}
+
+sub same_rows
+{
+	my ($a, $b) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT (SELECT count(*) FROM (SELECT id, name, qty FROM $a EXCEPT SELECT id, name, qty FROM $b) x) "
+		  . "+ (SELECT count(*) FROM (SELECT id, name, qty FROM $b EXCEPT SELECT id, name, qty FROM $a) y)");
+}
+
+# ---- the same file by one worker and by several
+my $opts = '{"commit_every": 100, "max_errors": 1000';
+my $one = enqueue('alice', 'one', 'bad.csv', $opts . ', "parallel": false}');
+my $one_out = finished($one);
+my $par = enqueue('alice', 'par', 'bad.csv', $opts . ', "parallel": true}');
+my $par_out = finished($par);
+like($one_out, qr/^succeeded 2985 15 3000 \d+ $/, 'one worker: 2985 rows, 15 rejected');
+is($par_out, $one_out, 'in parts: the same state and counters (bytes included)');
+is(parts_of($one), '0 0', 'the one-worker job has no parts');
+like(parts_of($par), qr/^(\d+) \1$/, 'the parallel job\'s parts are all done');
+cmp_ok((split / /, parts_of($par))[0], '>=', 3, 'and there are at least 3 of them');
+is(same_rows('one', 'par'), '0', 'the same rows in the table');
+is(errors_of($par), errors_of($one), 'the same rejected records, lines and record numbers');
+note errors_of($par);
+
+# a good file, into a slow table, with helpers: rows from several workers
+my $g1 = enqueue('alice', 'one_g', 'good.csv', '{"commit_every": 100, "parallel": false}');
+my $g2 = enqueue('alice', 'par_g', 'good.csv', '{"commit_every": 100}');
+is(finished($g2), finished($g1), 'without the option a file of 2 x parallel_min_bytes is split: the same outcome');
+is(same_rows('one_g', 'par_g'), '0', 'and the same rows');
+cmp_ok($node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM par_g'), '>=', 2,
+	'loaded by more than one worker');
+is($node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM one_g'), '1',
+	'"parallel": false: by one');
 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
 	'no prepared transaction is left');
