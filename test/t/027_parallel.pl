@@ -55,6 +55,20 @@ sub write_csv
 }
 write_csv("$dir/bad.csv", 1);
 write_csv("$dir/good.csv", 0);
+# one bad record, in a middle part
+{
+	open(my $in, '<', "$dir/good.csv") or die;
+	binmode $in;
+	local $/;
+	my $text = <$in>;
+	close $in;
+	$text =~ s/\n1800,name 1800,800\n/\n1800,name 1800,oops\n/ or die 'no record 1800';
+	open(my $out, '>', "$dir/one_bad.csv") or die;
+	binmode $out;
+	print $out $text;
+	close $out;
+	chmod 0644, "$dir/one_bad.csv";
+}
 
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION ingest;
@@ -141,6 +155,70 @@ cmp_ok($node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM par_g
 	'loaded by more than one worker');
 is($node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM one_g'), '1',
 	'"parallel": false: by one');
+
+# ---- a part fails (max_errors 0): the job fails as with one worker, naming the record
+my $f1 = enqueue('alice', 'fail1', 'one_bad.csv', '{"commit_every": 100, "parallel": false}');
+my $f1_out = finished($f1);
+my $fp = enqueue('alice', 'failp', 'one_bad.csv', '{"commit_every": 100, "parallel": true}');
+my $fp_out = finished($fp);
+like($f1_out, qr/^failed .* line 1846: column "qty": invalid input syntax for type integer: "oops"$/,
+	'one worker: the job fails at the bad record');
+note "one worker: $f1_out\nin parts: $fp_out";
+is((split / /, $fp_out, 2)[0], 'failed', 'in parts: the job fails too');
+is((split /: /, $fp_out, 2)[1], (split /: /, $f1_out, 2)[1], 'with the same message, line and all');
+is(errors_of($fp), errors_of($f1), 'and the same rejected record');
+like(parts_of($fp), qr/^\d+ \d+$/, 'its parts stay for a retry');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM ingest_private.job_parts WHERE job_id = $fp AND state = 'running'"), '0',
+	'none of them running');
+
+# ---- a worker is killed mid-load: the parts are taken back, nothing is loaded twice
+my $cr = enqueue('alice', 'crash', 'good.csv', '{"commit_every": 50, "parallel": true}');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) >= 2 FROM ingest.workers WHERE job_id = $cr AND rows > 0"),
+	'the job is loaded by two workers');
+my $victim = $node->safe_psql('postgres',
+	"SELECT pid FROM ingest.workers WHERE job_id = $cr AND rows > 0 ORDER BY pid DESC LIMIT 1");
+my $before = $node->safe_psql('postgres', "SELECT records_done FROM ingest.upload_jobs WHERE id = $cr");
+note "killing worker $victim of job $cr at $before records";
+kill 'KILL', $victim;
+my $cr_out = finished($cr);
+like($cr_out, qr/^succeeded 3000 0 3000 \d+ $/, 'after the crash the job succeeded with every record once');
+is($node->safe_psql('postgres', 'SELECT count(*) || \' \' || count(DISTINCT id) FROM crash'), '3000 3000',
+	'3000 rows in the table, no duplicate');
+is(same_rows('one_g', 'crash'), '0', 'the file\'s rows');
+cmp_ok($node->safe_psql('postgres', "SELECT worker_deaths FROM ingest.upload_jobs WHERE id = $cr"), '>=', 1,
+	'the death was counted');
+
+# ---- cancel: every worker of the job stops
+my $cc = enqueue('alice', 'canc', 'good.csv', '{"commit_every": 50, "parallel": true}');
+ok($node->poll_query_until('postgres',
+	"SELECT records_done >= 100 FROM ingest.upload_jobs WHERE id = $cc"), 'the job to cancel is under way');
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT ingest.cancel($cc)"), 't', 'ingest.cancel');
+like(finished($cc), qr/^cancelled /, 'the job is cancelled');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM ingest.workers WHERE job_id = $cc"),
+	'no worker runs it any more');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM ingest_private.job_parts WHERE job_id = $cc AND state = 'running'"), '0',
+	'none of its parts is running');
+is($node->safe_psql('postgres',
+	"SELECT (SELECT count(*) FROM canc) = rows_inserted FROM ingest.upload_jobs WHERE id = $cc"), 't',
+	'rows_inserted counts the rows the parts committed');
+
+# ---- helpers count against ingest.max_running_per_role: another role gets a worker
+$node->safe_psql('postgres', "ALTER SYSTEM SET ingest.max_running_per_role = 1; SELECT pg_reload_conf()");
+$node->safe_psql('postgres', 'TRUNCATE par_g');
+my $slow = enqueue('alice', 'par_g', 'good.csv', '{"commit_every": 100, "parallel": true}');
+ok($node->poll_query_until('postgres',
+	"SELECT records_done >= 100 FROM ingest.upload_jobs WHERE id = $slow"), 'alice\'s parallel job is under way');
+my $b = $node->safe_psql('postgres',
+	"SET ROLE bob; SELECT ingest.enqueue_data('bobs', convert_to(E'id,name,qty\\n1,b,1\\n', 'UTF8'))");
+like(finished($b), qr/^succeeded 1 0 /, 'bob\'s job ran');
+is($node->safe_psql('postgres', "SELECT state FROM ingest.upload_jobs WHERE id = $slow"), 'running',
+	'while alice\'s was still running');
+like(finished($slow), qr/^succeeded 3000 0 3000 /, 'alice\'s job succeeded');
+is($node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM par_g'), '1',
+	'with max_running_per_role 1, by its own worker alone');
 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
 	'no prepared transaction is left');
