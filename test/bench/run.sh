@@ -10,8 +10,9 @@
 #   RUN_DIR=/tmp/ingest-bench-$PORT   cluster data, socket and server log
 #   DATA_DIR=test/bench/data          where the CSV files are generated (kept between runs)
 #   METHODS=a,b,...   subset of: copy_plain ingest_plain ingest_plain_perrow copy_tenant ingest_rls
-#                     ingest_rls_perrow ingest_data_rls
+#                     ingest_rls_perrow ingest_data_rls ingest_plain_parallel ingest_rls_parallel
 #                     insert_select_rls psycopg_rls (default: all)
+#   PARALLEL_COMMIT_EVERY=100000      commit_every of the parallel methods (a load in parts needs it)
 #   BATCH_ROWS=N      sets ingest.batch_rows in postgresql.conf
 #   COMMIT_EVERY=N    adds "commit_every": N to the job options
 #   INGEST_OPTIONS='{"...": ...}'      more job options (jsonb)
@@ -39,7 +40,9 @@ MAX_WAL_SIZE=${MAX_WAL_SIZE:-8GB}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PY=/usr/bin/python3     # Debian's python3-psycopg lives here, not in a pyenv python
 
-if [ "$PORT" -lt 5460 ] || [ "$PORT" -gt 5469 ]; then
+# (the cluster listens on a Unix socket in RUN_DIR only; PORT_ANY=1 lets a session given
+# another port range use it)
+if [ "${PORT_ANY:-0}" != 1 ] && { [ "$PORT" -lt 5460 ] || [ "$PORT" -gt 5469 ]; }; then
     echo "PORT must be in 5460..5469 (5440..5459 belong to other work)" >&2
     exit 2
 fi
