@@ -62,6 +62,25 @@ SELECT count(*) >= 3 AS three_parts_or_more, bool_and(state = 'done') AS all_don
 SELECT line_number, record_number, sqlstate, message FROM ingest.job_errors WHERE job_id = :jp
  ORDER BY line_number;
 SELECT count(*) AS rows, sum(n) AS sum_n FROM par_d;
+-- every part loads as the job's owner: a policy's WITH CHECK rejects the same records in
+-- all parts, whichever worker loads them
+CREATE TABLE par_rls (id int PRIMARY KEY, note text, n int);
+ALTER TABLE par_rls ENABLE ROW LEVEL SECURITY;
+ALTER TABLE par_rls FORCE ROW LEVEL SECURITY;
+CREATE POLICY small_n ON par_rls FOR INSERT TO regress_plain WITH CHECK (n < 40);
+CREATE POLICY read_all ON par_rls FOR SELECT TO regress_plain USING (true);
+GRANT INSERT, SELECT ON par_rls TO regress_plain;
+SET ROLE regress_plain;
+SELECT ingest.enqueue_data('par_rls', csv('id,note,n' || E'\n' || :'body' || E'\n'),
+    '{"commit_every": 5, "max_errors": 30, "parallel": true}') AS jr \gset
+RESET ROLE;
+SELECT wait_for_state(:jr, 'succeeded');
+SELECT state, rows_inserted, rows_rejected FROM ingest.upload_jobs WHERE id = :jr;
+SELECT count(*) > 1 AS parts FROM ingest_private.job_parts WHERE job_id = :jr;
+SELECT sqlstate, count(*), min(record_number), max(record_number) FROM ingest.job_errors
+ WHERE job_id = :jr GROUP BY sqlstate ORDER BY sqlstate;
+SELECT max(n) AS max_n, count(*) AS rows FROM par_rls;
+
 -- the workers' table: no other role reads or changes it
 SET ROLE regress_plain;
 SELECT try($$SELECT count(*) FROM ingest_private.job_parts$$);
