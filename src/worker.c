@@ -10,6 +10,10 @@
  * the worker mid-job, and the job is then taken back as an orphan by the
  * next worker of the database.
  *
+ * A job with parts (one file loaded by several workers) is driven by
+ * worker_parts.c; a worker that finds no job to start helps a running job of
+ * its owner and tenant with a part (jobs_claim_part), as a job of its own.
+ *
  * Idle workers leave after ingest.worker_idle_timeout so that DROP DATABASE
  * and CREATE DATABASE ... TEMPLATE are not kept waiting for long.
  *
