@@ -22,6 +22,9 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "identity.h"
 
 #include "jobs_internal.h"
 
@@ -167,6 +170,12 @@ jobs_part_claim(int64 job_id, JobPart *part)
 /*
  * Parts left running by workers that are gone, and failed parts (the job
  * is being tried again), go back to the queue; done parts stay done.
+ *
+ * As for the orphans of jobs (jobs_requeue_orphans): the snapshot first,
+ * the live workers second. A helper publishes its job in shared memory
+ * before its claim of a part commits, so every part this snapshot sees
+ * running under a live helper is in the list; the other way round, a claim
+ * committed in between would look abandoned and its part run twice.
  */
 void
 jobs_parts_requeue(int64 job_id, JobsLiveFn live_jobs, int max_live, bool failed_too)
@@ -178,7 +187,20 @@ jobs_parts_requeue(int64 job_id, JobsLiveFn live_jobs, int max_live, bool failed
 	int			k = 0;
 	Oid			types[3] = {INT8OID, INT4ARRAYOID, BOOLOID};
 	Datum		values[3];
+	IdentitySave save;
+	SPIPlanPtr	plan;
+	Snapshot	snap;
+	int			rc;
 
+	SPI_connect();
+	identity_enter_system(&save);
+	plan = SPI_prepare("UPDATE ingest_private.job_parts SET state = 'queued', worker_pid = NULL "
+					   "WHERE job_id = $1 AND ((state = 'running' AND worker_pid <> ALL ($2)) "
+					   "  OR (state = 'failed' AND $3))", 3, types);
+	if (plan == NULL)
+		elog(ERROR, "ingest: could not prepare the take-back of parts: %s",
+			 SPI_result_code_string(SPI_result));
+	snap = RegisterSnapshot(GetLatestSnapshot());
 	n = live_jobs(pids, ids, max_live);
 	elems = palloc(sizeof(Datum) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -187,11 +209,11 @@ jobs_parts_requeue(int64 job_id, JobsLiveFn live_jobs, int max_live, bool failed
 	values[0] = Int64GetDatum(job_id);
 	values[1] = PointerGetDatum(construct_array(elems, k, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 	values[2] = BoolGetDatum(failed_too);
-	SPI_connect();
-	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = 'queued', worker_pid = NULL "
-					   "WHERE job_id = $1 AND ((state = 'running' AND worker_pid <> ALL ($2)) "
-					   "  OR (state = 'failed' AND $3))",
-					   3, types, values, NULL, false);
+	rc = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, false, true, 0);
+	if (rc < 0)
+		elog(ERROR, "ingest: could not take back parts: %s", SPI_result_code_string(rc));
+	UnregisterSnapshot(snap);
+	identity_leave_system(&save);
 	SPI_finish();
 }
 
