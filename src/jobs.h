@@ -104,8 +104,7 @@ typedef struct JobPart
 typedef enum JobPartEnd
 {
 	JOB_PART_DONE,
-	JOB_PART_FAILED,
-	JOB_PART_REQUEUED			/* stopped, not at fault: run again later */
+	JOB_PART_FAILED				/* with its error; without one: stopped, not at fault */
 } JobPartEnd;
 
 /* How a job's parts stand. */
@@ -117,7 +116,7 @@ typedef struct JobPartsStatus
 	int			done;
 	int			failed;
 	JobCounters sum;			/* the parts' counters summed */
-	char	   *failed_error;	/* the first failed part's last_error */
+	char	   *failed_error;	/* the first error of a failed part (NULL: only stopped ones) */
 	int			failed_sqlerrcode;
 } JobPartsStatus;
 
@@ -178,6 +177,7 @@ extern void jobs_part_end(int64 job_id, int part, const JobCounters *c, JobPartE
 						  const char *last_error, const char *sqlstate);
 extern void jobs_parts_status(int64 job_id, JobPartsStatus *st, MemoryContext cxt);
 extern void jobs_parts_delete(int64 job_id);
+extern void jobs_parts_stop(int64 job_id);
 
 /* jobs_access.c: who may see a job */
 extern bool jobs_job_visible(int64 job_id, Oid caller);

@@ -242,9 +242,9 @@ jobs_part_checkpoint(int64 job_id, int part, const JobCounters *c)
 }
 
 /*
- * A part ends: done, with its last rows in the same transaction; or failed
- * (last_error and sqlstate say why), or back to the queue (requeue: it was
- * stopped, not at fault), with the counters its commits left.
+ * A part ends: done, with its last rows in the same transaction; or failed,
+ * with the counters its commits left (last_error and sqlstate say why; NULL
+ * for a part stopped because the job ends).
  */
 void
 jobs_part_end(int64 job_id, int part, const JobCounters *c, JobPartEnd end,
@@ -257,8 +257,7 @@ jobs_part_end(int64 job_id, int part, const JobCounters *c, JobPartEnd end,
 	jobs_part_checkpoint(job_id, part, c);
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(part);
-	values[2] = CStringGetTextDatum(end == JOB_PART_DONE ? "done" :
-									end == JOB_PART_FAILED ? "failed" : "queued");
+	values[2] = CStringGetTextDatum(end == JOB_PART_DONE ? "done" : "failed");
 	if (last_error)
 		values[3] = CStringGetTextDatum(jobs_clip_message(last_error));
 	else
@@ -280,6 +279,7 @@ jobs_parts_status(int64 job_id, JobPartsStatus *st, MemoryContext cxt)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
+	bool		isnull;
 
 	memset(st, 0, sizeof(*st));
 	values[0] = Int64GetDatum(job_id);
@@ -304,7 +304,10 @@ jobs_parts_status(int64 job_id, JobPartsStatus *st, MemoryContext cxt)
 			st->done++;
 		else if (strcmp(state, "failed") == 0)
 		{
-			if (st->failed++ == 0)
+			/* the first that failed of itself (a stopped part has no error) */
+			st->failed++;
+			(void) SPI_getbinval(tup, desc, 13, &isnull);
+			if (st->failed_error == NULL && !isnull)
 			{
 				char	   *sqlstate = SPI_getvalue(tup, desc, 14);
 
@@ -333,5 +336,25 @@ jobs_parts_delete(int64 job_id)
 	values[0] = Int64GetDatum(job_id);
 	SPI_connect();
 	jobs_exec_as_owner("DELETE FROM ingest_private.job_parts WHERE job_id = $1", 1, types, values, NULL, false);
+	SPI_finish();
+}
+
+/*
+ * The job ends (a part failed, a cancel, its timeout): no part left in the
+ * queue may be claimed any more. They are marked failed without an error
+ * of their own, as parts stopped midway are; the job's next attempt takes
+ * them back with the failed ones.
+ */
+void
+jobs_parts_stop(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = 'failed', last_error = NULL, sqlstate = NULL, "
+					   "  worker_pid = NULL WHERE job_id = $1 AND state = 'queued'",
+					   1, types, values, NULL, false);
 	SPI_finish();
 }

@@ -203,8 +203,13 @@ part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
 	begin_bookkeeping();
 	if (out.cancelled)
 	{
+		/*
+		 * Stopped: the job is ending (cancelled, or another part failed).
+		 * Failed without an error of its own, so that no helper claims it
+		 * again meanwhile; the job's next attempt takes it back.
+		 */
 		out.done.rows_rejected = out.rejected_committed;
-		jobs_part_end(pj->id, part->part, &out.done, JOB_PART_REQUEUED, NULL, NULL);
+		jobs_part_end(pj->id, part->part, &out.done, JOB_PART_FAILED, NULL, NULL);
 	}
 	else
 	{
@@ -300,6 +305,21 @@ succeed(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 }
 
 /*
+ * The job ends: no queued part may be claimed any more, then the helpers
+ * loading one stop (the cancel flag of every worker running the job; a
+ * helper whose claim committed before the parts were stopped has published
+ * the job already).
+ */
+static void
+stop_parts(IngestJob *job)
+{
+	begin_bookkeeping();
+	jobs_parts_stop(job->id);
+	end_bookkeeping();
+	(void) shmem_cancel_job(job->id);
+}
+
+/*
  * Claim and load parts until none is left, wait for the helpers', and
  * record the job's outcome.
  */
@@ -341,7 +361,7 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 			{
 				/* ingest.cancel: a stop of ours comes only when no part is run here */
 				cancelled = stop = true;
-				(void) shmem_cancel_job(job->id);
+				stop_parts(job);
 			}
 			continue;
 		}
@@ -369,7 +389,7 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 								   job->timeout_ms);
 			}
 			if (stop)
-				(void) shmem_cancel_job(job->id);	/* the helpers stop */
+				stop_parts(job);
 		}
 		if (stop && st.running == 0)
 		{
@@ -429,7 +449,7 @@ parts_run_job(IngestJob *job, MemoryContext job_cxt)
 		AbortCurrentTransaction();
 		loader_stop_timer();
 		MemoryContextSwitchTo(job_cxt);
-		(void) shmem_cancel_job(job->id);
+		stop_parts(job);
 		begin_bookkeeping();
 		jobs_parts_status(job->id, &st, job_cxt);
 		end_bookkeeping();

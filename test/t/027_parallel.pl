@@ -169,8 +169,8 @@ is((split /: /, $fp_out, 2)[1], (split /: /, $f1_out, 2)[1], 'with the same mess
 is(errors_of($fp), errors_of($f1), 'and the same rejected record');
 like(parts_of($fp), qr/^\d+ \d+$/, 'its parts stay for a retry');
 is($node->safe_psql('postgres',
-	"SELECT count(*) FROM ingest_private.job_parts WHERE job_id = $fp AND state = 'running'"), '0',
-	'none of them running');
+	"SELECT count(*) FROM ingest_private.job_parts WHERE job_id = $fp AND state IN ('running', 'queued')"), '0',
+	'none of them running or left for a helper to claim');
 
 # ---- a worker is killed mid-load: the parts are taken back, nothing is loaded twice
 my $cr = enqueue('alice', 'crash', 'good.csv', '{"commit_every": 50, "parallel": true}');
@@ -196,14 +196,18 @@ ok($node->poll_query_until('postgres',
 	"SELECT records_done >= 100 FROM ingest.upload_jobs WHERE id = $cc"), 'the job to cancel is under way');
 is($node->safe_psql('postgres', "SET ROLE alice; SELECT ingest.cancel($cc)"), 't', 'ingest.cancel');
 like(finished($cc), qr/^cancelled /, 'the job is cancelled');
-ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM ingest.workers WHERE job_id = $cc"),
-	'no worker runs it any more');
-is($node->safe_psql('postgres',
-	"SELECT count(*) FROM ingest_private.job_parts WHERE job_id = $cc AND state = 'running'"), '0',
-	'none of its parts is running');
 is($node->safe_psql('postgres',
 	"SELECT (SELECT count(*) FROM canc) = rows_inserted FROM ingest.upload_jobs WHERE id = $cc"), 't',
 	'rows_inserted counts the rows the parts committed');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM ingest.workers WHERE job_id = $cc"),
+	'no worker runs it any more');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM ingest_private.job_parts WHERE job_id = $cc AND state IN ('running', 'queued')"), '0',
+	'none of its parts is running or left for a helper to claim');
+# ingest.retry loads what is left: every record once
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT ingest.retry($cc)"), 't', 'ingest.retry of the cancelled job');
+like(finished($cc), qr/^succeeded 3000 0 3000 /, 'it succeeds with every record once');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM canc'), '3000', '3000 rows in the table');
 
 # ---- helpers count against ingest.max_running_per_role: another role gets a worker
 $node->safe_psql('postgres', "ALTER SYSTEM SET ingest.max_running_per_role = 1; SELECT pg_reload_conf()");
