@@ -224,6 +224,43 @@ like(finished($slow), qr/^succeeded 3000 0 3000 /, 'alice\'s job succeeded');
 is($node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM par_g'), '1',
 	'with max_running_per_role 1, by its own worker alone');
 
+# ---- tenants of one role: every part loads with its job's tenant, and a worker that
+# helped one tenant's job never loads the other's
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM RESET ingest.max_running_per_role;
+	ALTER SYSTEM SET ingest.tenant_key = 'app.tenant';
+	SELECT pg_reload_conf();
+	CREATE TABLE tt (id int PRIMARY KEY, tenant text, qty int, loaded_by int DEFAULT pg_backend_pid());
+	ALTER TABLE tt OWNER TO alice;
+	ALTER TABLE tt ENABLE ROW LEVEL SECURITY;
+	ALTER TABLE tt FORCE ROW LEVEL SECURITY;
+	CREATE POLICY own_tenant ON tt USING (tenant = current_setting('app.tenant'))
+		WITH CHECK (tenant = current_setting('app.tenant'));
+	CREATE TRIGGER slow BEFORE INSERT ON tt FOR EACH ROW EXECUTE FUNCTION slow();
+});
+$node->safe_psql('postgres', qq{
+	COPY (SELECT i AS id, CASE WHEN i % 3 = 0 THEN 't2' ELSE 't1' END AS tenant, i AS qty
+	        FROM generate_series(1, 3000) i) TO '$dir/tenants.csv' (FORMAT csv, HEADER)});
+my %tj;
+for my $t ('t1', 't2')
+{
+	$tj{$t} = $node->safe_psql('postgres',
+		"SET ROLE alice; SET app.tenant = '$t'; "
+		  . "SELECT ingest.enqueue_file('tt', '$dir/tenants.csv', '{\"commit_every\": 50, \"max_errors\": 3000, \"parallel\": true}')");
+}
+like(finished($tj{t1}), qr/^succeeded 2000 1000 3000 /, 'tenant t1: its 2000 rows in, the 1000 of t2 rejected');
+like(finished($tj{t2}), qr/^succeeded 1000 2000 3000 /, 'tenant t2: its 1000 rows in, the 2000 of t1 rejected');
+is($node->safe_psql('postgres', "SELECT string_agg(tenant || ' ' || n, ', ' ORDER BY tenant) FROM "
+	  . "(SELECT tenant, count(*) AS n FROM tt GROUP BY tenant) x"), 't1 2000, t2 1000', 'the rows of each tenant');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM (SELECT loaded_by FROM tt WHERE tenant = 't1' "
+	  . "INTERSECT SELECT loaded_by FROM tt WHERE tenant = 't2') x"), '0',
+	'no worker loaded rows of both tenants');
+note 'workers that loaded the tenants\' rows: '
+  . $node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM tt');
+is($node->safe_psql('postgres', "SELECT count(DISTINCT sqlstate) || ' ' || min(sqlstate) FROM ingest_private.job_errors "
+	  . "WHERE job_id IN ($tj{t1}, $tj{t2})"), '1 42501', 'the other tenant\'s records rejected by the policy');
+
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
 	'no prepared transaction is left');
 $node->stop;
