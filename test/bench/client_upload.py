@@ -15,6 +15,7 @@ thread reads and compresses the next chunk while the current one is sent and sto
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import queue
@@ -75,6 +76,30 @@ def chunks(path, chunk_bytes, level, stats):
             yield buf[i:i + chunk_bytes]
 
 
+def member_chunks(path, plain_bytes, level, threads, stats):
+    """The file cut into plain_bytes pieces, each compressed as a gzip member of its own by
+    a pool of threads, in order: the chunks concatenated are one multi-member gzip file,
+    which ingest decompresses as gzip(1) does."""
+    def work(block):
+        t = time.monotonic()
+        out = zlib.compress(block, level, 31)
+        return out, time.monotonic() - t
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool, open(path, "rb") as f:
+        running = []
+        while True:
+            while len(running) < threads + 1:
+                block = f.read(plain_bytes)
+                if not block:
+                    break
+                running.append(pool.submit(work, block))
+            if not running:
+                break
+            out, secs = running.pop(0).result()
+            stats["compress_s"] += secs
+            yield out
+
+
 def ahead(gen, depth=2):
     """gen's items, produced by a thread up to depth items ahead of the consumer."""
     q = queue.Queue(depth)
@@ -111,6 +136,8 @@ def main():
     ap.add_argument("--chunk-mb", type=float, default=4)
     ap.add_argument("--gzip-level", type=int, default=-1, help="-1: send the file as it is")
     ap.add_argument("--pipeline", action="store_true")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="compress each chunk-mb of the file as its own gzip member, in this many threads")
     ap.add_argument("--options", default="{}")
     a = ap.parse_args()
 
@@ -139,7 +166,11 @@ def main():
         else:
             job = conn.execute("SELECT ingest.begin_upload(%s::regclass, %s::jsonb)",
                                (a.table, a.options)).fetchone()[0]
-            gen = chunks(a.file, int(a.chunk_mb * 1024 * 1024), a.gzip_level, stats)
+            if a.threads > 0 and a.gzip_level >= 0:
+                gen = member_chunks(a.file, int(a.chunk_mb * 1024 * 1024), a.gzip_level,
+                                    a.threads, stats)
+            else:
+                gen = chunks(a.file, int(a.chunk_mb * 1024 * 1024), a.gzip_level, stats)
             if a.pipeline:
                 gen = ahead(gen)
             for seq, chunk in enumerate(gen):
