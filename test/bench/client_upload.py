@@ -139,6 +139,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0,
                     help="compress each chunk-mb of the file as its own gzip member, in this many threads")
     ap.add_argument("--options", default="{}")
+    ap.add_argument("--send-only", action="store_true",
+                    help="time the upload alone: cancel the upload instead of finishing it")
     a = ap.parse_args()
 
     stats = {"compress_s": 0.0}
@@ -178,6 +180,13 @@ def main():
                 sent += len(chunk)
                 nchunks += 1
             t_sent = time.monotonic()
+            if a.send_only:
+                conn.execute("SELECT ingest.cancel(%s)", (job,))
+                print(json.dumps({"job": job, "send_s": t_sent - t0, "compress_s": stats["compress_s"],
+                                  "bytes_sent": sent, "chunks": nchunks,
+                                  "client_cpu_s": self_cpu() - cpu0,
+                                  "backend_cpu_s": proc_cpu(backend) - be0}))
+                return
             conn.execute("SELECT ingest.finish_upload(%s, %s)", (job, sent))
             t_fin = time.monotonic()
         state = conn.execute("SELECT ingest.wait(%s, '60 min')", (job,)).fetchone()[0]
@@ -185,7 +194,7 @@ def main():
         cpu1 = self_cpu()
         be1 = proc_cpu(backend)
     print(json.dumps({
-        "job": job, "state": state, "elapsed_s": t_end - t0,
+        "job": job, "state": state, "elapsed_s": t_end - t0, "backend_pid": backend,
         "send_s": t_sent - t0, "finish_s": t_fin - t_sent, "wait_s": t_end - t_fin,
         "compress_s": stats["compress_s"], "bytes_sent": sent, "chunks": nchunks,
         "client_cpu_s": cpu1 - cpu0, "backend_cpu_s": be1 - be0}))
