@@ -41,6 +41,7 @@ UPLOAD_CHUNK_MB = float(ENV.get("UPLOAD_CHUNK_MB", "4"))
 UPLOAD_GZIP_LEVEL = int(ENV.get("UPLOAD_GZIP_LEVEL", "1"))
 UPLOAD_PIPELINE = ENV.get("UPLOAD_PIPELINE", "1") == "1"
 UPLOAD_THREADS = int(ENV.get("UPLOAD_THREADS", "2"))
+UPLOAD_ZSTD_LEVEL = int(ENV.get("UPLOAD_ZSTD_LEVEL", "1"))
 CLK = os.sysconf("SC_CLK_TCK")
 RESULTS = ENV.get("BENCH_RESULTS")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,11 +61,12 @@ METHODS = {
     "psycopg_rls":       ("psycopg3 10k-row unnest INSERTs, tenant, RLS",  "tenant", "t_rls_client",    True,  "copy_tenant"),
     "upload_gz_rls":     ("client: gzip chunks begin/upload/finish + wait, RLS", "tenant", "t_rls_upgz",  True,  "copy_tenant"),
     "upload_gzm_rls":    ("client: gzip members/chunk, threads; upload + wait, RLS", "tenant", "t_rls_upgzm", True, "copy_tenant"),
+    "upload_zst_rls":    ("client: zstd chunks begin/upload/finish + wait, RLS", "tenant", "t_rls_upzst", True, "copy_tenant"),
     "upload_plain_rls":  ("client: plain chunks begin/upload/finish + wait, RLS", "tenant", "t_rls_uppl", True,  "copy_tenant"),
     "upload_data_rls":   ("client: enqueue_data(file bytes) + wait, RLS",  "tenant", "t_rls_updata",    True,  "copy_tenant"),
 }
 ORDER = list(METHODS)
-UPLOAD_METHODS = {"upload_gz_rls", "upload_gzm_rls", "upload_plain_rls", "upload_data_rls"}
+UPLOAD_METHODS = {"upload_gz_rls", "upload_gzm_rls", "upload_zst_rls", "upload_plain_rls", "upload_data_rls"}
 INGEST_METHODS = {"ingest_plain", "ingest_rls", "ingest_data_rls"} | UPLOAD_METHODS
 
 problems = []   # loud failures, printed at the end
@@ -226,6 +228,8 @@ def run_upload_client(cur, name, table, path):
             cmd += ["--gzip-level", str(UPLOAD_GZIP_LEVEL)]
         if name == "upload_gzm_rls":
             cmd += ["--threads", str(UPLOAD_THREADS)]
+        if name == "upload_zst_rls":
+            cmd += ["--zstd-level", str(UPLOAD_ZSTD_LEVEL)]
         if UPLOAD_PIPELINE:
             cmd += ["--pipeline"]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -448,7 +452,7 @@ def main():
                       " (created_at is the enqueuing transaction's start, so this includes the enqueue call)"
                       % (m, statistics.median(ws), statistics.median(ps) if ps else float("nan")))
     targets = {"ingest_plain": 0.70, "ingest_rls": 0.70, "ingest_data_rls": 0.70, "upload_gz_rls": 0.60,
-               "upload_gzm_rls": 0.60}
+               "upload_gzm_rls": 0.60, "upload_zst_rls": 0.60}
     for m, goal in targets.items():
         if m in methods:
             base = METHODS[m][4]

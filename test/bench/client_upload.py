@@ -41,9 +41,16 @@ def self_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def chunks(path, chunk_bytes, level, stats):
-    """The bytes to send, chunk_bytes at a time: the file's, or (level >= 0) one gzip stream."""
-    comp = zlib.compressobj(level, zlib.DEFLATED, 31) if level >= 0 else None
+def chunks(path, chunk_bytes, level, stats, zstd_level=-1):
+    """The bytes to send, chunk_bytes at a time: the file's, or one gzip (level >= 0) or zstd
+    (zstd_level >= 0) stream."""
+    if zstd_level >= 0:
+        import zstandard        # Debian's python3-zstandard
+        comp = zstandard.ZstdCompressor(level=zstd_level).compressobj()
+    elif level >= 0:
+        comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+    else:
+        comp = None
     pending = []
     npending = 0
     read_size = chunk_bytes if comp is None else min(chunk_bytes, 1 << 20)
@@ -135,6 +142,7 @@ def main():
     ap.add_argument("--mode", choices=("chunks", "data"), default="chunks")
     ap.add_argument("--chunk-mb", type=float, default=4)
     ap.add_argument("--gzip-level", type=int, default=-1, help="-1: send the file as it is")
+    ap.add_argument("--zstd-level", type=int, default=-1, help="-1: no zstd")
     ap.add_argument("--pipeline", action="store_true")
     ap.add_argument("--threads", type=int, default=0,
                     help="compress each chunk-mb of the file as its own gzip member, in this many threads")
@@ -172,7 +180,8 @@ def main():
                 gen = member_chunks(a.file, int(a.chunk_mb * 1024 * 1024), a.gzip_level,
                                     a.threads, stats)
             else:
-                gen = chunks(a.file, int(a.chunk_mb * 1024 * 1024), a.gzip_level, stats)
+                gen = chunks(a.file, int(a.chunk_mb * 1024 * 1024), a.gzip_level, stats,
+                             a.zstd_level)
             if a.pipeline:
                 gen = ahead(gen)
             for seq, chunk in enumerate(gen):

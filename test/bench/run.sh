@@ -10,10 +10,11 @@
 #   RUN_DIR=/tmp/ingest-bench-$PORT   cluster data, socket and server log
 #   DATA_DIR=test/bench/data          where the CSV files are generated (kept between runs)
 #   METHODS=a,b,...   subset of: copy_plain ingest_plain copy_tenant ingest_rls ingest_data_rls
-#                     insert_select_rls psycopg_rls upload_gz_rls upload_gzm_rls upload_plain_rls
-#                     upload_data_rls
+#                     insert_select_rls psycopg_rls upload_gz_rls upload_gzm_rls upload_zst_rls
+#                     upload_plain_rls upload_data_rls
 #                     (default: all)
-#   UPLOAD_CHUNK_MB=4 UPLOAD_GZIP_LEVEL=1 UPLOAD_PIPELINE=1 UPLOAD_THREADS=2   the upload clients
+#   UPLOAD_CHUNK_MB=4 UPLOAD_GZIP_LEVEL=1 UPLOAD_ZSTD_LEVEL=1 UPLOAD_PIPELINE=1 UPLOAD_THREADS=2
+#                     the upload clients
 #                     (client_upload.py; upload_gzm_rls compresses each chunk as a gzip member)
 #   BATCH_ROWS=N      sets ingest.batch_rows in postgresql.conf
 #   COMMIT_EVERY=N    adds "commit_every": N to the job options
@@ -52,6 +53,7 @@ need=()
 command -v "$PG_CONFIG" >/dev/null 2>&1 || need+=(postgresql-server-dev-15)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 "$PY" -c 'import psycopg' 2>/dev/null || need+=(python3-psycopg)
+"$PY" -c 'import zstandard' 2>/dev/null || need+=(python3-zstandard)   # upload_zst_rls
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
