@@ -429,10 +429,12 @@ def main():
     for m in methods:
         base = METHODS[m][4]
         cl = cpu_med(m, "cpu_client")
-        print("%-18s %8.3f %8.3f %8.3f %8.3f %10.2f %12.2f" % (
-            m, cl, cpu_med(m, "cpu_backend"), cpu_med(m, "cpu_workers"), server[m],
-            server[base] / server[m] if server[m] else float("nan"),
-            server[base] / (server[m] + cl) if server[m] + cl else float("nan")))
+        def f(x, digits=3):
+            return "-" if x != x else "%.*f" % (digits, x)     # NaN: not measured
+        print("%-18s %8s %8s %8s %8s %10s %12s" % (
+            m, f(cl), f(cpu_med(m, "cpu_backend")), f(cpu_med(m, "cpu_workers")), f(server[m]),
+            f(server[base] / server[m] if server[m] else float("nan"), 2),
+            f(server[base] / (server[m] + cl) if server[m] + cl else float("nan"), 2)))
         summary[methods.index(m)]["cpu_median"] = {
             "client": cl, "backend": cpu_med(m, "cpu_backend"),
             "workers": cpu_med(m, "cpu_workers"), "server": server[m]}
