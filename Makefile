@@ -29,6 +29,7 @@ OBJS = \
 	src/loader.o \
 	src/loadbatch.o \
 	src/batchscan.o \
+	src/multiinsert.o \
 	src/target.o \
 	src/conflict.o \
 	src/header.o \

@@ -73,7 +73,7 @@ SELECT a, replace(b, E'\n', '\n') AS b FROM files_t WHERE a >= 10 ORDER BY a;
 COPY (SELECT 'a,b' UNION ALL SELECT '20,gone') TO '/tmp/ingest_regress_files/gone.csv';
 BEGIN;
 SELECT ingest.enqueue_file('files_t', '/tmp/ingest_regress_files/gone.csv') AS id \gset
-COPY (SELECT 1) TO PROGRAM 'rm -f /tmp/ingest_regress_files/gone.csv';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f /tmp/ingest_regress_files/gone.csv';
 COMMIT;
 SELECT ingest.wait(:id);
 SELECT state, rows_inserted, last_error FROM ingest.upload_jobs WHERE id = :id;

@@ -233,7 +233,7 @@ SELECT count(*) FROM host_altered;
 COPY (SELECT 'id,t' UNION ALL SELECT '1,gone') TO '/tmp/ingest_regress_files/hostile_gone.csv';
 BEGIN;
 SELECT ingest.enqueue_file('host_t', '/tmp/ingest_regress_files/hostile_gone.csv') AS id \gset
-COPY (SELECT 1) TO PROGRAM 'rm -f /tmp/ingest_regress_files/hostile_gone.csv';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f /tmp/ingest_regress_files/hostile_gone.csv';
 COMMIT;
 SELECT ingest.wait(:id);
 SELECT state, rows_inserted, host_err(:id) FROM ingest.upload_jobs WHERE id = :id;
@@ -267,21 +267,21 @@ SELECT source, state, rows_inserted FROM ingest.upload_jobs WHERE id = :id;
 COPY (SELECT 'id,t' UNION ALL SELECT '2,swapped') TO '/tmp/ingest_regress_files/hostile_swap.csv';
 BEGIN;
 SELECT ingest.enqueue_file('host_t', '/tmp/ingest_regress_files/hostile_swap.csv') AS id \gset
-COPY (SELECT 1) TO PROGRAM 'ln -sfn /tmp/ingest_regress_outside/secret.csv /tmp/ingest_regress_files/hostile_swap.csv';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; ln -sfn /tmp/ingest_regress_outside/secret.csv /tmp/ingest_regress_files/hostile_swap.csv';
 COMMIT;
 SELECT ingest.wait(:id);
 SELECT state, host_err(:id) FROM ingest.upload_jobs WHERE id = :id;
 -- a directory on the path swapped for a symlink out
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/ingest_regress_files/hostile_dir && mkdir -m 0777 /tmp/ingest_regress_files/hostile_dir';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -rf /tmp/ingest_regress_files/hostile_dir && mkdir -m 0777 /tmp/ingest_regress_files/hostile_dir';
 COPY (SELECT 'id,t' UNION ALL SELECT '3,dir') TO '/tmp/ingest_regress_files/hostile_dir/in_dir.csv';
 BEGIN;
 SELECT ingest.enqueue_file('host_t', '/tmp/ingest_regress_files/hostile_dir/in_dir.csv') AS id \gset
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/ingest_regress_files/hostile_dir && ln -sfn /tmp/ingest_regress_outside /tmp/ingest_regress_files/hostile_dir';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -rf /tmp/ingest_regress_files/hostile_dir && ln -sfn /tmp/ingest_regress_outside /tmp/ingest_regress_files/hostile_dir';
 COMMIT;
 SELECT ingest.wait(:id);
 SELECT state, host_err(:id) FROM ingest.upload_jobs WHERE id = :id;
 SELECT * FROM host_t ORDER BY id;
-COPY (SELECT 1) TO PROGRAM 'rm -f /tmp/ingest_regress_files/hostile_dir /tmp/ingest_regress_files/hostile_swap.csv /tmp/ingest_regress_files/hostile_in.csv';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f /tmp/ingest_regress_files/hostile_dir /tmp/ingest_regress_files/hostile_swap.csv /tmp/ingest_regress_files/hostile_in.csv';
 TRUNCATE host_t;
 
 -- 17. ingest.max_file_size (kB; superusers set it): a source above it is refused at
@@ -300,7 +300,7 @@ RESET ingest.max_file_size;
 SET ROLE regress_tenant_a;
 SET ingest.max_file_size = '1MB';
 RESET ROLE;
-COPY (SELECT 1) TO PROGRAM 'rm -f /tmp/ingest_regress_files/hostile_big.csv';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -f /tmp/ingest_regress_files/hostile_big.csv';
 TRUNCATE host_t;
 
 -- 18. ingest.max_record_size (bytes; superusers set it for the server, and the workers

@@ -178,6 +178,8 @@ set_batch_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry 
 	cpath->path.startup_cost = 0;
 	cpath->path.total_cost = rel->rows * cpu_tuple_cost;
 	cpath->methods = &batch_path_methods;
+	/* ExecScan projects: the INSERT's defaults need no Result node above */
+	cpath->flags = CUSTOMPATH_SUPPORT_PROJECTION;
 
 	/* the only way to read the batch */
 	rel->pathlist = NIL;
@@ -270,6 +272,13 @@ static void
 rescan_batch_scan(CustomScanState *node)
 {
 	batch_scan_rewind();
+}
+
+/* Is plan the batch scan of ingest's own INSERT? */
+bool
+batchscan_is_own_plan(Plan *plan)
+{
+	return IsA(plan, CustomScan) && ((CustomScan *) plan)->methods == &batch_scan_methods;
 }
 
 void

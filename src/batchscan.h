@@ -8,5 +8,6 @@
 extern void batchscan_install(void);
 extern void batchscan_refresh(void);
 extern void batchscan_expect_own(bool expected);
+extern bool batchscan_is_own_plan(struct Plan *plan);
 
 #endif							/* INGEST_BATCHSCAN_H */

@@ -51,6 +51,15 @@ compat_guc_variables(int *n)
 #define COMPAT_MY_LXID (MyProc->lxid)
 #endif
 
+/* 16: ExecInsertIndexTuples can be told to insert into summarizing indexes only */
+#if PG_VERSION_NUM >= 160000
+#define compat_insert_index_tuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL, false)
+#else
+#define compat_insert_index_tuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL)
+#endif
+
 /*
  * 16: an input function can report a bad value without raising it (soft
  * errors), so a bad value costs no subtransaction. Returns false with the

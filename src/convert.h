@@ -16,12 +16,23 @@ typedef struct ConvertFailure
 	ErrorData  *edata;			/* the error an input function reported (16+) */
 } ConvertFailure;
 
+/*
+ * What convert_chunk_valid carries from one chunk of the input to the next:
+ * the first bytes of a character the chunk's end cut.
+ */
+typedef struct ConvertChunkCheck
+{
+	char		tail[8];
+	int			tail_len;
+} ConvertChunkCheck;
+
 extern void convert_prepare(IngestColumns *cols, bool decimal_comma, MemoryContext cxt);
 extern bool convert_record(const IngestColumns *cols, CsvpParser *parser,
 						   const CsvpRecord *rec, int max_record_size,
 						   const bool *force_null, const char *null_string,
-						   Datum *values, bool *nulls, int *at_col,
+						   bool check_text, Datum *values, bool *nulls, int *at_col,
 						   ConvertFailure *failure);
 extern char *convert_invalid_text(const char *s, size_t len);
+extern bool convert_chunk_valid(ConvertChunkCheck *cc, const char *buf, size_t len);
 
 #endif							/* INGEST_CONVERT_H */

@@ -74,8 +74,12 @@ travels(struct config_generic *gconf)
 	for (int i = 0; i < lengthof(value_settings); i++)
 		if (pg_strcasecmp(name, value_settings[i]) == 0)
 			return true;
-	/* a session's batch size is the one setting of ingest's that travels */
-	if (strcmp(name, "ingest.batch_rows") == 0)
+	/*
+	 * A session's batch size travels, and whether its jobs may batch their
+	 * inserts (superuser-only: only a superuser's session or ALTER ROLE can
+	 * have changed it).
+	 */
+	if (strcmp(name, "ingest.batch_rows") == 0 || strcmp(name, "ingest.batched_insert") == 0)
 		return gconf->source > PGC_S_FILE;
 	for (int i = 0; i < lengthof(staying_settings); i++)
 		if (pg_strcasecmp(name, staying_settings[i]) == 0)
@@ -167,11 +171,15 @@ identity_apply_settings(Jsonb *settings)
 				 * applied with a plain user's rights whoever the owner is:
 				 * in the session it may have been a placeholder anybody could
 				 * set, which this worker, having loaded its module, knows as
-				 * superuser-only; it is then skipped with a warning.
+				 * superuser-only; it is then skipped with a warning. But
+				 * ingest.batched_insert, which ingest defines in every backend
+				 * (no placeholder), so only a superuser (or a role granted SET
+				 * on it) can have set it.
 				 */
 				(void) set_config_option(name,
 										 pnstrdup(v.val.string.val, v.val.string.len),
-										 superuser() && strchr(name, '.') == NULL ? PGC_SUSET : PGC_USERSET,
+										 (superuser() && strchr(name, '.') == NULL) ||
+										 strcmp(name, "ingest.batched_insert") == 0 ? PGC_SUSET : PGC_USERSET,
 										 PGC_S_SESSION, GUC_ACTION_LOCAL, true, WARNING, false);
 			}
 		}

@@ -22,6 +22,7 @@
 
 #include "batchscan.h"
 #include "insert.h"
+#include "multiinsert.h"
 
 static IngestInsert *running = NULL;
 
@@ -114,7 +115,8 @@ insert_prepare(IngestInsert *ins, const char *relname, const IngestColumns *cols
 uint64
 insert_run(IngestInsert *ins, IngestBatch *b, int lo, int hi)
 {
-	int			rc;
+	int			rc = SPI_OK_INSERT;
+	uint64		processed = 0;
 
 	ins->top_query = NULL;
 	ins->after_rows = false;
@@ -123,10 +125,19 @@ insert_run(IngestInsert *ins, IngestBatch *b, int lo, int hi)
 	batchscan_expect_own(true);
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(ins->plan, NULL, NULL, false, 0);
+		/* buffered heap inserts when the plan allows (multiinsert.c), else the executor's */
+		multiinsert_set_path("batched");
+		if (!ingest_batched_insert || !multiinsert_run(ins->plan, b, &processed))
+		{
+			multiinsert_set_path("per-row");
+			batchscan_expect_own(true);
+			rc = SPI_execute_plan(ins->plan, NULL, NULL, false, 0);
+			processed = SPI_processed;
+		}
 	}
 	PG_FINALLY();
 	{
+		multiinsert_set_path("");
 		running = NULL;
 		batchscan_expect_own(false);
 		batch_close_reading();
@@ -134,7 +145,7 @@ insert_run(IngestInsert *ins, IngestBatch *b, int lo, int hi)
 	PG_END_TRY();
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "ingest: batch INSERT failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
+	return processed;
 }
 
 /* The row being inserted when the last run failed, or -1 if no one row is to blame. */

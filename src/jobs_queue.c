@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -284,7 +285,8 @@ lock_next_candidate(Oid *owner, char **tenant)
 			*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			*tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 			queued_by = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-			if (TransactionIdIsNormal(queued_by))
+			/* (a job this transaction took back from a vanished worker: no wait) */
+			if (TransactionIdIsNormal(queued_by) && !TransactionIdIsCurrentTransactionId(queued_by))
 				XactLockTableWait(queued_by, NULL, NULL, XLTW_None);
 			AcceptInvalidationMessages();
 			return DatumGetInt64(values[0]);

@@ -104,7 +104,7 @@ convert_rows(void *arg)
 
 		b->check_cancel(b->cancel_arg);
 		if (!convert_record(&ld->cols, ld->parser, b->recs[i], ld->max_record_size,
-							ld->force_null, ld->opts.null_string,
+							ld->force_null, ld->opts.null_string, ld->check_text_batches > 0,
 							b->values + (size_t) i * b->ncols, b->nulls + (size_t) i * b->ncols,
 							&ld->at_col, &failure))
 			isolate_reject(&ld->rejects, b, i, failure.sqlerrcode,

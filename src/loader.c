@@ -48,6 +48,7 @@
 #include "isolate.h"
 #include "loader.h"
 #include "loader_internal.h"
+#include "multiinsert.h"
 #include "parser.h"
 #include "shmem.h"
 #include "target.h"
@@ -117,6 +118,8 @@ loader_init(void)
 							10000, 0, INT_MAX,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+
+	multiinsert_init();
 }
 
 
@@ -254,6 +257,8 @@ static void
 process_records(IngestLoad *ld)
 {
 	loadbatch_process(ld);
+	if (ld->check_text_batches > 0)
+		ld->check_text_batches--;
 	if (ld->opts.commit_every > 0 && ld->since_commit >= ld->opts.commit_every)
 		checkpoint(ld);
 }
@@ -425,8 +430,11 @@ loader_bytes_done(IngestLoad *ld)
 void
 loader_feed(IngestLoad *ld, const char *buf, size_t len)
 {
+	bool		invalid_text = !convert_chunk_valid(&ld->chunk_check, buf, len);
 	size_t		off = ld->skip_left > 0 ? skip_lines(ld, buf, len) : 0;
 
+	if (invalid_text)
+		ld->check_text_batches = 2;
 	while (off < len)
 	{
 		size_t		n = csvp_feed(ld->parser, buf + off, len - off, records_wanted(ld));
@@ -439,7 +447,12 @@ loader_feed(IngestLoad *ld, const char *buf, size_t len)
 		off += n;
 		if (csvp_nrecords(ld->parser) >= records_wanted(ld) ||
 			(csvp_nrecords(ld->parser) > 0 && batch_full(ld)))
+		{
 			process_records(ld);
+			/* the rest of this chunk goes into the next batch */
+			if (invalid_text)
+				ld->check_text_batches = 2;
+		}
 	}
 }
 
@@ -458,6 +471,9 @@ loader_finish(IngestLoad *ld, JobCounters *done)
 						ld->where, ld->opts.skip_lines - ld->skip_left, ld->opts.skip_lines)));
 	if (!csvp_finish(ld->parser))
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	/* the input ended inside a character */
+	if (ld->chunk_check.tail_len > 0)
+		ld->check_text_batches = 2;
 	while (csvp_nrecords(ld->parser) > 0)
 		process_records(ld);
 	loader_stop_timer();

@@ -8,6 +8,7 @@
 
 #include "batch.h"
 #include "conflict.h"
+#include "convert.h"
 #include "identity.h"
 #include "insert.h"
 #include "isolate.h"
@@ -50,6 +51,15 @@ struct IngestLoad
 	bool		skip_after_cr;	/* the last byte skipped was a CR: an LF may follow */
 	int64		skipped_bytes;	/* their bytes, which the parser never sees */
 	int64		records_seen;	/* data records read so far in this attempt */
+
+	/*
+	 * The bytes fed are checked to be text once per chunk (field by field
+	 * the check cost 4 % of a load): the batches that may hold bytes of a
+	 * chunk that failed it check each field (the batch being gathered and,
+	 * for the record in progress, the next).
+	 */
+	ConvertChunkCheck chunk_check;
+	int			check_text_batches;
 	JobCounters done;			/* so far, in the open transaction too */
 	JobCounters committed;		/* as the last commit left them */
 	int64		since_commit;

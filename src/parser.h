@@ -108,7 +108,8 @@ extern bool csvp_field_quoted(const CsvpParser *p, const CsvpRecord *rec, int i)
 /* Forget the complete records, keeping a record still being parsed. */
 extern void csvp_clear(CsvpParser *p);
 
-/* Bytes the parser holds for its records (field texts and their descriptors). */
+/* Bytes the parser holds for its records (field texts, or their raw bytes
+ * where more, and the fields' descriptors). */
 extern size_t csvp_held_bytes(const CsvpParser *p);
 
 /* Lines seen so far (the line the parser is on) and bytes consumed. */

@@ -54,8 +54,10 @@ if ENV.get("COMMIT_EVERY"):
 METHODS = {
     "copy_plain":        ("COPY FROM file (superuser)",                    "all",    "t_copy",          False, "copy_plain"),
     "ingest_plain":      ("ingest.enqueue_file + wait (superuser)",        "all",    "t_ingest",        False, "copy_plain"),
+    "ingest_plain_perrow": ("same, ingest.batched_insert off",            "all",    "t_ingest",        False, "copy_plain"),
     "copy_tenant":       ("COPY FROM file, owner, non-RLS twin",           "tenant", "t_copy_tenant",   False, "copy_tenant"),
     "ingest_rls":        ("ingest.enqueue_file + wait, tenant, FORCE RLS", "tenant", "t_rls_ingest",    True,  "copy_tenant"),
+    "ingest_rls_perrow": ("same, ingest.batched_insert off",              "tenant", "t_rls_ingest",    True,  "copy_tenant"),
     "ingest_data_rls":   ("ingest.enqueue_data (file sent) + wait, tenant, RLS", "tenant", "t_rls_data", True, "copy_tenant"),
     "insert_select_rls": ("ref: INSERT..SELECT staging, tenant, RLS",      "tenant", "t_rls_ref",       True,  "copy_tenant"),
     "psycopg_rls":       ("psycopg3 10k-row unnest INSERTs, tenant, RLS",  "tenant", "t_rls_client",    True,  "copy_tenant"),
@@ -67,7 +69,8 @@ METHODS = {
 }
 ORDER = list(METHODS)
 UPLOAD_METHODS = {"upload_gz_rls", "upload_gzm_rls", "upload_zst_rls", "upload_plain_rls", "upload_data_rls"}
-INGEST_METHODS = {"ingest_plain", "ingest_rls", "ingest_data_rls"} | UPLOAD_METHODS
+INGEST_METHODS = {"ingest_plain", "ingest_plain_perrow", "ingest_rls", "ingest_rls_perrow",
+                  "ingest_data_rls"} | UPLOAD_METHODS
 
 problems = []   # loud failures, printed at the end
 
@@ -179,9 +182,11 @@ def job_info(cur, job_id):
     return cur.fetchone()
 
 
-def run_ingest(cur, table, path, as_tenant, send_data=False):
+def run_ingest(cur, table, path, as_tenant, send_data=False, per_row=False):
     """enqueue_file (or enqueue_data with the file's bytes read here) and wait; timed end to end."""
     opts = json.dumps(INGEST_OPTIONS)
+    # superuser-only; the session's value travels with the job
+    cur.execute("SET ingest.batched_insert = %s" % ("off" if per_row else "on"))
     if as_tenant:
         cur.execute("SELECT set_config('app.tenant', %s, false)", (TENANT,))
         cur.execute("SET ROLE %s" % NOLOGIN_TENANT)
@@ -289,6 +294,10 @@ def run_method_timed(cur, name, table, kind, path):
         elapsed, extra = run_ingest(cur, table, path, as_tenant=False)
     elif name == "ingest_rls":
         elapsed, extra = run_ingest(cur, table, path, as_tenant=True)
+    elif name == "ingest_plain_perrow":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=False, per_row=True)
+    elif name == "ingest_rls_perrow":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=True, per_row=True)
     elif name == "ingest_data_rls":
         elapsed, extra = run_ingest(cur, table, path, as_tenant=True, send_data=True)
     elif name == "insert_select_rls":

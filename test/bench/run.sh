@@ -9,9 +9,9 @@
 #   PORT=5460         5460..5469 only (unless ANY_PORT=1)
 #   RUN_DIR=/tmp/ingest-bench-$PORT   cluster data, socket and server log
 #   DATA_DIR=test/bench/data          where the CSV files are generated (kept between runs)
-#   METHODS=a,b,...   subset of: copy_plain ingest_plain copy_tenant ingest_rls ingest_data_rls
-#                     insert_select_rls psycopg_rls upload_gz_rls upload_gzm_rls upload_zst_rls
-#                     upload_plain_rls upload_data_rls
+#   METHODS=a,b,...   subset of: copy_plain ingest_plain ingest_plain_perrow copy_tenant ingest_rls
+#                     ingest_rls_perrow ingest_data_rls insert_select_rls psycopg_rls
+#                     upload_gz_rls upload_gzm_rls upload_zst_rls upload_plain_rls upload_data_rls
 #                     (default: all)
 #   UPLOAD_CHUNK_MB=4 UPLOAD_GZIP_LEVEL=1 UPLOAD_ZSTD_LEVEL=1 UPLOAD_PIPELINE=1 UPLOAD_THREADS=2
 #                     the upload clients

@@ -20,8 +20,12 @@ for my $db (@dbs)
 
 my $sample_sql = q{SELECT
 	(SELECT count(*) FROM ingest.workers),
+	-- workers running a job ('active'): a worker that has given its slot back to a
+	-- successor (for another database, say) is idle while it exits, and may be seen
+	-- beside the successor for an instant
 	(SELECT count(*) FROM pg_stat_activity
-	  WHERE backend_type ILIKE '%ingest%' AND backend_type NOT ILIKE '%launcher%'),
+	  WHERE backend_type ILIKE '%ingest%' AND backend_type NOT ILIKE '%launcher%'
+	    AND state = 'active'),
 	(SELECT count(*) FROM ingest.upload_jobs WHERE state = 'running'),
 	(SELECT count(*) FROM ingest.upload_jobs
 	  WHERE state IN ('succeeded', 'failed', 'cancelled'))};
@@ -117,7 +121,7 @@ note "samples: $samples; most seen at once: ingest.workers $max_view, "
   . "pg_stat_activity $max_pgsa, running jobs in db1 $max_running{db1}, in db2 $max_running{db2}";
 cmp_ok($samples, '>=', 50, 'the sampler looked often enough');
 cmp_ok($max_view, '<=', 2, 'ingest.workers never showed more than ingest.max_workers workers');
-cmp_ok($max_pgsa, '<=', 2, 'pg_stat_activity never showed more than ingest.max_workers workers');
+cmp_ok($max_pgsa, '<=', 2, 'pg_stat_activity never showed more than ingest.max_workers workers running a job');
 cmp_ok($max_running{$_}, '<=', 2, "never more than ingest.max_workers jobs running in $_")
   for @dbs;
 cmp_ok($max_running{db1} + $max_running{db2}, '>=', 2, 'jobs were seen running');
