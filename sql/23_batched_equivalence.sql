@@ -218,6 +218,22 @@ SELECT * FROM eq_result(:'ids');
 SELECT eq_enqueue(:'ddl', E'id\n1\n2\n3\n') AS ids \gset
 SELECT * FROM eq_result(:'ids');
 
+-- 15b. a STABLE function that calls a VOLATILE one (volatility is not checked through a
+-- call), in a WITH CHECK policy and in a CHECK constraint: the batched load must give the
+-- per-row outcome (2 rows in, line 4 rejected), as the owner's own INSERT does
+\set ddl 'CREATE TABLE t (id int); CREATE FUNCTION few_v() RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT count(*) < 2 FROM t $$; CREATE FUNCTION few() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT few_v() $$; ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON t USING (true) WITH CHECK (few())'
+SELECT eq_enqueue(:'ddl', E'id\n1\n2\n3\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+\set ddl 'CREATE TABLE t (id int); CREATE FUNCTION few_v() RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT count(*) < 2 FROM t $$; CREATE FUNCTION few() RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT few_v() $$; ALTER TABLE t ADD CHECK (few())'
+SELECT eq_enqueue(:'ddl', E'id\n1\n2\n3\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+
+-- 15c. a STABLE SQL function the planner inlines (as auth.uid() is), whose body calls only
+-- built-in functions: judged by its body, it is batched, with the per-row outcome
+\set ddl 'CREATE TABLE t (id int); CREATE FUNCTION my_org() RETURNS text LANGUAGE sql STABLE AS $$ SELECT coalesce(current_setting(''app.nope'', true), ''x'') $$; ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON t USING (true) WITH CHECK (my_org() = ''x'')'
+SELECT eq_enqueue(:'ddl', E'id\n1\n2\n3\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+
 -- 16. with commit_every, several batches (batch_rows 2)
 \set ddl 'CREATE TABLE t (id int PRIMARY KEY, v text CHECK (v <> ''bad''))'
 SET ingest.batch_rows = 2;

@@ -37,14 +37,17 @@
  * INSTEAD OF row triggers, foreign tables, volatile defaults), partitioned
  * targets (COPY buffers per partition; not done here, to stay simple),
  * where the result could differ from the per-row INSERT's (volatile WITH
- * CHECK or CHECK expressions could see the rows before them in the heap),
+ * CHECK or CHECK expressions, or ones calling a function that is neither
+ * built in nor immutable, could see the rows before them in the heap),
  * ON CONFLICT, and any plan the rules rewrote.
  */
 #include "postgres.h"
 
 #include "access/heapam.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/pg_proc.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
@@ -53,6 +56,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/plancache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -120,7 +124,47 @@ multiinsert_set_path(const char *path)
 	current_path = path;
 }
 
-/* Any CHECK constraint that calls a volatile function? */
+/*
+ * A function whose declared volatility is only its author's word: not
+ * built in, and not immutable. A STABLE function may call a volatile one (a
+ * quota counting the table's rows, say): row by row, that call sees the rows
+ * inserted before it; here, they are still in the buffer. So a check that
+ * calls one keeps the per-row path.
+ */
+static bool
+untrusted_function(Oid funcid, void *context)
+{
+	return funcid >= FirstNormalObjectId && func_volatile(funcid) != PROVOLATILE_IMMUTABLE;
+}
+
+static bool
+untrusted_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, untrusted_function, context))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, untrusted_walker, context, 0);
+	return expression_tree_walker(node, untrusted_walker, context);
+}
+
+/*
+ * Could this check see the rows before its own? A volatile function could,
+ * and so could one whose volatility is untrusted. SQL functions simple enough
+ * to be inlined (auth.uid() and the like) are judged by their bodies, as the
+ * planner inlines them (and refuses to when a body is more volatile than its
+ * function says).
+ */
+static bool
+check_may_see_rows(Node *expr)
+{
+	if (contain_volatile_functions(expr))
+		return true;
+	return untrusted_walker(eval_const_expressions(NULL, copyObject(expr)), NULL);
+}
+
+/* Any CHECK constraint that could see the rows before its own? */
 static bool
 volatile_checks(Relation rel)
 {
@@ -129,7 +173,7 @@ volatile_checks(Relation rel)
 	if (constr == NULL)
 		return false;
 	for (int i = 0; i < constr->num_check; i++)
-		if (contain_volatile_functions(stringToNode(constr->check[i].ccbin)))
+		if (check_may_see_rows(stringToNode(constr->check[i].ccbin)))
 			return true;
 	return false;
 }
@@ -174,7 +218,7 @@ multiinsert_unbatchable(CachedPlanSource *src, CachedPlan *cplan, Oid *relid)
 	if (contain_volatile_functions_not_nextval((Node *) query->targetList))
 		return "a volatile default";
 	/* the policies' own quals, subqueries included (the planned ones hide them) */
-	if (contain_volatile_functions((Node *) query->withCheckOptions))
+	if (check_may_see_rows((Node *) query->withCheckOptions))
 		return "a volatile WITH CHECK expression";
 
 	*relid = rt_fetch(linitial_int(mt->resultRelations), stmt->rtable)->relid;

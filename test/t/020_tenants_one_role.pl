@@ -15,7 +15,6 @@
 use strict;
 use warnings;
 
-use FindBin;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -253,44 +252,6 @@ for my $db (sort keys %key)
 	is($node->safe_psql($db, q{SELECT count(*) FROM pg_stats WHERE schemaname = 'ingest_private'
 		AND attname IN ('raw_line', 'message', 'tenant', 'last_error', 'source', 'settings')}), 0,
 		'plain: no statistics are kept of those columns');
-}
-
-# The README's psycopg sketch, run as written (its python block), through PgBouncer: a user of
-# organisation C uploads a file in 4-byte chunks as role authenticated, and waits.
-{
-	my $db = 'jwt';
-	$node->safe_psql($db, q{
-		CREATE ROLE authenticated NOLOGIN;
-		GRANT authenticated TO web;
-		GRANT SELECT, INSERT ON docs TO authenticated;
-	});
-	my $readme = slurp_file("$FindBin::RealBin/../../README.md");
-	my ($sketch) = $readme =~ /```python\n(.*?def as_user.*?)```/s;
-	ok(defined $sketch, 'the README has the tenant-aware psycopg sketch');
-	my $dir = PostgreSQL::Test::Utils::tempdir;
-	PostgreSQL::Test::Utils::append_to_file("$dir/sketch.py", $sketch // '');
-	PostgreSQL::Test::Utils::append_to_file("$dir/file.csv", "n\n100\n101\n102\n103\n104\n");
-	PostgreSQL::Test::Utils::append_to_file("$dir/driver.py", <<'PY');
-import sys
-exec(open(sys.argv[1]).read())
-CHUNK_SIZE = 4
-claims = {"sub": "u-1", "app_metadata": {"org_id": "C"}}
-job = upload(sys.argv[2], claims, "docs", sys.argv[3])
-print(job, wait(sys.argv[2], claims, job, "60 s"))
-PY
-	my ($out, $err) = ('', '');
-	my $ok = IPC::Run::run([ 'python3', "$dir/driver.py", "$dir/sketch.py",
-			"host=127.0.0.1 port=$bport dbname=$db user=web", "$dir/file.csv" ],
-		'>', \$out, '2>', \$err, IPC::Run::timeout(120));
-	ok($ok, 'the sketch ran') or diag $err;
-	my ($job, $state) = split ' ', $out;
-	is($state, 'succeeded', 'its upload succeeded');
-	is($node->safe_psql($db, "SELECT count(*) FROM ingest_private.job_chunks WHERE job_id = $job") , 0,
-		'its chunks are gone after the load') if $job;
-	is($node->safe_psql($db, "SELECT owner || ' ' || tenant || ' ' || bytes_total FROM ingest.upload_jobs WHERE id = $job"),
-		'authenticated C 22', "the job is authenticated's, of tenant C, with the file's 22 bytes") if $job;
-	is($node->safe_psql($db, q{SELECT string_agg(tenant || ':' || n, ',' ORDER BY n) FROM docs WHERE n >= 100}),
-		'C:100,C:101,C:102,C:103,C:104', "the rows are C's");
 }
 
 done_testing();
