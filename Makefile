@@ -15,6 +15,7 @@ OBJS = \
 	src/jobs_access.o \
 	src/jobs_data.o \
 	src/joblog.o \
+	src/atcommit.o \
 	src/jobs_dir.o \
 	src/shmem.o \
 	src/launcher.o \
