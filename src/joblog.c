@@ -36,6 +36,18 @@ write_line(void *arg)
 	ereport(LOG, (errmsg_internal("%s", (char *) arg)));
 }
 
+void
+joblog_init(void)
+{
+	DefineCustomBoolVariable("ingest.log_jobs",
+							 "Writes one LOG line per finished ingest job.",
+							 "The line names the job, its owner, target and state, its rows inserted, rejected and skipped, the seconds its last attempt ran and the rows per second.",
+							 &ingest_log_jobs,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+}
+
 /*
  * A name as the line shows it: control characters (a newline in a table
  * name, say) as \xNN, so that a name cannot end the line and forge the next
