@@ -16,6 +16,7 @@ OBJS = \
 	src/jobs_access.o \
 	src/jobs_data.o \
 	src/joblog.o \
+	src/atcommit.o \
 	src/jobs_dir.o \
 	src/jobs_parts.o \
 	src/split.o \

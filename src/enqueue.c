@@ -38,6 +38,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "atcommit.h"
 #include "compat.h"
 #include "enqueue.h"
 #include "conflict.h"
@@ -58,56 +59,11 @@ int			ingest_max_queued_per_role = 0;
 static bool wake_at_commit = false;
 static bool callback_registered = false;
 
-/*
- * Running jobs that ingest.cancel flagged in the table: their workers are
- * told when the transaction commits. Each entry remembers the subtransaction
- * level it was made at, so that ROLLBACK TO SAVEPOINT (or a PL/pgSQL
- * exception block) takes its cancel back, as it takes back the UPDATE.
- * Allocated in TopMemoryContext, emptied at every commit and abort.
- */
-typedef struct PendingCancel
-{
-	int64		job_id;
-	int			level;
-} PendingCancel;
-
-static List *cancel_at_commit = NIL;
-
-static void xact_callback(XactEvent event, void *arg);
-static void subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-							 SubTransactionId parentSubid, void *arg);
-
-static void
-forget_cancels(void)
-{
-	list_free_deep(cancel_at_commit);
-	cancel_at_commit = NIL;
-}
-
-static void
-register_callback(void)
-{
-	if (!callback_registered)
-	{
-		RegisterXactCallback(xact_callback, NULL);
-		RegisterSubXactCallback(subxact_callback, NULL);
-		callback_registered = true;
-	}
-}
-
 static void
 xact_callback(XactEvent event, void *arg)
 {
-	ListCell   *lc;
-
 	switch (event)
 	{
-		case XACT_EVENT_PRE_PREPARE:
-			if (cancel_at_commit != NIL)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that has called ingest.cancel on a running job")));
-			break;
 		case XACT_EVENT_PREPARE:
 			/* workers of jobs enqueued in it look for work every second */
 			wake_at_commit = false;
@@ -116,40 +72,13 @@ xact_callback(XactEvent event, void *arg)
 			if (wake_at_commit)
 				shmem_request_db(MyDatabaseId);
 			wake_at_commit = false;
-			foreach(lc, cancel_at_commit)
-				(void) shmem_cancel_job(((PendingCancel *) lfirst(lc))->job_id);
-			forget_cancels();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			wake_at_commit = false;
-			forget_cancels();
 			break;
 		default:
 			break;
-	}
-}
-
-static void
-subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
-
-	foreach(lc, cancel_at_commit)
-	{
-		PendingCancel *pc = lfirst(lc);
-
-		if (pc->level < level)
-			continue;
-		if (event == SUBXACT_EVENT_ABORT_SUB)
-		{
-			cancel_at_commit = foreach_delete_current(cancel_at_commit, lc);
-			pfree(pc);
-		}
-		else if (event == SUBXACT_EVENT_COMMIT_SUB)
-			pc->level = level - 1;
 	}
 }
 
@@ -187,7 +116,11 @@ enqueue_init(void)
 void
 enqueue_wake_at_commit(void)
 {
-	register_callback();
+	if (!callback_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		callback_registered = true;
+	}
 	wake_at_commit = true;
 }
 
@@ -196,17 +129,19 @@ enqueue_wake_at_commit(void)
  * transaction commits (jobs_cancel flagged it in the table): a cancel
  * rolled back, or taken back by ROLLBACK TO SAVEPOINT, cancels nothing.
  */
+static void
+tell_cancel(void *arg)
+{
+	(void) shmem_cancel_job(*(int64 *) arg);
+}
+
 void
 enqueue_cancel_at_commit(int64 job_id)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	PendingCancel *pc = palloc(sizeof(PendingCancel));
+	int64	   *id = MemoryContextAlloc(TopMemoryContext, sizeof(int64));
 
-	pc->job_id = job_id;
-	pc->level = GetCurrentTransactionNestLevel();
-	register_callback();
-	cancel_at_commit = lappend(cancel_at_commit, pc);
-	MemoryContextSwitchTo(old);
+	*id = job_id;
+	at_commit(tell_cancel, id, "called ingest.cancel on a running job");
 }
 
 /*

@@ -9,7 +9,8 @@
  *
  * The jobs service (jobs.c, jobs_queue.c) hands the line over in the
  * transaction that records the outcome (a worker's, or the session's that
- * cancels a queued job); it is written from an XactCallback at commit, so
+ * cancels a queued job); it is written once that transaction has committed
+ * (atcommit.c), so
  * an outcome that does not commit (the load's last commit fails on a
  * deferred constraint and the job is then recorded failed instead, a
  * cancel rolled back or taken back by ROLLBACK TO SAVEPOINT) logs nothing.
@@ -17,88 +18,22 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "nodes/pg_list.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "atcommit.h"
 #include "joblog.h"
 
 static bool ingest_log_jobs = true;
 
-typedef struct PendingLine
-{
-	char	   *text;
-	int			level;			/* the subtransaction level it was made at */
-} PendingLine;
-
-/* in TopMemoryContext, emptied at every commit and abort */
-static List *pending = NIL;
-static bool callback_registered = false;
-
+/* Written once the outcome has committed (atcommit.c). */
 static void
-forget_lines(void)
+write_line(void *arg)
 {
-	ListCell   *lc;
-
-	foreach(lc, pending)
-	{
-		PendingLine *pl = lfirst(lc);
-
-		pfree(pl->text);
-		pfree(pl);
-	}
-	list_free(pending);
-	pending = NIL;
-}
-
-static void
-xact_callback(XactEvent event, void *arg)
-{
-	ListCell   *lc;
-
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-			foreach(lc, pending)
-				ereport(LOG, (errmsg_internal("%s", ((PendingLine *) lfirst(lc))->text)));
-			forget_lines();
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			forget_lines();
-			break;
-		default:
-			break;
-	}
-}
-
-static void
-subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-				 SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
-
-	foreach(lc, pending)
-	{
-		PendingLine *pl = lfirst(lc);
-
-		if (pl->level < level)
-			continue;
-		if (event == SUBXACT_EVENT_ABORT_SUB)
-		{
-			pending = foreach_delete_current(pending, lc);
-			pfree(pl->text);
-			pfree(pl);
-		}
-		else if (event == SUBXACT_EVENT_COMMIT_SUB)
-			pl->level = level - 1;
-	}
+	ereport(LOG, (errmsg_internal("%s", (char *) arg)));
 }
 
 void
@@ -138,36 +73,17 @@ printable(const char *name)
 void
 joblog_at_commit(const JobLogLine *line)
 {
-	MemoryContext old;
-	PendingLine *pl;
 	double		rate;
-	char	   *database;
-	char	   *owner;
-	char	   *target;
+	char	   *text;
 
 	if (!ingest_log_jobs)
 		return;
 	rate = line->seconds > 0 ? (double) line->attempt_rows / line->seconds : 0;
-
-	/* the names in the transaction's memory, the line in memory that outlives it */
-	database = printable(get_database_name(MyDatabaseId));
-	owner = printable(line->owner);
-	target = printable(line->target);
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	pl = palloc(sizeof(PendingLine));
-	pl->level = GetCurrentTransactionNestLevel();
-	pl->text = psprintf("ingest job " INT64_FORMAT " %s: database %s, owner %s, target %s, "
-						INT64_FORMAT " rows inserted, " INT64_FORMAT " rejected, " INT64_FORMAT " skipped, %.3f s, %.0f rows/s",
-						line->job_id, line->state, database, owner, target,
-						line->rows_inserted, line->rows_rejected, line->rows_skipped,
-						line->seconds, rate);
-	pending = lappend(pending, pl);
-	MemoryContextSwitchTo(old);
-
-	if (!callback_registered)
-	{
-		RegisterXactCallback(xact_callback, NULL);
-		RegisterSubXactCallback(subxact_callback, NULL);
-		callback_registered = true;
-	}
+	text = psprintf("ingest job " INT64_FORMAT " %s: database %s, owner %s, target %s, "
+					INT64_FORMAT " rows inserted, " INT64_FORMAT " rejected, " INT64_FORMAT " skipped, %.3f s, %.0f rows/s",
+					line->job_id, line->state, printable(get_database_name(MyDatabaseId)),
+					printable(line->owner), printable(line->target),
+					line->rows_inserted, line->rows_rejected, line->rows_skipped,
+					line->seconds, rate);
+	at_commit(write_line, MemoryContextStrdup(TopMemoryContext, text), "finished an ingest job");
 }

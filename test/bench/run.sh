@@ -6,13 +6,18 @@
 #   ROWS=1000000      data rows per file (QUICK=1 means ROWS=100000 REPS=2 unless set)
 #   REPS=3            runs per method; the summary uses the median (and shows the best)
 #   KEEP=1            leave the cluster running afterwards (psql -h $RUN_DIR/sock -p $PORT bench)
-#   PORT=5460         5460..5469 only
+#   PORT=5460         5460..5469 only (unless ANY_PORT=1)
 #   RUN_DIR=/tmp/ingest-bench-$PORT   cluster data, socket and server log
 #   DATA_DIR=test/bench/data          where the CSV files are generated (kept between runs)
 #   METHODS=a,b,...   subset of: copy_plain ingest_plain ingest_plain_perrow copy_tenant ingest_rls
-#                     ingest_rls_perrow ingest_data_rls ingest_plain_parallel ingest_rls_parallel
-#                     insert_select_rls psycopg_rls (default: all)
+#                     ingest_rls_perrow ingest_data_rls insert_select_rls psycopg_rls
+#                     upload_gz_rls upload_gzm_rls upload_zst_rls upload_plain_rls upload_data_rls
+#                     ingest_plain_parallel ingest_rls_parallel
+#                     (default: all)
 #   PARALLEL_COMMIT_EVERY=100000      commit_every of the parallel methods (a load in parts needs it)
+#   UPLOAD_CHUNK_MB=4 UPLOAD_GZIP_LEVEL=1 UPLOAD_ZSTD_LEVEL=1 UPLOAD_PIPELINE=1 UPLOAD_THREADS=2
+#                     the upload clients
+#                     (client_upload.py; upload_gzm_rls compresses each chunk as a gzip member)
 #   BATCH_ROWS=N      sets ingest.batch_rows in postgresql.conf
 #   COMMIT_EVERY=N    adds "commit_every": N to the job options
 #   INGEST_OPTIONS='{"...": ...}'      more job options (jsonb)
@@ -40,10 +45,8 @@ MAX_WAL_SIZE=${MAX_WAL_SIZE:-8GB}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PY=/usr/bin/python3     # Debian's python3-psycopg lives here, not in a pyenv python
 
-# (the cluster listens on a Unix socket in RUN_DIR only; PORT_ANY=1 lets a session given
-# another port range use it)
-if [ "${PORT_ANY:-0}" != 1 ] && { [ "$PORT" -lt 5460 ] || [ "$PORT" -gt 5469 ]; }; then
-    echo "PORT must be in 5460..5469 (5440..5459 belong to other work)" >&2
+if [ "${ANY_PORT:-0}" != 1 ] && { [ "$PORT" -lt 5460 ] || [ "$PORT" -gt 5469 ]; }; then
+    echo "PORT must be in 5460..5469 (5440..5459 belong to other work; ANY_PORT=1 lifts this)" >&2
     exit 2
 fi
 
@@ -52,6 +55,7 @@ need=()
 command -v "$PG_CONFIG" >/dev/null 2>&1 || need+=(postgresql-server-dev-15)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 "$PY" -c 'import psycopg' 2>/dev/null || need+=(python3-psycopg)
+"$PY" -c 'import zstandard' 2>/dev/null || need+=(python3-zstandard)   # upload_zst_rls
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
