@@ -8,6 +8,7 @@ OBJS = \
 	src/dropdir.o \
 	src/enqueue.o \
 	src/options.o \
+	src/parallel.o \
 	src/identity.o \
 	src/catalog.o \
 	src/jobs.o \
@@ -17,10 +18,13 @@ OBJS = \
 	src/joblog.o \
 	src/atcommit.o \
 	src/jobs_dir.o \
+	src/jobs_parts.o \
+	src/split.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \
 	src/worker_hold.o \
+	src/worker_parts.o \
 	src/outcome.o \
 	src/reader.o \
 	src/decode.o \

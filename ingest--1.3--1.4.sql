@@ -154,6 +154,76 @@ COMMENT ON FUNCTION ingest.enqueue_dir(regclass, text, text, jsonb) IS
     'queue a load of each file of a directory on the server (under ingest.allowed_dirs) whose name matches pattern and that was not enqueued before (same name, size and modification time), one job each, in name order; returns the job ids';
 
 /*
+ * One file, several workers (issue 14): the parts of a job, and the scheduler's view
+ * counting the workers that help a job with its parts as running jobs of its role.
+ */
+-- The parts of a job loaded by several workers (the option "parallel"): byte ranges of its
+-- source cut at record boundaries (src/split.c), each with the physical line and the data
+-- record it starts at. A part's rows commit with its counters here (its checkpoint, and
+-- 'done' with its last rows), so a crash redoes only what no part committed. Workers only.
+CREATE TABLE ingest_private.job_parts (
+    job_id        bigint NOT NULL REFERENCES ingest_private.upload_jobs (id) ON DELETE CASCADE,
+    part          int NOT NULL CHECK (part >= 0),
+    start_offset  bigint NOT NULL,
+    end_offset    bigint NOT NULL,
+    first_line    bigint NOT NULL,
+    first_record  bigint NOT NULL,
+    state         text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    worker_pid    int,
+    records_done  bigint NOT NULL DEFAULT 0,
+    rows_inserted bigint NOT NULL DEFAULT 0,
+    rows_rejected bigint NOT NULL DEFAULT 0,
+    rows_skipped  bigint NOT NULL DEFAULT 0,
+    errors_stored bigint NOT NULL DEFAULT 0,
+    bytes_done    bigint NOT NULL DEFAULT 0,
+    last_error    text,
+    sqlstate      text,
+    PRIMARY KEY (job_id, part)
+);
+ALTER TABLE ingest_private.job_parts ENABLE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('ingest_private.job_parts', '');
+
+CREATE OR REPLACE VIEW ingest_private._queue AS
+    WITH queued AS (
+        SELECT j.id, j.owner, COALESCE(j.tenant, '') AS tenant, j.run_after,
+               row_number() OVER (PARTITION BY j.owner, COALESCE(j.tenant, '')
+                                  ORDER BY j.priority DESC, j.id) AS turn
+        FROM ingest_private.upload_jobs j
+        WHERE j.state = 'queued'),
+    -- MATERIALIZED: once per (role, tenant) and once per role, not once per queued job
+    tenants AS MATERIALIZED (
+        SELECT o.owner, o.tenant,
+               (SELECT max(r.started_at) FROM ingest_private.upload_jobs r
+                WHERE r.owner = o.owner AND COALESCE(r.tenant, '') = o.tenant) AS last_start,
+               (SELECT count(*) FROM ingest_private.upload_jobs r
+                WHERE r.owner = o.owner AND COALESCE(r.tenant, '') = o.tenant
+                  AND r.state = 'running')
+               -- and the workers that help a running job with its parts
+               + (SELECT count(*) FROM ingest_private.job_parts p
+                  JOIN ingest_private.upload_jobs r ON r.id = p.job_id
+                  WHERE r.owner = o.owner AND COALESCE(r.tenant, '') = o.tenant
+                    AND r.state = 'running' AND p.state = 'running'
+                    AND p.worker_pid IS DISTINCT FROM r.worker_pid) AS running,
+               ingest._max_running(o.owner) AS max_running
+        FROM (SELECT DISTINCT owner, tenant FROM queued) o),
+    roles AS MATERIALIZED (
+        SELECT o.owner,
+               (SELECT max(r.started_at) FROM ingest_private.upload_jobs r
+                WHERE r.owner = o.owner) AS last_start
+        FROM (SELECT DISTINCT owner FROM queued) o),
+    ranked AS (
+        SELECT q.id, q.owner, q.run_after, t.running, t.max_running,
+               row_number() OVER (PARTITION BY q.owner
+                                  ORDER BY q.turn, t.last_start NULLS FIRST, q.tenant, q.id) AS role_turn
+        FROM queued q JOIN tenants t USING (owner, tenant))
+    SELECT k.id, k.owner, k.run_after, k.running, k.max_running,
+           row_number() OVER (ORDER BY k.role_turn, r.last_start NULLS FIRST, k.owner::oid, k.id) AS place
+    FROM ranked k JOIN roles r USING (owner);
+
+REVOKE ALL ON ingest_private.job_parts FROM PUBLIC;
+COMMENT ON TABLE ingest_private.job_parts IS 'the parts of a job loaded by several workers (option parallel): byte ranges cut at record boundaries, with their first line and record, state and counters';
+
+/*
  * Jobs queued while the extension waited for this update start when it commits.
  */
 SELECT ingest._wake_workers();

@@ -169,6 +169,32 @@ ALTER TABLE ingest_private.dir_files
 ALTER TABLE ingest_private.dir_files ENABLE ROW LEVEL SECURITY;
 SELECT pg_catalog.pg_extension_config_dump('ingest_private.dir_files', '');
 
+-- The parts of a job loaded by several workers (the option "parallel"): byte ranges of its
+-- source cut at record boundaries (src/split.c), each with the physical line and the data
+-- record it starts at. A part's rows commit with its counters here (its checkpoint, and
+-- 'done' with its last rows), so a crash redoes only what no part committed. Workers only.
+CREATE TABLE ingest_private.job_parts (
+    job_id        bigint NOT NULL REFERENCES ingest_private.upload_jobs (id) ON DELETE CASCADE,
+    part          int NOT NULL CHECK (part >= 0),
+    start_offset  bigint NOT NULL,
+    end_offset    bigint NOT NULL,
+    first_line    bigint NOT NULL,
+    first_record  bigint NOT NULL,
+    state         text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    worker_pid    int,
+    records_done  bigint NOT NULL DEFAULT 0,
+    rows_inserted bigint NOT NULL DEFAULT 0,
+    rows_rejected bigint NOT NULL DEFAULT 0,
+    rows_skipped  bigint NOT NULL DEFAULT 0,
+    errors_stored bigint NOT NULL DEFAULT 0,
+    bytes_done    bigint NOT NULL DEFAULT 0,
+    last_error    text,
+    sqlstate      text,
+    PRIMARY KEY (job_id, part)
+);
+ALTER TABLE ingest_private.job_parts ENABLE ROW LEVEL SECURITY;
+SELECT pg_catalog.pg_extension_config_dump('ingest_private.job_parts', '');
+
 /*
  * Indexes
  */
@@ -486,7 +512,13 @@ CREATE VIEW ingest_private._queue AS
                 WHERE r.owner = o.owner AND COALESCE(r.tenant, '') = o.tenant) AS last_start,
                (SELECT count(*) FROM ingest_private.upload_jobs r
                 WHERE r.owner = o.owner AND COALESCE(r.tenant, '') = o.tenant
-                  AND r.state = 'running') AS running,
+                  AND r.state = 'running')
+               -- and the workers that help a running job with its parts
+               + (SELECT count(*) FROM ingest_private.job_parts p
+                  JOIN ingest_private.upload_jobs r ON r.id = p.job_id
+                  WHERE r.owner = o.owner AND COALESCE(r.tenant, '') = o.tenant
+                    AND r.state = 'running' AND p.state = 'running'
+                    AND p.worker_pid IS DISTINCT FROM r.worker_pid) AS running,
                ingest._max_running(o.owner) AS max_running
         FROM (SELECT DISTINCT owner, tenant FROM queued) o),
     roles AS MATERIALIZED (
@@ -545,6 +577,7 @@ CREATE VIEW ingest.stats AS
  */
 REVOKE ALL ON ingest_private.upload_jobs, ingest_private.job_errors, ingest_private._queue FROM PUBLIC;
 REVOKE ALL ON ingest_private.dir_files, ingest.dir_files FROM PUBLIC;
+REVOKE ALL ON ingest_private.job_parts FROM PUBLIC;
 GRANT SELECT (id, owner, target, source, source_type, options, state, attempts, rows_inserted,
               rows_rejected, bytes_total, bytes_done, records_done, cancel_requested, last_error,
               worker_pid, created_at, started_at, finished_at, max_attempts, timeout, priority,
@@ -672,6 +705,7 @@ COMMENT ON COLUMN ingest_private.job_errors.record_number IS 'ordinal of the rej
 COMMENT ON TABLE ingest_private.job_data IS 'bytes sent with ingest.enqueue_data, read back by the worker in slices';
 COMMENT ON TABLE ingest_private.job_chunks IS 'bytes sent with ingest.upload_chunk, one row per chunk, read back by the worker in order';
 COMMENT ON TABLE ingest_private.job_cancels IS 'cancels of running jobs waiting to take effect (ingest.cancel)';
+COMMENT ON TABLE ingest_private.job_parts IS 'the parts of a job loaded by several workers (option parallel): byte ranges cut at record boundaries, with their first line and record, state and counters';
 COMMENT ON TABLE ingest_private.dir_files IS
     'the files ingest.enqueue_dir enqueued, one row per (dir, name, size, mtime), kept while the file lies in the directory (ingest.purge keeps them)';
 

@@ -47,6 +47,7 @@
 #include "settings.h"
 #include "jobs.h"
 #include "options.h"
+#include "parallel.h"
 #include "reader.h"
 #include "shmem.h"
 #include "target.h"
@@ -191,6 +192,7 @@ enqueue_job(Oid target, const char *source, JobSourceType source_type, Jsonb *op
 					   source_type == JOB_SOURCE_LO ? source : "the uploaded data");
 	if (head != NULL)
 		header_check_early(target, &opts, head);
+	parallel_check_enqueue(&opts, source_type, head);
 
 	memset(&spec, 0, sizeof(spec));
 	spec.owner = GetUserId();
@@ -265,4 +267,5 @@ enqueue_check_target(Oid target, Jsonb *options)
 
 	options_parse(options, &opts);
 	check_target(target, &opts);
+	parallel_check_enqueue(&opts, JOB_SOURCE_FILE, NULL);
 }

@@ -26,6 +26,7 @@
 #include "settings.h"
 #include "launcher.h"
 #include "loader.h"
+#include "parallel.h"
 #include "reader.h"
 #include "shmem.h"
 #include "upload.h"
@@ -43,6 +44,7 @@ _PG_init(void)
 	launcher_init();
 	worker_init();
 	loader_init();
+	parallel_init();
 	reader_init();
 	enqueue_init();
 	upload_init();

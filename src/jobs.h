@@ -1,9 +1,10 @@
 /*
  * jobs.h
  *		The jobs service: the only code that reads or writes ingest's tables
- *		(upload_jobs, job_errors, job_cancels, job_data, job_chunks, dir_files).
+ *		(upload_jobs, job_errors, job_cancels, job_data, job_chunks, dir_files,
+ *		job_parts).
  *
- * Five files, one header, as pgvector's hnsw*.c share hnsw.h:
+ * Six files, one header, as pgvector's hnsw*.c share hnsw.h:
  *	jobs.c			a job's life: create, claim, checkpoint, outcome, cancel,
  *					retry, purge; the only place a job's state changes
  *	jobs_queue.c	the scheduler's side: the next job to claim, jobs left by
@@ -12,6 +13,7 @@
  *	jobs_data.c		a job's stored bytes: uploads in chunks, what the
  *					reader reads back, and discarding them
  *	jobs_dir.c		the files of directories enqueue_dir has enqueued
+ *	jobs_parts.c	the parts of a job that several workers load
  */
 #ifndef INGEST_JOBS_H
 #define INGEST_JOBS_H
@@ -88,6 +90,36 @@ typedef struct IngestJob
 	int64		timeout_ms;		/* 0: no limit */
 } IngestJob;
 
+/* A part of a job that several workers load (job_parts), as its row has it. */
+typedef struct JobPart
+{
+	int			part;			/* 0, 1, ... in file order */
+	int64		start_offset;	/* its bytes in the source: [start, end) */
+	int64		end_offset;
+	int64		first_line;		/* physical line its first record starts on */
+	int64		first_record;	/* data records of the parts before it */
+	JobCounters done;			/* its own, as its last commit left them */
+} JobPart;
+
+typedef enum JobPartEnd
+{
+	JOB_PART_DONE,
+	JOB_PART_FAILED				/* with its error; without one: stopped, not at fault */
+} JobPartEnd;
+
+/* How a job's parts stand. */
+typedef struct JobPartsStatus
+{
+	int			nparts;
+	int			queued;
+	int			running;
+	int			done;
+	int			failed;
+	JobCounters sum;			/* the parts' counters summed */
+	char	   *failed_error;	/* the first error of a failed part (NULL: only stopped ones) */
+	int			failed_sqlerrcode;
+} JobPartsStatus;
+
 typedef enum JobClaim
 {
 	JOB_CLAIM_NONE,				/* nothing may start now */
@@ -130,6 +162,22 @@ extern JobClaim jobs_claim(IngestJob *job, Oid served_owner, const char *served_
 						   bool *more_queued);
 extern int	jobs_requeue_orphans(JobsLiveFn live_jobs, int max_live, bool *incomplete);
 extern bool jobs_queued_exist(void);
+extern bool jobs_claim_part(IngestJob *job, JobPart *part, Oid served_owner,
+							const char *served_tenant);
+
+/* jobs_parts.c: the parts of a job that several workers load */
+extern bool jobs_parts_exist(int64 job_id);
+extern void jobs_parts_create(int64 job_id, int n, const int64 *start, int64 size,
+							  const int64 *first_line, const int64 *first_record);
+extern bool jobs_part_claim(int64 job_id, JobPart *part);
+extern void jobs_part_drop_stale_errors(int64 job_id, JobPart *part);
+extern void jobs_parts_requeue(int64 job_id, JobsLiveFn live_jobs, int max_live, bool failed_too);
+extern void jobs_part_checkpoint(int64 job_id, int part, const JobCounters *c);
+extern void jobs_part_end(int64 job_id, int part, const JobCounters *c, JobPartEnd end,
+						  const char *last_error, const char *sqlstate);
+extern void jobs_parts_status(int64 job_id, JobPartsStatus *st, MemoryContext cxt);
+extern void jobs_parts_delete(int64 job_id);
+extern void jobs_parts_stop(int64 job_id);
 
 /* jobs_access.c: who may see a job */
 extern bool jobs_job_visible(int64 job_id, Oid caller);

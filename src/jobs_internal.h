@@ -45,6 +45,12 @@ extern void jobs_caller_params(Oid caller, Oid *types, Datum *values, char *null
 extern Oid	jobs_check_visible(int64 job_id, Oid caller, JobState *state);
 extern void jobs_check_queue_quota(Oid owner, const char *tenant);
 
+/* jobs_parts.c */
+#define JOB_PART_COLUMNS \
+	"part, start_offset, end_offset, first_line, first_record, records_done, " \
+	"rows_inserted, rows_rejected, rows_skipped, bytes_done, errors_stored"
+extern void jobs_read_part(HeapTuple tup, TupleDesc desc, int first, JobPart *part);
+
 /* jobs_data.c */
 extern bool jobs_data_discarded(int64 job_id);
 

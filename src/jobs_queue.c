@@ -235,14 +235,17 @@ copy_jsonb(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 
 /*
  * Rejected records past the checkpoint were recorded by an attempt that did
- * not commit them; the new attempt reads those records again. A failed job
+ * not commit them; the new attempt reads those records again. (A job loaded
+ * in parts has a checkpoint per part, and each part drops its own when it
+ * is claimed: jobs_part_claim.) A failed job
  * counts them all in rows_rejected, kept in job_errors or not (past
  * ingest.max_error_rows): the checkpoint's records are inserted, rejected or
  * skipped, which gives the committed count (the subtraction stays for jobs
  * of versions before rows_skipped, whose skipped rows were not counted).
  */
 #define DROP_STALE_ERRORS_SQL \
-	"WITH stale AS (DELETE FROM ingest_private.job_errors WHERE job_id = $1 AND record_number > $2 RETURNING 1) " \
+	"WITH stale AS (DELETE FROM ingest_private.job_errors WHERE job_id = $1 AND record_number > $2 " \
+	"  AND NOT EXISTS (SELECT 1 FROM ingest_private.job_parts p WHERE p.job_id = $1) RETURNING 1) " \
 	"UPDATE ingest_private.upload_jobs SET rows_rejected = GREATEST(0, LEAST(rows_rejected - (SELECT count(*) FROM stale), " \
 	"  records_done - rows_inserted - rows_skipped)) " \
 	"WHERE id = $1 RETURNING rows_rejected, " \
@@ -393,3 +396,73 @@ jobs_queued_exist(void)
 	return result;
 }
 
+
+/*
+ * An idle worker helps a running job with its parts: the first queued part
+ * of a running job of the owner and tenant it serves (of any, if it serves
+ * none yet) not being cancelled, if the owner's and tenant's running jobs
+ * and the workers already helping them stay under ingest.max_running_per_role.
+ * Claims of jobs go first (worker.c claims a part only when no job may
+ * start), and are serialized with these by the same lock, so the count
+ * holds. *job gets the job's row; false when there is no part to help with.
+ */
+#define CLAIM_PART_SQL \
+	"UPDATE ingest_private.job_parts p SET state = 'running', worker_pid = pg_catalog.pg_backend_pid(), " \
+	"  last_error = NULL, sqlstate = NULL " \
+	"WHERE (p.job_id, p.part) = (SELECT q.job_id, q.part FROM ingest_private.job_parts q " \
+	"  JOIN ingest_private.upload_jobs j ON j.id = q.job_id " \
+	"  WHERE q.state = 'queued' AND j.state = 'running' AND NOT " CANCEL_PENDING_SQL("j") \
+	"    AND ($1 = 0 OR (j.owner::oid = $1 AND COALESCE(j.tenant, '') = COALESCE($2, ''))) " \
+	"    AND (SELECT count(*) FROM ingest_private.upload_jobs r WHERE r.owner = j.owner " \
+	"           AND COALESCE(r.tenant, '') = COALESCE(j.tenant, '') AND r.state = 'running') " \
+	"      + (SELECT count(*) FROM ingest_private.job_parts h JOIN ingest_private.upload_jobs r ON r.id = h.job_id " \
+	"           WHERE r.owner = j.owner AND COALESCE(r.tenant, '') = COALESCE(j.tenant, '') " \
+	"             AND r.state = 'running' AND h.state = 'running' AND h.worker_pid IS DISTINCT FROM r.worker_pid) " \
+	"      < ingest._max_running(j.owner) " \
+	"  ORDER BY q.job_id, q.part LIMIT 1 FOR UPDATE OF q SKIP LOCKED) " \
+	"RETURNING p.job_id, " JOB_PART_COLUMNS
+
+#define HELPED_JOB_SQL \
+	"SELECT id, owner::oid, target::oid, source, source_type, options, settings, " \
+	"  attempts, records_done, rows_inserted, rows_rejected, " \
+	"  COALESCE(bytes_total, -1), " CANCEL_PENDING_SQL("upload_jobs") ", max_attempts, " \
+	"  COALESCE((EXTRACT(epoch FROM timeout) * 1000)::int8, 0), tenant, rows_skipped " \
+	"FROM ingest_private.upload_jobs WHERE id = $1"
+
+bool
+jobs_claim_part(IngestJob *job, JobPart *part, Oid served_owner, const char *served_tenant)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = "  ";
+	bool		isnull;
+	int64		job_id;
+
+	LockDatabaseObject(ExtensionRelationId, catalog_extension_oid(false),
+					   CLAIM_LOCK_SUBID, ExclusiveLock);
+	values[0] = ObjectIdGetDatum(served_owner);
+	if (served_tenant)
+		values[1] = CStringGetTextDatum(served_tenant);
+	else
+		nulls[1] = 'n';
+	SPI_connect();
+	jobs_exec_as_owner(CLAIM_PART_SQL, 2, types, values, nulls, false);
+	if (SPI_processed != 1)
+	{
+		SPI_finish();
+		return false;
+	}
+	job_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	jobs_read_part(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, part);
+
+	types[0] = INT8OID;
+	values[0] = Int64GetDatum(job_id);
+	jobs_exec_as_owner(HELPED_JOB_SQL, 1, types, values, NULL, false);
+	if (SPI_processed != 1)
+		elog(ERROR, "ingest: job " INT64_FORMAT " of a claimed part is missing", job_id);
+	read_claimed(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, job, caller);
+	SPI_finish();
+	jobs_part_drop_stale_errors(job_id, part);
+	return true;
+}

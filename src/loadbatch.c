@@ -185,7 +185,7 @@ gather_records(IngestLoad *ld)
 	int			nrows = 0;
 
 	b->recs = MemoryContextAlloc(b->cxt, sizeof(CsvpRecord *) * Max(n, 1));
-	b->first_record = ld->done.records_done + 1;
+	b->first_record = ld->record_base + ld->done.records_done + 1;
 	for (int i = 0; i < n; i++)
 	{
 		const CsvpRecord *rec = csvp_record(ld->parser, i);

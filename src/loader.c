@@ -42,6 +42,7 @@
 #include "batch.h"
 #include "convert.h"
 #include "decode.h"
+#include "header.h"
 #include "identity.h"
 #include "settings.h"
 #include "insert.h"
@@ -58,6 +59,9 @@ int			ingest_max_record_size = 256 * 1024 * 1024;
 int			ingest_max_error_rows = 10000;
 
 static IngestLoad *active = NULL;
+
+static IngestLoad *start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part,
+							  int64 max_errors);
 
 /*
  * The job's timeout fires as statement_timeout does: a query cancel that the
@@ -243,7 +247,10 @@ checkpoint(IngestLoad *ld)
 	current_counters(ld, &c);
 	/* the checkpoint commits with the rows it counts */
 	identity_leave(&ld->owner_save);
-	jobs_checkpoint(ld->job, &c);
+	if (ld->has_part)
+		jobs_part_checkpoint(ld->job->id, ld->part.part, &c);
+	else
+		jobs_checkpoint(ld->job, &c);
 	identity_enter(ld->job->owner, &ld->owner_save);
 	commit_xact(ld);
 	ld->since_commit = 0;
@@ -349,6 +356,9 @@ create_parser(IngestLoad *ld)
 
 	ld->max_record_size = ingest_max_record_size;
 	options_csv(&ld->opts, ld->max_record_size, &popts);
+	/* a part after the first starts on its own line */
+	if (ld->has_part && ld->part.part > 0)
+		popts.first_line = ld->part.first_line;
 	ld->skip_left = ld->opts.skip_lines;
 	ld->parser = csvp_create(&popts);
 	if (ld->parser == NULL)
@@ -367,8 +377,38 @@ create_parser(IngestLoad *ld)
 IngestLoad *
 loader_start(IngestJob *job, MemoryContext job_cxt)
 {
+	return start_load(job, job_cxt, NULL, -1);
+}
+
+/*
+ * Open the load of one part of a job loaded by several workers: job->done
+ * holds the part's own counters (its checkpoint), the records it reads are
+ * numbered after the parts before it, its lines from its first line, and it
+ * checkpoints into the part's row. max_errors: what the part may still
+ * reject, the other parts' committed rejections taken off the job's
+ * max_errors (-1: the job's). A part after the first that takes its columns
+ * from the file's header needs it first (loader_needs_header).
+ */
+IngestLoad *
+loader_start_part(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max_errors)
+{
+	return start_load(job, job_cxt, part, max_errors);
+}
+
+static IngestLoad *
+start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max_errors)
+{
 	IngestLoad *ld = new_load(job, job_cxt);
 	MemoryContext old;
+
+	if (part != NULL)
+	{
+		ld->has_part = true;
+		ld->part = *part;
+		ld->record_base = part->first_record;
+		if (max_errors >= 0)
+			ld->opts.max_errors = max_errors;
+	}
 
 	active = ld;
 	begin_xact(ld);
@@ -393,10 +433,88 @@ loader_start(IngestJob *job, MemoryContext job_cxt)
 		ld->batch_size = (int) ld->opts.commit_every;
 	create_parser(ld);
 	ld->header_pending = ld->opts.header;
+	if (ld->has_part && ld->part.part > 0)
+	{
+		/* the header, and the lines before it, are the first part's */
+		ld->skip_left = 0;
+		ld->header_pending = false;
+		ld->header_wanted = ld->opts.header && ld->opts.columns == NIL;
+	}
 	if (!ld->opts.header || ld->opts.columns != NIL)
 		loadbatch_setup_columns(ld, NULL);
 	MemoryContextSwitchTo(old);
 	return ld;
+}
+
+/* Does this part need the file's header (loader_take_header) before its bytes? */
+bool
+loader_needs_header(const IngestLoad *ld)
+{
+	return ld->header_wanted;
+}
+
+static void
+free_header_parser(void *arg)
+{
+	IngestLoad *ld = arg;
+
+	csvp_destroy(ld->header_parser);
+	ld->header_parser = NULL;
+}
+
+/*
+ * The file's first bytes, in order, until the header record is read (true):
+ * the lines "skip_lines" passes over and the header, parsed as the first
+ * part's parser reads them, give this part its columns.
+ */
+bool
+loader_take_header(IngestLoad *ld, const char *buf, size_t len)
+{
+	size_t		off = 0;
+	const CsvpRecord *rec;
+	CsvpParser *own;
+	MemoryContext old;
+
+	Assert(ld->header_wanted);
+	if (ld->header_parser == NULL)
+	{
+		CsvpOptions popts;
+
+		options_csv(&ld->opts, ld->max_record_size, &popts);
+		ld->header_parser = csvp_create(&popts);
+		if (ld->header_parser == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		ld->header_cb.func = free_header_parser;
+		ld->header_cb.arg = ld;
+		MemoryContextRegisterResetCallback(ld->job_cxt, &ld->header_cb);
+		ld->header_skip_left = ld->opts.skip_lines;
+		ld->header_after_cr = false;
+	}
+	if (ld->header_skip_left > 0 || ld->header_after_cr)
+		off = csvp_skip_lines(buf, len, &ld->header_skip_left, &ld->header_after_cr);
+	if (off < len && csvp_feed(ld->header_parser, buf + off, len - off, 1) == (size_t) -1)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (csvp_nrecords(ld->header_parser) == 0)
+		return false;
+
+	rec = csvp_record(ld->header_parser, 0);
+	header_check_readable(rec, ld->where);
+	/* the columns are named by the header parser's fields */
+	own = ld->parser;
+	ld->parser = ld->header_parser;
+	old = MemoryContextSwitchTo(ld->job_cxt);
+	PG_TRY();
+	{
+		loadbatch_setup_columns(ld, rec);
+	}
+	PG_FINALLY();
+	{
+		ld->parser = own;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	ld->header_wanted = false;
+	return true;
 }
 
 /* Pass over the lines "skip_lines" asks to skip; the offset where parsing starts. */
@@ -431,7 +549,8 @@ void
 loader_feed(IngestLoad *ld, const char *buf, size_t len)
 {
 	bool		invalid_text = !convert_chunk_valid(&ld->chunk_check, buf, len);
-	size_t		off = ld->skip_left > 0 ? skip_lines(ld, buf, len) : 0;
+	/* a CR that ended the preamble at a buffer's end may have its LF in this one */
+	size_t		off = (ld->skip_left > 0 || ld->skip_after_cr) ? skip_lines(ld, buf, len) : 0;
 
 	if (invalid_text)
 		ld->check_text_batches = 2;

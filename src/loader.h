@@ -30,6 +30,10 @@ extern void loader_init(void);
 extern void loader_install_hooks(void);
 
 extern IngestLoad *loader_start(IngestJob *job, MemoryContext job_cxt);
+extern IngestLoad *loader_start_part(IngestJob *job, MemoryContext job_cxt, const JobPart *part,
+									 int64 max_errors);
+extern bool loader_needs_header(const IngestLoad *ld);
+extern bool loader_take_header(IngestLoad *ld, const char *buf, size_t len);
 extern void loader_set_decoder(IngestLoad *ld, struct IngestDecoder *decoder);
 extern void loader_feed(IngestLoad *ld, const char *buf, size_t len);
 extern void loader_finish(IngestLoad *ld, JobCounters *done);

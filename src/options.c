@@ -25,7 +25,7 @@
 
 #define VALID_OPTIONS "header, columns, extra_columns, header_match, skip_lines, delimiter, " \
 	"quote, null, strict_quotes, force_null, decimal, compression, encoding, max_errors, " \
-	"commit_every, max_attempts, timeout, priority, keep_data, unlink, on_conflict, conflict_target"
+	"commit_every, max_attempts, timeout, priority, keep_data, unlink, on_conflict, conflict_target, parallel"
 
 static void
 wrong_type(const char *key, const char *expected)
@@ -298,6 +298,8 @@ set_option(IngestOptions *opts, const char *key, JsonbValue *v)
 		else
 			wrong_type(key, "an array of column names or the name of a unique constraint");
 	}
+	else if (strcmp(key, "parallel") == 0)
+		opts->parallel = boolean_value(key, v) ? INGEST_PARALLEL_ON : INGEST_PARALLEL_OFF;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

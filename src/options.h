@@ -20,6 +20,14 @@ typedef enum IngestCompression
 	INGEST_COMPRESSION_NONE
 } IngestCompression;
 
+/* "parallel": absent (decided by the file's size), false, or true */
+typedef enum IngestParallel
+{
+	INGEST_PARALLEL_AUTO = 0,
+	INGEST_PARALLEL_OFF,
+	INGEST_PARALLEL_ON
+} IngestParallel;
+
 /* on_conflict: what a record whose key is already in the table does (conflict.c) */
 typedef enum IngestOnConflict
 {
@@ -55,6 +63,7 @@ typedef struct IngestOptions
 	IngestOnConflict on_conflict;
 	List	   *conflict_columns;	/* "conflict_target" as column names (char *), or NIL */
 	char	   *conflict_constraint;	/* "conflict_target" as a constraint name, or NULL */
+	IngestParallel parallel;	/* one file loaded by several workers (parallel.c) */
 } IngestOptions;
 
 extern void options_parse(Jsonb *jb, IngestOptions *opts);

@@ -139,3 +139,39 @@ outcome_record_failure(IngestJob *job, ErrorData *edata)
 	}
 	PG_END_TRY();
 }
+
+/*
+ * A job loaded in parts did not succeed: one of its parts failed, it was
+ * cancelled or ran past its timeout, or its coordinator met an error of its
+ * own. The parts committed their rows, counters and rejected records
+ * themselves; *done is their sum. As for one worker, a transient failure
+ * goes back to the queue (the parts done stay done), anything else ends the
+ * job.
+ */
+void
+outcome_record_parts_failure(IngestJob *job, int sqlerrcode, const char *last_error,
+							 bool cancelled, const JobCounters *done)
+{
+	bool		retry = !cancelled && is_transient(sqlerrcode) && job->attempts < job->max_attempts;
+	JobState	state = cancelled ? JOB_CANCELLED : JOB_FAILED;
+	const char *message = cancelled ? "cancelled by ingest.cancel()" : last_error;
+
+	if (!cancelled && is_transient(sqlerrcode))
+		message = psprintf("%s (attempt %d of %d)", message, job->attempts, job->max_attempts);
+	if (retry)
+		ereport(LOG,
+				(errmsg("ingest job " INT64_FORMAT " will be retried in " INT64_FORMAT " ms: %s",
+						job->id, retry_delay_ms(job->attempts), message)));
+	else
+		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " %s: %s", job->id,
+							 jobs_state_name(state), message)));
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (retry)
+		jobs_retry_later(job, done, message, retry_delay_ms(job->attempts));
+	else
+		jobs_finish(job, state, done, message);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}

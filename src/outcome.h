@@ -8,5 +8,7 @@
 #include "jobs.h"
 
 extern void outcome_record_failure(IngestJob *job, ErrorData *edata);
+extern void outcome_record_parts_failure(IngestJob *job, int sqlerrcode, const char *last_error,
+										 bool cancelled, const JobCounters *done);
 
 #endif							/* INGEST_OUTCOME_H */

@@ -71,6 +71,7 @@ struct IngestReader
 	int64		chunk_size;		/* chunks: size of the current one */
 	int64		chunk_off;		/* chunks: bytes of it read */
 	Oid			loid;			/* large object */
+	int64		end;			/* reader_set_range: read no further; -1: to the end */
 	MemoryContext cxt;
 	MemoryContextCallback cb;
 };
@@ -521,6 +522,7 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 	r->owner = job->owner;
 	r->cxt = cxt;
 	r->fd = -1;
+	r->end = -1;
 	r->cb.func = reader_cleanup;
 	r->cb.arg = r;
 	MemoryContextRegisterResetCallback(cxt, &r->cb);
@@ -576,11 +578,47 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 	return r;
 }
 
-/* Up to len bytes into buf; 0 at the end of the source. */
+/*
+ * Read only the bytes [start, end) from now on: one part of a job loaded by
+ * several workers. Sources that can be read from any offset only: a file,
+ * stored data, a large object.
+ */
+void
+reader_set_range(IngestReader *r, int64 start, int64 end)
+{
+	if (r->type == JOB_SOURCE_FILE)
+	{
+		if (lseek(r->fd, (off_t) start, SEEK_SET) < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not seek in ingest source %s: %m", r->what)));
+	}
+	else if (r->type != JOB_SOURCE_DATA && r->type != JOB_SOURCE_LO)
+		elog(ERROR, "ingest: %s cannot be read in parts", r->what);
+	r->offset = start;
+	r->end = end;
+}
+
+/* Can the source be read from any offset (reader_set_range)? */
+bool
+reader_seekable(const IngestJob *job)
+{
+	return job->source_type == JOB_SOURCE_FILE || job->source_type == JOB_SOURCE_DATA ||
+		job->source_type == JOB_SOURCE_LO;
+}
+
+/* Up to len bytes into buf; 0 at the end of the source (or of its range). */
 size_t
 reader_read(IngestReader *r, char *buf, size_t len)
 {
 	size_t		n = 0;
+
+	if (r->end >= 0)
+	{
+		if (r->offset >= r->end)
+			return 0;
+		len = (size_t) Min((int64) len, r->end - r->offset);
+	}
 
 	switch (r->type)
 	{

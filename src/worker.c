@@ -10,6 +10,10 @@
  * the worker mid-job, and the job is then taken back as an orphan by the
  * next worker of the database.
  *
+ * A job with parts (one file loaded by several workers) is driven by
+ * worker_parts.c; a worker that finds no job to start helps a running job of
+ * its owner and tenant with a part (jobs_claim_part), as a job of its own.
+ *
  * Idle workers leave after ingest.worker_idle_timeout so that DROP DATABASE
  * and CREATE DATABASE ... TEMPLATE are not kept waiting for long.
  *
@@ -68,6 +72,7 @@
 #include "shmem.h"
 #include "worker.h"
 #include "worker_hold.h"
+#include "worker_parts.h"
 
 /* How often an idle worker checks whether it should leave, and looks for work anyway. */
 #define IDLE_CHECK_MS		250
@@ -127,6 +132,8 @@ typedef struct ClaimArgs
 	bool		more;
 	bool		gone;
 	bool		other_owner;	/* the next job is not served_owner's */
+	bool		is_part;		/* not a job: a part of another worker's job to help with */
+	JobPart		part;
 } ClaimArgs;
 
 static void start_worker(int slotno);
@@ -331,7 +338,13 @@ claim_and_run(void)
 		if (c.job->tenant)
 			served_tenant = MemoryContextStrdup(TopMemoryContext, c.job->tenant);
 	}
-	run_job(c.job, job_cxt);
+	if (c.is_part)
+	{
+		shmem_request_db(MyDatabaseId); /* more parts may wait */
+		parts_help(c.job, &c.part, job_cxt);
+	}
+	else
+		run_job(c.job, job_cxt);
 	hold_release();
 	MemoryContextDelete(job_cxt);
 	after_job();
@@ -364,6 +377,13 @@ claim(void *arg)
 		check_orphans(epoch);
 	old = MemoryContextSwitchTo(c->cxt);
 	outcome = jobs_claim(c->job, served_owner, served_tenant, &c->more);
+	/* no job may start: help a running job of the same owner with its parts */
+	if (outcome == JOB_CLAIM_NONE &&
+		jobs_claim_part(c->job, &c->part, served_owner, served_tenant))
+	{
+		c->is_part = true;
+		outcome = JOB_CLAIM_TAKEN;
+	}
 	MemoryContextSwitchTo(old);
 	found = (outcome == JOB_CLAIM_TAKEN);
 	c->other_owner = (outcome == JOB_CLAIM_OTHER_OWNER);
@@ -505,7 +525,8 @@ run_job(IngestJob *job, MemoryContext job_cxt)
 
 	PG_TRY();
 	{
-		load(job, job_cxt);
+		if (!parts_run_job(job, job_cxt))
+			load(job, job_cxt);
 	}
 	PG_CATCH();
 	{

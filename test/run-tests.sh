@@ -14,9 +14,10 @@
 #   1. the pg_regress suites sql/*.sql (make installcheck: a temporary instance with
 #      ingest preloaded, see REGRESS_OPTS and test/regress.conf);
 #   2. the TAP tests test/t/*.pl (PostgreSQL::Test::Cluster, each starts its own clusters);
-#   3. the fuzzers test/fuzz/run.sh (libFuzzer, ASan, UBSan; no server): the parser's and the
-#      decoder's (transcode.c); each replays its seed corpus (test/fuzz/corpus,
-#      test/fuzz/corpus-decode), then fuzzes for FUZZ_SECONDS on a copy of it. On 15 only:
+#   3. the fuzzers test/fuzz/run.sh (libFuzzer, ASan, UBSan; no server): the parser's, the
+#      decoder's (transcode.c) and the cut points' (split.c); each replays its seed corpus
+#      (test/fuzz/corpus, corpus-decode, corpus-split), then fuzzes for FUZZ_SECONDS on a copy
+#      of it. On 15 only:
 #      neither touches the server, and 17's root has no clang.
 #
 # Counting, for the closing line "N passed, N failed":

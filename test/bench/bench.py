@@ -59,6 +59,8 @@ METHODS = {
     "ingest_rls":        ("ingest.enqueue_file + wait, tenant, FORCE RLS", "tenant", "t_rls_ingest",    True,  "copy_tenant"),
     "ingest_rls_perrow": ("same, ingest.batched_insert off",              "tenant", "t_rls_ingest",    True,  "copy_tenant"),
     "ingest_data_rls":   ("ingest.enqueue_data (file sent) + wait, tenant, RLS", "tenant", "t_rls_data", True, "copy_tenant"),
+    "ingest_plain_parallel": ("enqueue_file, parallel + commit_every (superuser)", "all", "t_ingest_par", False, "copy_plain"),
+    "ingest_rls_parallel": ("same, tenant, FORCE RLS",                       "tenant", "t_rls_ingest_par", True, "copy_tenant"),
     "insert_select_rls": ("ref: INSERT..SELECT staging, tenant, RLS",      "tenant", "t_rls_ref",       True,  "copy_tenant"),
     "psycopg_rls":       ("psycopg3 10k-row unnest INSERTs, tenant, RLS",  "tenant", "t_rls_client",    True,  "copy_tenant"),
     "upload_gz_rls":     ("client: gzip chunks begin/upload/finish + wait, RLS", "tenant", "t_rls_upgz",  True,  "copy_tenant"),
@@ -70,7 +72,9 @@ METHODS = {
 ORDER = list(METHODS)
 UPLOAD_METHODS = {"upload_gz_rls", "upload_gzm_rls", "upload_zst_rls", "upload_plain_rls", "upload_data_rls"}
 INGEST_METHODS = {"ingest_plain", "ingest_plain_perrow", "ingest_rls", "ingest_rls_perrow",
-                  "ingest_data_rls"} | UPLOAD_METHODS
+                  "ingest_data_rls", "ingest_plain_parallel", "ingest_rls_parallel"} | UPLOAD_METHODS
+# the parallel methods: "parallel": true, and commit_every (a load in parts needs it)
+PARALLEL_COMMIT_EVERY = int(ENV.get("PARALLEL_COMMIT_EVERY", "100000"))
 
 problems = []   # loud failures, printed at the end
 
@@ -182,9 +186,39 @@ def job_info(cur, job_id):
     return cur.fetchone()
 
 
-def run_ingest(cur, table, path, as_tenant, send_data=False, per_row=False):
+def cluster_cpu(cur):
+    """CPU seconds (user + system) of the whole cluster so far: the postmaster, its reaped
+    children (cutime, cstime) and its live ones, so that a load's share is a difference."""
+    cur.execute("SELECT pg_backend_pid()")
+    me = cur.fetchone()[0]
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    pm = int(stat(me)[1])
+    f = stat(pm)
+    total = sum(int(x) for x in f[11:15])
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            c = stat(int(d))
+        except OSError:
+            continue
+        if int(c[1]) == pm:
+            total += int(c[11]) + int(c[12])
+    return total / tick
+
+
+def run_ingest(cur, table, path, as_tenant, send_data=False, per_row=False, parallel=False):
     """enqueue_file (or enqueue_data with the file's bytes read here) and wait; timed end to end."""
-    opts = json.dumps(INGEST_OPTIONS)
+    opts = dict(INGEST_OPTIONS)
+    if parallel:
+        opts["parallel"] = True
+        opts["commit_every"] = opts.get("commit_every") or PARALLEL_COMMIT_EVERY
+    opts = json.dumps(opts)
     # superuser-only; the session's value travels with the job
     cur.execute("SET ingest.batched_insert = %s" % ("off" if per_row else "on"))
     if as_tenant:
@@ -300,6 +334,10 @@ def run_method_timed(cur, name, table, kind, path):
         elapsed, extra = run_ingest(cur, table, path, as_tenant=True, per_row=True)
     elif name == "ingest_data_rls":
         elapsed, extra = run_ingest(cur, table, path, as_tenant=True, send_data=True)
+    elif name == "ingest_plain_parallel":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=False, parallel=True)
+    elif name == "ingest_rls_parallel":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=True, parallel=True)
     elif name == "insert_select_rls":
         cur.execute("SELECT set_config('app.tenant', %s, false)", (TENANT,))
         cur.execute("SET ROLE %s" % NOLOGIN_TENANT)
@@ -371,9 +409,15 @@ def main():
     times = {m: [] for m in methods}
     extras = {m: [] for m in methods}
     ok = {m: True for m in methods}
+    cpus = {m: [] for m in methods}
     for rep in range(1, REPS + 1):
         for m in methods:
+            cpu0 = cluster_cpu(cur)
             table, kind, elapsed, extra = run_method(cur, m)
+            cpu = cluster_cpu(cur) - cpu0
+            cpus[m].append(cpu)
+            extra = dict(extra, cpu_s=round(cpu, 2),
+                         loadavg=open("/proc/loadavg").read().split()[0])
             got = fingerprint(cur, table)
             want = refs[kind]
             status = "ok"
@@ -462,8 +506,18 @@ def main():
                 print("%s: job finished_at - started_at median %.3f s; started_at - created_at median %.3f s"
                       " (created_at is the enqueuing transaction's start, so this includes the enqueue call)"
                       % (m, statistics.median(ws), statistics.median(ps) if ps else float("nan")))
+    print()
+    print("cluster CPU seconds (postmaster and all its processes, during each load), median and"
+          " the ratio to the baseline's median (higher: less CPU than the baseline):")
+    for m in methods:
+        base = METHODS[m][4]
+        mc = statistics.median(cpus[m])
+        bc = statistics.median(cpus[base])
+        print("%-22s cpu median %7.2f s  ratio %.2f  (wall median %.3f s, %d runs)"
+              % (m, mc, bc / mc if mc else 0, med[m], len(cpus[m])))
     targets = {"ingest_plain": 0.70, "ingest_rls": 0.70, "ingest_data_rls": 0.70, "upload_gz_rls": 0.60,
-               "upload_gzm_rls": 0.60, "upload_zst_rls": 0.60}
+               "upload_gzm_rls": 0.60, "upload_zst_rls": 0.60,
+               "ingest_plain_parallel": 1.40, "ingest_rls_parallel": 1.40}
     for m, goal in targets.items():
         if m in methods:
             base = METHODS[m][4]

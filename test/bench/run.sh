@@ -12,7 +12,9 @@
 #   METHODS=a,b,...   subset of: copy_plain ingest_plain ingest_plain_perrow copy_tenant ingest_rls
 #                     ingest_rls_perrow ingest_data_rls insert_select_rls psycopg_rls
 #                     upload_gz_rls upload_gzm_rls upload_zst_rls upload_plain_rls upload_data_rls
+#                     ingest_plain_parallel ingest_rls_parallel
 #                     (default: all)
+#   PARALLEL_COMMIT_EVERY=100000      commit_every of the parallel methods (a load in parts needs it)
 #   UPLOAD_CHUNK_MB=4 UPLOAD_GZIP_LEVEL=1 UPLOAD_ZSTD_LEVEL=1 UPLOAD_PIPELINE=1 UPLOAD_THREADS=2
 #                     the upload clients
 #                     (client_upload.py; upload_gzm_rls compresses each chunk as a gzip member)

@@ -3,6 +3,8 @@
 #   fuzz_parser.c   src/parser.c (CSV to records), seeds in test/fuzz/corpus/
 #   fuzz_decode.c   src/transcode.c (gzip and zstd members, UTF-16, magic bytes, markers;
 #                   linked with zlib and libzstd), seeds in test/fuzz/corpus-decode/
+#   fuzz_split.c    src/split.c with parser.c (cut points of a file loaded in parts: the parts
+#                   parse to the whole file's records), seeds in test/fuzz/corpus-split/
 #
 #   test/fuzz/run.sh [SECONDS]     SECONDS: how long to fuzz (default $FUZZ_SECONDS, else 30)
 #   test/fuzz/run.sh --replay      no libFuzzer: only replay the seed corpus
@@ -22,7 +24,7 @@
 # first bytes. To keep it as a regression seed: cp PATH test/fuzz/corpus/regress-WHAT (or
 # corpus-decode/ for fuzz_decode).
 #
-# Environment: FUZZ_TARGETS picks fuzzers (default "parser decode"); FUZZ_WORK=DIR builds and fuzzes there (default: a new temporary directory, removed
+# Environment: FUZZ_TARGETS picks fuzzers (default "parser decode split"); FUZZ_WORK=DIR builds and fuzzes there (default: a new temporary directory, removed
 # when everything passed, kept otherwise); FUZZ_MAX_LEN (default 4096) caps an input's size;
 # FUZZ_CC picks the compiler (default clang, else clang-14). Exit status: 0 all passed, 1 a step failed (a build too), 2 no clang.
 
@@ -130,9 +132,14 @@ run_target() {
     local rc seeds last
     mkdir -p "$t"
     # only the code under test gets libFuzzer's coverage instrumentation
-    if ! { "$cc" "${cflags[@]}" "${covered[@]}" -c -o "$t/code.o" "$src/$source" &&
+    # SOURCE may name several files, separated by spaces
+    local objs=() f
+    for f in $source; do
+        objs+=("$t/${f%.c}.o")
+    done
+    if ! { ( for f in $source; do "$cc" "${cflags[@]}" "${covered[@]}" -c -o "$t/${f%.c}.o" "$src/$f" || exit 1; done ) &&
            "$cc" "${cflags[@]}" "${harness[@]}" -c -o "$t/harness.o" "$here/fuzz_$name.c" &&
-           "$cc" "${link[@]}" -o "$bin" "$t/code.o" "$t/harness.o" "${libs[@]}"; } > "$t/build.log" 2>&1; then
+           "$cc" "${link[@]}" -o "$bin" "${objs[@]}" "$t/harness.o" "${libs[@]}"; } > "$t/build.log" 2>&1; then
         cat "$t/build.log"
         report FAIL "build fuzz_$name with $cc"
         return
@@ -181,11 +188,12 @@ run_target() {
     fi
 }
 
-for target in ${FUZZ_TARGETS:-parser decode}; do
+for target in ${FUZZ_TARGETS:-parser decode split}; do
     case $target in
         parser) run_target parser parser.c "$here/corpus" ;;
         decode) run_target decode transcode.c "$here/corpus-decode" -lz -lzstd ;;
-        *) report FAIL "unknown fuzz target $target (parser, decode)" ;;
+        split) run_target split "split.c parser.c" "$here/corpus-split" ;;
+        *) report FAIL "unknown fuzz target $target (parser, decode, split)" ;;
     esac
 done
 finish

@@ -1,0 +1,475 @@
+/*
+ * worker_parts.c
+ *		A job loaded by several workers (the option "parallel"): the worker
+ *		that claimed it cuts its file into parts and loads them, with the
+ *		idle workers of the database that come to help; a helper loads one
+ *		part at a time.
+ *
+ * The job's worker (its coordinator) scans the file once for cut points
+ * (split.c) and records the parts (job_parts), then claims them one after
+ * another, as helpers do: every worker that runs no job of its own claims a
+ * queued part of a running job of the owner and tenant it serves (jobs
+ * first: jobs_claim_part is asked only when no job may start), up to
+ * ingest.max_running_per_role workers for the owner and tenant, the
+ * coordinator included. Each part is a load of its own (loader_start_part),
+ * as the owner with the job's captured settings, its checkpoints committed
+ * with its rows; its end ('done' with its last rows, or 'failed' with what
+ * went wrong) is written by whoever ran it.
+ *
+ * When no part is left to claim, the coordinator waits for the helpers'
+ * parts, takes back the parts of helpers that died, and records the job's
+ * outcome with the parts' counters summed: succeeded when every part is
+ * done; failed (or retried, for a transient failure) when one failed;
+ * cancelled on ingest.cancel. Before a failure, a cancel or a timeout is
+ * recorded, the helpers are stopped (the cancel flag of every worker
+ * running the job) and waited for, so the counters recorded are what was
+ * committed. An attempt after a crash, a retry or ingest.retry finds the
+ * parts and loads only those not done, each from its own checkpoint.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "jobs.h"
+#include "loader.h"
+#include "options.h"
+#include "outcome.h"
+#include "parallel.h"
+#include "parser.h"
+#include "reader.h"
+#include "settings.h"
+#include "shmem.h"
+#include "split.h"
+#include "worker_parts.h"
+
+/* How often the coordinator looks at its helpers' parts while it waits for them. */
+#define PARTS_WAIT_MS	100
+
+typedef enum PartResult
+{
+	PART_DONE,
+	PART_FAILED,
+	PART_STOPPED				/* cancelled, or stopped by the coordinator */
+} PartResult;
+
+static int
+live_jobs(int *pids, int64 *jobs, int max)
+{
+	return shmem_live_jobs(MyDatabaseId, pids, jobs, max);
+}
+
+static void
+begin_bookkeeping(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+end_bookkeeping(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Scan the job's source for cut points and record its parts, in the
+ * caller's transaction; the number of parts, or 0 when the file is not to
+ * be split after all (its first bytes say compressed or UTF-16, or it has
+ * no cut point: one part).
+ */
+static int
+split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
+{
+	IngestReader *reader = reader_open(job, cxt);
+	char	   *buf = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
+	CsvpOptions popts;
+	CsvsSplitter *s;
+	const CsvsPoint *points;
+	int			npoints;
+	int64		size = 0;
+	size_t		n;
+	int			nparts = 0;
+
+	options_csv(opts, ingest_max_record_size, &popts);
+	s = csvs_create(&popts, opts->skip_lines, (uint64) parallel_part_bytes(job->bytes_total),
+					INGEST_MAX_PARTS);
+	if (s == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	PG_TRY();
+	{
+		while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (size == 0 && parallel_unsplittable_head(opts, buf, n) != NULL)
+				break;
+			if (!csvs_feed(s, buf, n))
+				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+			size += n;
+		}
+		if (n == 0 && csvs_finish(s, &points, &npoints) && npoints > 0)
+		{
+			int64	   *start = palloc(sizeof(int64) * (npoints + 1));
+			int64	   *line = palloc(sizeof(int64) * (npoints + 1));
+			int64	   *record = palloc(sizeof(int64) * (npoints + 1));
+
+			start[0] = 0;
+			line[0] = 1 + opts->skip_lines;
+			record[0] = 0;
+			for (int i = 0; i < npoints; i++)
+			{
+				start[i + 1] = (int64) points[i].offset;
+				line[i + 1] = points[i].line;
+				/* data records: the header is the first record, when there is one */
+				record[i + 1] = points[i].record - (opts->header ? 1 : 0);
+			}
+			nparts = npoints + 1;
+			jobs_parts_create(job->id, nparts, start, size, line, record);
+		}
+	}
+	PG_FINALLY();
+	{
+		csvs_destroy(s);
+	}
+	PG_END_TRY();
+	return nparts;
+}
+
+/* One part's load: the header first if its columns need it, then its bytes. */
+static void
+load_part(IngestJob *pj, const JobPart *part, MemoryContext cxt, int64 max_errors)
+{
+	IngestLoad *ld = loader_start_part(pj, cxt, part, max_errors);
+	IngestReader *reader = reader_open(pj, cxt);
+	char	   *buf = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
+	size_t		n;
+	JobCounters done;
+
+	if (loader_needs_header(ld))
+	{
+		bool		taken = false;
+
+		while (!taken)
+		{
+			n = reader_read(reader, buf, INGEST_READ_CHUNK);
+			if (n == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+						 errmsg("%s ended before its header record", reader_what(reader))));
+			taken = loader_take_header(ld, buf, n);
+		}
+	}
+	reader_set_range(reader, part->start_offset, part->end_offset);
+	while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
+		loader_feed(ld, buf, n);
+	loader_finish(ld, &done);
+	/* the part is done with its last rows */
+	jobs_part_end(pj->id, part->part, &done, JOB_PART_DONE, NULL, NULL);
+	loader_commit(ld);
+}
+
+/*
+ * A part's load raised an error: its transaction is aborted, then the part
+ * recorded failed (with the rejected records of the aborted transaction,
+ * as a job's failure writes them), or back in the queue when it was
+ * stopped. *message in msg_cxt.
+ */
+static PartResult
+part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
+			int *sqlerrcode, char **message)
+{
+	ErrorData  *edata;
+	LoaderOutcome out;
+	ListCell   *lc;
+
+	MemoryContextSwitchTo(msg_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	loader_stop_timer();
+	MemoryContextSwitchTo(msg_cxt);
+	loader_describe_failure(edata, &out);
+	loader_forget();
+	*sqlerrcode = out.sqlerrcode;
+	*message = out.last_error;
+
+	begin_bookkeeping();
+	if (out.cancelled)
+	{
+		/*
+		 * Stopped: the job is ending (cancelled, or another part failed).
+		 * Failed without an error of its own, so that no helper claims it
+		 * again meanwhile; the job's next attempt takes it back.
+		 */
+		out.done.rows_rejected = out.rejected_committed;
+		jobs_part_end(pj->id, part->part, &out.done, JOB_PART_FAILED, NULL, NULL);
+	}
+	else
+	{
+		foreach(lc, out.pending_errors)
+		{
+			RejectedRecord *rr = lfirst(lc);
+
+			if (out.done.errors_stored >= ingest_max_error_rows)
+				break;
+			jobs_record_error(pj->id, rr->line, rr->record_number, rr->sqlstate,
+							  rr->message, rr->raw_line);
+			out.done.errors_stored++;
+		}
+		jobs_part_end(pj->id, part->part, &out.done, JOB_PART_FAILED, out.last_error,
+					  unpack_sql_state(out.sqlerrcode));
+	}
+	end_bookkeeping();
+	MemoryContextSwitchTo(msg_cxt);
+	return out.cancelled ? PART_STOPPED : PART_FAILED;
+}
+
+/*
+ * Load one claimed part to its recorded end. max_errors: what is left of
+ * the job's once the other parts' committed rejections are taken off.
+ */
+static PartResult
+run_part(IngestJob *job, const IngestOptions *opts, JobPart *part, MemoryContext job_cxt,
+		 int *sqlerrcode, char **message)
+{
+	MemoryContext cxt = AllocSetContextCreate(job_cxt, "ingest part", ALLOCSET_DEFAULT_SIZES);
+	IngestJob  *pj = MemoryContextAlloc(cxt, sizeof(IngestJob));
+	volatile PartResult result = PART_DONE;
+	int64		max_errors = -1;
+	char		activity[96];
+
+	snprintf(activity, sizeof(activity), "ingest job " INT64_FORMAT ", part %d", job->id, part->part);
+	pgstat_report_activity(STATE_RUNNING, activity);
+	*pj = *job;
+	pj->done = part->done;
+	if (opts->max_errors > 0)
+	{
+		JobPartsStatus st;
+
+		begin_bookkeeping();
+		jobs_parts_status(job->id, &st, cxt);
+		end_bookkeeping();
+		max_errors = Max(0, opts->max_errors - (st.sum.rows_rejected - part->done.rows_rejected));
+	}
+
+	PG_TRY();
+	{
+		load_part(pj, part, cxt, max_errors);
+	}
+	PG_CATCH();
+	{
+		result = part_failed(pj, part, job_cxt, sqlerrcode, message);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(job_cxt);
+	MemoryContextDelete(cxt);
+	pgstat_report_stat(false);
+	return result;
+}
+
+/* Every part done: the job succeeds with their sums (or fails if all was rejected). */
+static void
+succeed(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
+{
+	JobPartsStatus st;
+
+	begin_bookkeeping();
+	jobs_parts_status(job->id, &st, job_cxt);
+	if (st.sum.rows_rejected > 0 && st.sum.rows_inserted == 0 && st.sum.rows_skipped == 0)
+	{
+		/* as for one worker: nothing was written, so a retry starts afresh */
+		char	   *message = psprintf("all " INT64_FORMAT " records were rejected; nothing was loaded",
+									   st.sum.rows_rejected);
+
+		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " failed: %s", job->id, message)));
+		st.sum.records_done = 0;
+		jobs_parts_delete(job->id);
+		jobs_finish(job, JOB_FAILED, &st.sum, message);
+	}
+	else
+	{
+		if (!opts->keep_data)
+			jobs_drop_data(job->id);
+		if (job->source_type == JOB_SOURCE_LO)
+			reader_succeeded(reader_open(job, job_cxt), opts);
+		jobs_finish(job, JOB_SUCCEEDED, &st.sum, NULL);
+	}
+	end_bookkeeping();
+}
+
+/*
+ * The job ends: no queued part may be claimed any more, then the helpers
+ * loading one stop (the cancel flag of every worker running the job; a
+ * helper whose claim committed before the parts were stopped has published
+ * the job already).
+ */
+static void
+stop_parts(IngestJob *job)
+{
+	begin_bookkeeping();
+	jobs_parts_stop(job->id);
+	end_bookkeeping();
+	(void) shmem_cancel_job(job->id);
+}
+
+/*
+ * Claim and load parts until none is left, wait for the helpers', and
+ * record the job's outcome.
+ */
+static void
+coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
+{
+	bool		stop = false;
+	bool		cancelled = false;
+	int			sqlerrcode = 0;
+	char	   *message = NULL;
+	TimestampTz deadline = job->timeout_ms > 0 ?
+		TimestampTzPlusMilliseconds(shmem_worker_job_started(), job->timeout_ms) : 0;
+
+	for (;;)
+	{
+		JobPartsStatus st;
+		JobPart		part;
+		bool		claimed = false;
+
+		CHECK_FOR_INTERRUPTS();
+		begin_bookkeeping();
+		if (!stop && !shmem_worker_cancel_requested() && !jobs_cancel_requested(job->id))
+			claimed = jobs_part_claim(job->id, &part);
+		if (!claimed)
+		{
+			jobs_parts_requeue(job->id, live_jobs, ingest_shared->nslots, false);
+			jobs_parts_status(job->id, &st, job_cxt);
+			if (!stop && jobs_cancel_requested(job->id))
+				cancelled = stop = true;
+		}
+		end_bookkeeping();
+
+		if (claimed)
+		{
+			int			code = 0;
+			char	   *msg = NULL;
+
+			if (run_part(job, opts, &part, job_cxt, &code, &msg) == PART_STOPPED)
+			{
+				/* ingest.cancel: a stop of ours comes only when no part is run here */
+				cancelled = stop = true;
+				stop_parts(job);
+			}
+			continue;
+		}
+
+		if (!stop)
+		{
+			if (shmem_worker_cancel_requested())
+				cancelled = stop = true;
+			else if (st.failed > 0)
+			{
+				stop = true;
+				sqlerrcode = st.failed_sqlerrcode;
+				message = st.failed_error;
+			}
+			else if (st.done == st.nparts)
+			{
+				succeed(job, opts, job_cxt);
+				return;
+			}
+			else if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+			{
+				stop = true;
+				sqlerrcode = ERRCODE_QUERY_CANCELED;
+				message = psprintf("the job ran longer than its timeout of " INT64_FORMAT " ms and was stopped",
+								   job->timeout_ms);
+			}
+			if (stop)
+				stop_parts(job);
+		}
+		if (stop && st.running == 0)
+		{
+			outcome_record_parts_failure(job, sqlerrcode, message ? message : "failed", cancelled, &st.sum);
+			return;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 PARTS_WAIT_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * Run the claimed job in parts, if it is to be: false when it is not (one
+ * worker loads it, as any job), true once its outcome is recorded.
+ */
+bool
+parts_run_job(IngestJob *job, MemoryContext job_cxt)
+{
+	IngestOptions *opts = MemoryContextAllocZero(job_cxt, sizeof(IngestOptions));
+	MemoryContext old = MemoryContextSwitchTo(job_cxt);
+	int			nparts;
+
+	options_parse(job->options, opts);
+	MemoryContextSwitchTo(old);
+	if (!parallel_wanted(opts, job))
+		return false;
+
+	begin_bookkeeping();
+	if (jobs_parts_exist(job->id))
+	{
+		/* a later attempt: what was not done is to do */
+		jobs_parts_requeue(job->id, live_jobs, ingest_shared->nslots, true);
+		nparts = 1;
+	}
+	else if (job->done.records_done > 0)
+		nparts = 0;				/* begun by one worker: it goes on so */
+	else
+		nparts = split_job(job, opts, job_cxt);
+	end_bookkeeping();
+	if (nparts == 0)
+		return false;
+
+	shmem_request_db(MyDatabaseId); /* helpers */
+	PG_TRY();
+	{
+		coordinate(job, opts, job_cxt);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		JobPartsStatus st;
+
+		MemoryContextSwitchTo(job_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		loader_stop_timer();
+		MemoryContextSwitchTo(job_cxt);
+		stop_parts(job);
+		begin_bookkeeping();
+		jobs_parts_status(job->id, &st, job_cxt);
+		end_bookkeeping();
+		outcome_record_parts_failure(job, edata->sqlerrcode, edata->message, false, &st.sum);
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/* A helper loads the part it claimed (the job is another worker's). */
+void
+parts_help(IngestJob *job, JobPart *part, MemoryContext job_cxt)
+{
+	IngestOptions *opts = MemoryContextAllocZero(job_cxt, sizeof(IngestOptions));
+	MemoryContext old = MemoryContextSwitchTo(job_cxt);
+	int			sqlerrcode;
+	char	   *message;
+
+	options_parse(job->options, opts);
+	MemoryContextSwitchTo(old);
+	(void) run_part(job, opts, part, job_cxt, &sqlerrcode, &message);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}

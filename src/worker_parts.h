@@ -1,0 +1,13 @@
+/*
+ * worker_parts.h
+ *		A job loaded by several workers: its own worker's side and a helper's.
+ */
+#ifndef INGEST_WORKER_PARTS_H
+#define INGEST_WORKER_PARTS_H
+
+#include "jobs.h"
+
+extern bool parts_run_job(IngestJob *job, MemoryContext job_cxt);
+extern void parts_help(IngestJob *job, JobPart *part, MemoryContext job_cxt);
+
+#endif							/* INGEST_WORKER_PARTS_H */
