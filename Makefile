@@ -31,6 +31,7 @@ OBJS = \
 	src/transcode.o \
 	src/encoding.o \
 	src/parser.o \
+	src/tokenize.o \
 	src/loader.o \
 	src/loadbatch.o \
 	src/batchscan.o \

@@ -12,7 +12,7 @@
  * quoted flags, the terminating NUL), which must not change when the parser
  * is made faster; the checksum is slow, so time runs without it.
  *
- *	cc -O2 -I src -o /tmp/parse_bench test/bench/parse_bench.c src/parser.c
+ *	cc -O2 -I src -o /tmp/parse_bench test/bench/parse_bench.c src/parser.c src/tokenize.c
  *	/tmp/parse_bench [-c] FILE [REPEAT [CHUNK_BYTES [BATCH_RECORDS]]]
  *
  * For instructions per row: valgrind --tool=callgrind /tmp/parse_bench FILE

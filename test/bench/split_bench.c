@@ -8,7 +8,7 @@
  * Prints the points (offset, first line, records before) and the CPU seconds
  * and MB/s of the scan (the file's reading is not timed).
  *
- *	cc -O2 -I src -o /tmp/split_bench test/bench/split_bench.c src/split.c src/parser.c
+ *	cc -O2 -I src -o /tmp/split_bench test/bench/split_bench.c src/split.c src/parser.c src/tokenize.c
  *	/tmp/split_bench FILE [PARTS [REPEAT]]
  */
 #include <stdint.h>

@@ -1,11 +1,11 @@
 /*
  * fuzz_parser.c
- *		libFuzzer harness for src/parser.c: the code that turns bytes into CSV
+ *		libFuzzer harness for src/parser.c and tokenize.c: the code that turns bytes into CSV
  *		records and fields (our own tokenizer) and the checks of the CSV
  *		format options that options.c reports.
  *
- * parser.c needs nothing from the server, so this file is built alone with
- * it, under AddressSanitizer and UndefinedBehaviorSanitizer, by
+ * parser.c and tokenize.c need nothing from the server, so this file is built
+ * alone with them, under AddressSanitizer and UndefinedBehaviorSanitizer, by
  * test/fuzz/run.sh (which test/run-tests.sh runs as the "fuzz" suite). Built
  * with -DFUZZ_REPLAY instead of -fsanitize=fuzzer it gets a main() that runs
  * the inputs named on its command line (files, or directories of files) once

@@ -1,6 +1,6 @@
 #!/bin/bash
 # test/fuzz/run.sh: build the fuzzers and run them; the "fuzz" suite of test/run-tests.sh.
-#   fuzz_parser.c   src/parser.c (CSV to records), seeds in test/fuzz/corpus/
+#   fuzz_parser.c   src/parser.c and tokenize.c (CSV to records), seeds in test/fuzz/corpus/
 #   fuzz_decode.c   src/transcode.c (gzip and zstd members, UTF-16, magic bytes, markers;
 #                   linked with zlib and libzstd), seeds in test/fuzz/corpus-decode/
 #   fuzz_split.c    src/split.c with parser.c (cut points of a file loaded in parts: the parts
@@ -190,9 +190,9 @@ run_target() {
 
 for target in ${FUZZ_TARGETS:-parser decode split}; do
     case $target in
-        parser) run_target parser parser.c "$here/corpus" ;;
+        parser) run_target parser "parser.c tokenize.c" "$here/corpus" ;;
         decode) run_target decode transcode.c "$here/corpus-decode" -lz -lzstd ;;
-        split) run_target split "split.c parser.c" "$here/corpus-split" ;;
+        split) run_target split "split.c parser.c tokenize.c" "$here/corpus-split" ;;
         *) report FAIL "unknown fuzz target $target (parser, decode, split)" ;;
     esac
 done
