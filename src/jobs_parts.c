@@ -155,7 +155,8 @@ jobs_part_claim(int64 job_id, JobPart *part)
 	jobs_exec_as_owner("UPDATE ingest_private.job_parts p SET state = 'running', worker_pid = pg_catalog.pg_backend_pid(), "
 					   "  last_error = NULL, sqlstate = NULL "
 					   "WHERE (p.job_id, p.part) = (SELECT q.job_id, q.part FROM ingest_private.job_parts q "
-					   "  WHERE q.job_id = $1 AND q.state = 'queued' ORDER BY q.part LIMIT 1 FOR UPDATE SKIP LOCKED) "
+					   "  WHERE q.job_id = $1 AND q.state = 'queued' AND NOT " PART_FAILED_SQL("q") \
+					   "  ORDER BY q.part LIMIT 1 FOR UPDATE SKIP LOCKED) "
 					   "RETURNING " PART_COLUMNS,
 					   1, types, values, NULL, false);
 	found = SPI_processed == 1;

@@ -412,6 +412,7 @@ jobs_queued_exist(void)
 	"WHERE (p.job_id, p.part) = (SELECT q.job_id, q.part FROM ingest_private.job_parts q " \
 	"  JOIN ingest_private.upload_jobs j ON j.id = q.job_id " \
 	"  WHERE q.state = 'queued' AND j.state = 'running' AND NOT " CANCEL_PENDING_SQL("j") \
+	"    AND NOT " PART_FAILED_SQL("q") \
 	"    AND ($1 = 0 OR (j.owner::oid = $1 AND COALESCE(j.tenant, '') = COALESCE($2, ''))) " \
 	"    AND (SELECT count(*) FROM ingest_private.upload_jobs r WHERE r.owner = j.owner " \
 	"           AND COALESCE(r.tenant, '') = COALESCE(j.tenant, '') AND r.state = 'running') " \

@@ -36,6 +36,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "header.h"
 #include "jobs.h"
 #include "loader.h"
 #include "options.h"
@@ -80,6 +81,41 @@ end_bookkeeping(void)
 }
 
 /*
+ * The file's header, read as a load reads it (after skip_lines, with the
+ * job's options): one that cannot be read fails the job now, before any
+ * part exists, as it fails a load by one worker before any row. (Parts
+ * after the first do not read it when the columns option names the
+ * columns, and would load their records.)
+ */
+typedef struct HeaderCheck
+{
+	CsvpParser *parser;			/* NULL: no header, or checked */
+	int64_t		skip_left;
+	bool		after_cr;
+} HeaderCheck;
+
+static void
+header_check_feed(HeaderCheck *hc, const char *buf, size_t len, const char *where)
+{
+	size_t		off = 0;
+
+	if (hc->parser == NULL)
+		return;
+	if (hc->skip_left > 0 || hc->after_cr)
+		off = csvp_skip_lines(buf, len, &hc->skip_left, &hc->after_cr);
+	if (off < len && csvp_feed(hc->parser, buf + off, len - off, 1) == (size_t) -1)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (buf == NULL)
+		(void) csvp_finish(hc->parser);
+	if (csvp_nrecords(hc->parser) > 0)
+	{
+		header_check_readable(csvp_record(hc->parser, 0), where);
+		csvp_destroy(hc->parser);
+		hc->parser = NULL;
+	}
+}
+
+/*
  * Scan the job's source for cut points and record its parts, in the
  * caller's transaction; the number of parts, or 0 when the file is not to
  * be split after all (its first bytes say compressed or UTF-16, or it has
@@ -92,6 +128,7 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 	char	   *buf = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
 	CsvpOptions popts;
 	CsvsSplitter *s;
+	HeaderCheck *hc = palloc0(sizeof(HeaderCheck));
 	const CsvsPoint *points;
 	int			npoints;
 	int64		size = 0;
@@ -101,7 +138,9 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 	options_csv(opts, ingest_max_record_size, &popts);
 	s = csvs_create(&popts, opts->skip_lines, (uint64) parallel_part_bytes(job->bytes_total),
 					INGEST_MAX_PARTS);
-	if (s == NULL)
+	hc->parser = opts->header ? csvp_create(&popts) : NULL;
+	hc->skip_left = opts->skip_lines;
+	if (s == NULL || (opts->header && hc->parser == NULL))
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	PG_TRY();
 	{
@@ -110,10 +149,13 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 			CHECK_FOR_INTERRUPTS();
 			if (size == 0 && parallel_unsplittable_head(opts, buf, n) != NULL)
 				break;
+			header_check_feed(hc, buf, n, reader_what(reader));
 			if (!csvs_feed(s, buf, n))
 				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 			size += n;
 		}
+		if (n == 0)
+			header_check_feed(hc, NULL, 0, reader_what(reader));
 		if (n == 0 && csvs_finish(s, &points, &npoints) && npoints > 0)
 		{
 			int64	   *start = palloc(sizeof(int64) * (npoints + 1));
@@ -137,6 +179,7 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 	PG_FINALLY();
 	{
 		csvs_destroy(s);
+		csvp_destroy(hc->parser);
 	}
 	PG_END_TRY();
 	return nparts;
@@ -225,8 +268,12 @@ part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
 		}
 		jobs_part_end(pj->id, part->part, &out.done, JOB_PART_FAILED, out.last_error,
 					  unpack_sql_state(out.sqlerrcode));
+		/* the job fails: no part of it is to start, and those running stop */
+		jobs_parts_stop(pj->id);
 	}
 	end_bookkeeping();
+	if (!out.cancelled)
+		(void) shmem_cancel_job(pj->id);
 	MemoryContextSwitchTo(msg_cxt);
 	return out.cancelled ? PART_STOPPED : PART_FAILED;
 }
@@ -321,15 +368,17 @@ stop_parts(IngestJob *job)
 
 /*
  * Claim and load parts until none is left, wait for the helpers', and
- * record the job's outcome.
+ * record the job's outcome. The job stops when a part fails (that part
+ * stopped the others: part_failed), when it is cancelled, or at its
+ * timeout; once no part runs, its outcome is the failed part's error, the
+ * timeout, or the cancel, in that order.
  */
 static void
 coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 {
 	bool		stop = false;
-	bool		cancelled = false;
-	int			sqlerrcode = 0;
-	char	   *message = NULL;
+	bool		cancel_seen = false;
+	bool		timed_out = false;
 	TimestampTz deadline = job->timeout_ms > 0 ?
 		TimestampTzPlusMilliseconds(shmem_worker_job_started(), job->timeout_ms) : 0;
 
@@ -341,14 +390,14 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 
 		CHECK_FOR_INTERRUPTS();
 		begin_bookkeeping();
-		if (!stop && !shmem_worker_cancel_requested() && !jobs_cancel_requested(job->id))
+		if (jobs_cancel_requested(job->id))
+			cancel_seen = true;
+		if (!stop && !cancel_seen && !shmem_worker_cancel_requested())
 			claimed = jobs_part_claim(job->id, &part);
 		if (!claimed)
 		{
 			jobs_parts_requeue(job->id, live_jobs, ingest_shared->nslots, false);
 			jobs_parts_status(job->id, &st, job_cxt);
-			if (!stop && jobs_cancel_requested(job->id))
-				cancelled = stop = true;
 		}
 		end_bookkeeping();
 
@@ -357,10 +406,10 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 			int			code = 0;
 			char	   *msg = NULL;
 
-			if (run_part(job, opts, &part, job_cxt, &code, &msg) == PART_STOPPED)
+			/* stopped (a cancel, another part failed), or failed */
+			if (run_part(job, opts, &part, job_cxt, &code, &msg) != PART_DONE)
 			{
-				/* ingest.cancel: a stop of ours comes only when no part is run here */
-				cancelled = stop = true;
+				stop = true;
 				stop_parts(job);
 			}
 			continue;
@@ -368,32 +417,29 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 
 		if (!stop)
 		{
-			if (shmem_worker_cancel_requested())
-				cancelled = stop = true;
-			else if (st.failed > 0)
-			{
+			if (st.failed > 0 || cancel_seen || shmem_worker_cancel_requested())
 				stop = true;
-				sqlerrcode = st.failed_sqlerrcode;
-				message = st.failed_error;
-			}
 			else if (st.done == st.nparts)
 			{
 				succeed(job, opts, job_cxt);
 				return;
 			}
 			else if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-			{
-				stop = true;
-				sqlerrcode = ERRCODE_QUERY_CANCELED;
-				message = psprintf("the job ran longer than its timeout of " INT64_FORMAT " ms and was stopped",
-								   job->timeout_ms);
-			}
+				stop = timed_out = true;
 			if (stop)
 				stop_parts(job);
 		}
 		if (stop && st.running == 0)
 		{
-			outcome_record_parts_failure(job, sqlerrcode, message ? message : "failed", cancelled, &st.sum);
+			if (st.failed_error != NULL)
+				outcome_record_parts_failure(job, st.failed_sqlerrcode, st.failed_error, false, &st.sum);
+			else if (timed_out)
+				outcome_record_parts_failure(job, ERRCODE_QUERY_CANCELED,
+											 psprintf("the job ran longer than its timeout of " INT64_FORMAT " ms and was stopped",
+													  job->timeout_ms),
+											 false, &st.sum);
+			else
+				outcome_record_parts_failure(job, 0, "failed", true, &st.sum);
 			return;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

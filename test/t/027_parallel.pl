@@ -68,6 +68,20 @@ write_csv("$dir/good.csv", 0);
 	print $out $text;
 	close $out;
 	chmod 0644, "$dir/one_bad.csv";
+	# the bad record in the first part; and a header strict_quotes cannot read
+	$text =~ s/\n1800,name 1800,oops\n/\n1800,name 1800,800\n/ or die 'no record 1800';
+	my $early = $text;
+	$early =~ s/\n100,name 100,100\n/\n100,name 100,oops\n/ or die 'no record 100';
+	my $badhead = $text;
+	$badhead =~ s/^id,name,qty\n/id,na"me,qty\n/ or die 'no header';
+	for ([ 'early_bad.csv', $early ], [ 'bad_header.csv', $badhead ])
+	{
+		open(my $o, '>', "$dir/$_->[0]") or die;
+		binmode $o;
+		print $o $_->[1];
+		close $o;
+		chmod 0644, "$dir/$_->[0]";
+	}
 }
 
 $node->safe_psql('postgres', q{
@@ -80,7 +94,8 @@ $node->safe_psql('postgres', q{
 		EXECUTE format('CREATE TABLE %I (id int PRIMARY KEY, name text, qty int, loaded_by int DEFAULT pg_backend_pid())', name);
 		EXECUTE format('ALTER TABLE %I OWNER TO alice', name);
 	END $$;
-	SELECT mk(t) FROM unnest(ARRAY['one', 'par', 'one_g', 'par_g', 'crash', 'canc', 'fail1', 'failp']) t;
+	SELECT mk(t) FROM unnest(ARRAY['one', 'par', 'one_g', 'par_g', 'crash', 'canc', 'fail1', 'failp',
+	                               'early', 'head1', 'headp']) t;
 	-- a slow table: each row takes a little time, so that a load lasts
 	CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$;
@@ -171,6 +186,30 @@ like(parts_of($fp), qr/^\d+ \d+$/, 'its parts stay for a retry');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM ingest_private.job_parts WHERE job_id = $fp AND state IN ('running', 'queued')"), '0',
 	'none of them running or left for a helper to claim');
+
+# A part that fails stops the job: no part is claimed after it. With the job's worker alone
+# (max_running_per_role 1) the parts run in order: the first fails at its record 100, before
+# its first commit, and no other part runs.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET ingest.max_running_per_role = 1; SELECT pg_reload_conf()');
+my $fe = enqueue('alice', 'early', 'early_bad.csv', '{"commit_every": 100, "parallel": true}');
+like(finished($fe), qr/^failed 0 1 0 \d+ file "[^"]*early_bad.csv", line 102: column "qty": invalid input syntax for type integer: "oops"$/,
+	'a failure in the first part: the job fails with nothing loaded and one record rejected');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM early'), '0', 'no row in the table');
+is($node->safe_psql('postgres', "SELECT count(*) FROM ingest.job_errors WHERE job_id = $fe"), '1',
+	'one rejected record kept');
+like(parts_of($fe), qr/^\d+ 0$/, 'no part was loaded after it');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET ingest.max_running_per_role; SELECT pg_reload_conf()');
+
+# A header the load cannot read fails the job before any part exists, as it fails a load by
+# one worker before any row (with the columns option, parts after the first skip no header).
+my $hopts = '{"commit_every": 100, "strict_quotes": true, "columns": ["id", "name", "qty"]';
+my $h1 = enqueue('alice', 'head1', 'bad_header.csv', $hopts . ', "parallel": false}');
+my $hp = enqueue('alice', 'headp', 'bad_header.csv', $hopts . ', "parallel": true}');
+my $h1_out = finished($h1);
+like($h1_out, qr/^failed 0 0 0 /, 'one worker: a header it cannot read fails the job, nothing loaded');
+is(finished($hp), $h1_out, 'in parts: the same outcome');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM headp'), '0', 'no row in the table');
+is(parts_of($hp), '0 0', 'and no part was made');
 
 # ---- a worker is killed mid-load: the parts are taken back, nothing is loaded twice
 my $cr = enqueue('alice', 'crash', 'good.csv', '{"commit_every": 50, "parallel": true}');
