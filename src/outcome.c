@@ -48,6 +48,19 @@ retry_delay_ms(int attempts)
 	return Min((int64) RETRY_BASE_MS << Min(attempts - 1, 20), (int64) RETRY_MAX_MS);
 }
 
+/* The server log's line of a failed attempt: retried later, or the job's end. */
+static void
+log_outcome(const IngestJob *job, bool retry, JobState state, const char *message)
+{
+	if (retry)
+		ereport(LOG,
+				(errmsg("ingest job " INT64_FORMAT " will be retried in " INT64_FORMAT " ms: %s",
+						job->id, retry_delay_ms(job->attempts), message)));
+	else
+		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " %s: %s", job->id,
+							 jobs_state_name(state), message)));
+}
+
 static void
 record_failure(IngestJob *job, ErrorData *edata)
 {
@@ -75,13 +88,7 @@ record_failure(IngestJob *job, ErrorData *edata)
 		if (is_transient(out.sqlerrcode))
 			message = psprintf("%s (attempt %d of %d)", message, job->attempts, job->max_attempts);
 	}
-	if (retry)
-		ereport(LOG,
-				(errmsg("ingest job " INT64_FORMAT " will be retried in " INT64_FORMAT " ms: %s",
-						job->id, retry_delay_ms(job->attempts), message)));
-	else
-		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " %s: %s", job->id,
-							 jobs_state_name(state), message)));
+	log_outcome(job, retry, state, message);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -158,13 +165,7 @@ outcome_record_parts_failure(IngestJob *job, int sqlerrcode, const char *last_er
 
 	if (!cancelled && is_transient(sqlerrcode))
 		message = psprintf("%s (attempt %d of %d)", message, job->attempts, job->max_attempts);
-	if (retry)
-		ereport(LOG,
-				(errmsg("ingest job " INT64_FORMAT " will be retried in " INT64_FORMAT " ms: %s",
-						job->id, retry_delay_ms(job->attempts), message)));
-	else
-		ereport(LOG, (errmsg("ingest job " INT64_FORMAT " %s: %s", job->id,
-							 jobs_state_name(state), message)));
+	log_outcome(job, retry, state, message);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
