@@ -69,68 +69,62 @@ header_names(CsvpParser *parser, const CsvpRecord *header, const char *where)
 	return names;
 }
 
-/*
- * The offset past the first n lines of bytes, or -1 if it has fewer or the
- * last may go on (a CR at the very end, whose LF the bytes do not show).
- */
-static ssize_t
-past_lines(const char *bytes, size_t len, int64 n)
-{
-	bool		after_cr = false;
-	size_t		off = csvp_skip_lines(bytes, len, &n, &after_cr);
-
-	return (n > 0 || (after_cr && off == len)) ? -1 : (ssize_t) off;
-}
-
 static void
 free_parser(void *arg)
 {
 	csvp_destroy((CsvpParser *) arg);
 }
 
-/*
- * Check the header in text (decoded, len bytes; complete: all of the source)
- * against target. False when the text does not hold the whole header yet.
- */
-static bool
-check_text(Oid target, const IngestOptions *opts, const char *text, size_t len,
-		   bool complete, const char *where)
+HeaderReader *
+header_reader_create(const IngestOptions *opts, MemoryContext cxt)
 {
+	HeaderReader *hr = MemoryContextAllocZero(cxt, sizeof(HeaderReader));
 	CsvpOptions popts;
-	CsvpParser *parser;
-	MemoryContextCallback *cb;
-	ssize_t		off;
-	Relation	rel;
-	IngestColumns cols;
-	bool		failed;
 
-	off = past_lines(text, len, opts->skip_lines);
-	if (off < 0)
-		return false;
 	options_csv(opts, ingest_max_record_size, &popts);
-	parser = csvp_create(&popts);
-	if (parser == NULL)
+	hr->parser = csvp_create(&popts);
+	if (hr->parser == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	failed = csvp_feed(parser, text + off, len - off, 1) == (size_t) -1 ||
-		(complete && csvp_nrecords(parser) == 0 && !csvp_finish(parser));
-	if (failed || csvp_nrecords(parser) == 0)
-	{
-		csvp_destroy(parser);
-		if (failed)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		return false;
-	}
-	/* freed with this memory context, also when an error leaves it */
-	cb = palloc(sizeof(MemoryContextCallback));
-	cb->func = free_parser;
-	cb->arg = parser;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	hr->cb.func = free_parser;
+	hr->cb.arg = hr->parser;
+	MemoryContextRegisterResetCallback(cxt, &hr->cb);
+	hr->skip_left = opts->skip_lines;
+	return hr;
+}
 
-	rel = target_open(target, AccessShareLock);
-	target_resolve(rel, header_names(parser, csvp_record(parser, 0), where),
+/* The next bytes of the file: its header record once it is complete, else NULL. */
+const CsvpRecord *
+header_reader_feed(HeaderReader *hr, const char *buf, size_t len)
+{
+	size_t		off = 0;
+
+	if (hr->skip_left > 0 || hr->after_cr)
+		off = csvp_skip_lines(buf, len, &hr->skip_left, &hr->after_cr);
+	if (off < len && csvp_feed(hr->parser, buf + off, len - off, 1) == (size_t) -1)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	return csvp_nrecords(hr->parser) > 0 ? csvp_record(hr->parser, 0) : NULL;
+}
+
+/* The file ended: its header record (one without a line end), or NULL. */
+const CsvpRecord *
+header_reader_finish(HeaderReader *hr)
+{
+	if (csvp_nrecords(hr->parser) == 0 && !csvp_finish(hr->parser))
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	return csvp_nrecords(hr->parser) > 0 ? csvp_record(hr->parser, 0) : NULL;
+}
+
+/* The header's names resolved against target, as the current role. */
+static void
+resolve_header(Oid target, const IngestOptions *opts, HeaderReader *hr,
+			   const CsvpRecord *header, const char *where)
+{
+	Relation	rel = target_open(target, AccessShareLock);
+	IngestColumns cols;
+
+	target_resolve(rel, header_names(hr->parser, header, where),
 				   TARGET_NAMES_HEADER, opts, GetUserId(), &cols, CurrentMemoryContext);
 	relation_close(rel, AccessShareLock);
-	return true;
 }
 
 /*
@@ -149,7 +143,7 @@ header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head
 	MemoryContext cxt;
 	MemoryContext old;
 	IngestDecoder *decoder;
-	char	   *text;
+	HeaderReader *hr;
 	size_t		len = 0;
 
 	if (!opts->header || opts->columns != NIL)
@@ -158,18 +152,25 @@ header_check_early(Oid target, const IngestOptions *opts, const SourceHead *head
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	decoder = decode_open_head(head->bytes, head->len, head->complete, head->where, opts, cxt);
-	text = palloc(EARLY_HEADER_BYTES);
+	hr = header_reader_create(opts, cxt);
 	for (;;)
 	{
 		const char *p;
 		size_t		n = decode_read(decoder, &p);
+		const CsvpRecord *header;
 
 		CHECK_FOR_INTERRUPTS();
 		n = Min(n, EARLY_HEADER_BYTES - len);
-		memcpy(text + len, p, n);
 		len += n;
-		if (check_text(target, opts, text, len, n == 0 && head->complete, head->where) ||
-			n == 0 || len == EARLY_HEADER_BYTES)
+		header = header_reader_feed(hr, p, n);
+		if (header == NULL && n == 0 && head->complete)
+			header = header_reader_finish(hr);
+		if (header != NULL)
+		{
+			resolve_header(target, opts, hr, header, head->where);
+			break;
+		}
+		if (n == 0 || len == EARLY_HEADER_BYTES)
 			break;
 	}
 	MemoryContextSwitchTo(old);

@@ -453,15 +453,6 @@ loader_needs_header(const IngestLoad *ld)
 	return ld->header_wanted;
 }
 
-static void
-free_header_parser(void *arg)
-{
-	IngestLoad *ld = arg;
-
-	csvp_destroy(ld->header_parser);
-	ld->header_parser = NULL;
-}
-
 /*
  * The file's first bytes, in order, until the header record is read (true):
  * the lines "skip_lines" passes over and the header, parsed as the first
@@ -470,38 +461,21 @@ free_header_parser(void *arg)
 bool
 loader_take_header(IngestLoad *ld, const char *buf, size_t len)
 {
-	size_t		off = 0;
 	const CsvpRecord *rec;
 	CsvpParser *own;
 	MemoryContext old;
 
 	Assert(ld->header_wanted);
-	if (ld->header_parser == NULL)
-	{
-		CsvpOptions popts;
-
-		options_csv(&ld->opts, ld->max_record_size, &popts);
-		ld->header_parser = csvp_create(&popts);
-		if (ld->header_parser == NULL)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		ld->header_cb.func = free_header_parser;
-		ld->header_cb.arg = ld;
-		MemoryContextRegisterResetCallback(ld->job_cxt, &ld->header_cb);
-		ld->header_skip_left = ld->opts.skip_lines;
-		ld->header_after_cr = false;
-	}
-	if (ld->header_skip_left > 0 || ld->header_after_cr)
-		off = csvp_skip_lines(buf, len, &ld->header_skip_left, &ld->header_after_cr);
-	if (off < len && csvp_feed(ld->header_parser, buf + off, len - off, 1) == (size_t) -1)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	if (csvp_nrecords(ld->header_parser) == 0)
+	if (ld->header_reader == NULL)
+		ld->header_reader = header_reader_create(&ld->opts, ld->job_cxt);
+	rec = header_reader_feed(ld->header_reader, buf, len);
+	if (rec == NULL)
 		return false;
 
-	rec = csvp_record(ld->header_parser, 0);
 	header_check_readable(rec, ld->where);
 	/* the columns are named by the header parser's fields */
 	own = ld->parser;
-	ld->parser = ld->header_parser;
+	ld->parser = ld->header_reader->parser;
 	old = MemoryContextSwitchTo(ld->job_cxt);
 	PG_TRY();
 	{

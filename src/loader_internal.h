@@ -52,10 +52,7 @@ struct IngestLoad
 	JobPart		part;
 	int64		record_base;	/* data records before the part (0: the whole job) */
 	bool		header_wanted;	/* the columns come from the file's header, not yet read */
-	CsvpParser *header_parser;	/* reading it (loader_take_header) */
-	MemoryContextCallback header_cb;
-	int64		header_skip_left;
-	bool		header_after_cr;
+	struct HeaderReader *header_reader; /* reading it (loader_take_header) */
 
 	int64		skip_left;		/* lines still to skip before parsing ("skip_lines") */
 	bool		skip_after_cr;	/* the last byte skipped was a CR: an LF may follow */

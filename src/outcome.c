@@ -48,6 +48,46 @@ retry_delay_ms(int attempts)
 	return Min((int64) RETRY_BASE_MS << Min(attempts - 1, 20), (int64) RETRY_MAX_MS);
 }
 
+/*
+ * A load raised an error: the error copied into cxt, the transaction
+ * aborted, and the job's timer stopped before anything waits (the outcome's
+ * bookkeeping must not time out). Returns in cxt.
+ */
+ErrorData *
+outcome_abort(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	loader_stop_timer();
+	MemoryContextSwitchTo(cxt);
+	return edata;
+}
+
+/*
+ * The rejected records of the aborted transaction, written into job_errors
+ * up to ingest.max_error_rows (every one is counted all the same).
+ */
+void
+outcome_keep_rejects(int64 job_id, LoaderOutcome *out)
+{
+	ListCell   *lc;
+
+	foreach(lc, out->pending_errors)
+	{
+		RejectedRecord *rr = lfirst(lc);
+
+		if (out->done.errors_stored >= ingest_max_error_rows)
+			break;
+		jobs_record_error(job_id, rr->line, rr->record_number, rr->sqlstate,
+						  rr->message, rr->raw_line);
+		out->done.errors_stored++;
+	}
+}
+
 /* The server log's line of a failed attempt: retried later, or the job's end. */
 static void
 log_outcome(const IngestJob *job, bool retry, JobState state, const char *message)
@@ -65,7 +105,6 @@ static void
 record_failure(IngestJob *job, ErrorData *edata)
 {
 	LoaderOutcome out;
-	ListCell   *lc;
 	bool		retry;
 	JobState	state;
 	char	   *message;
@@ -94,16 +133,7 @@ record_failure(IngestJob *job, ErrorData *edata)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	stored_before = out.done.errors_stored;
-	foreach(lc, out.pending_errors)
-	{
-		RejectedRecord *rr = lfirst(lc);
-
-		if (out.done.errors_stored >= ingest_max_error_rows)
-			break;
-		jobs_record_error(job->id, rr->line, rr->record_number, rr->sqlstate,
-						  rr->message, rr->raw_line);
-		out.done.errors_stored++;
-	}
+	outcome_keep_rejects(job->id, &out);
 
 	/*
 	 * The records the next attempt reads again count as rejected only as

@@ -483,13 +483,7 @@ failed(IngestJob *job, MemoryContext job_cxt)
 	ErrorData  *edata;
 	bool		holding;
 
-	MemoryContextSwitchTo(job_cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	AbortCurrentTransaction();
-	/* before anything waits: the outcome's bookkeeping must not time out */
-	loader_stop_timer();
-	MemoryContextSwitchTo(job_cxt);
+	edata = outcome_abort(job_cxt);
 
 	holding = in_transaction(rehold_jobs_table, NULL);
 

@@ -81,38 +81,24 @@ end_bookkeeping(void)
 }
 
 /*
- * The file's header, read as a load reads it (after skip_lines, with the
- * job's options): one that cannot be read fails the job now, before any
- * part exists, as it fails a load by one worker before any row. (Parts
- * after the first do not read it when the columns option names the
- * columns, and would load their records.)
+ * The file's header, read as a load reads it: one that cannot be read fails
+ * the job now, before any part exists, as it fails a load by one worker
+ * before any row. (Parts after the first do not read it when the columns
+ * option names the columns, and would load their records.) NULL once it is
+ * checked.
  */
-typedef struct HeaderCheck
+static HeaderReader *
+check_header(HeaderReader *hr, const char *buf, size_t len, bool ended, const char *where)
 {
-	CsvpParser *parser;			/* NULL: no header, or checked */
-	int64_t		skip_left;
-	bool		after_cr;
-} HeaderCheck;
+	const CsvpRecord *header;
 
-static void
-header_check_feed(HeaderCheck *hc, const char *buf, size_t len, const char *where)
-{
-	size_t		off = 0;
-
-	if (hc->parser == NULL)
-		return;
-	if (hc->skip_left > 0 || hc->after_cr)
-		off = csvp_skip_lines(buf, len, &hc->skip_left, &hc->after_cr);
-	if (off < len && csvp_feed(hc->parser, buf + off, len - off, 1) == (size_t) -1)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	if (buf == NULL)
-		(void) csvp_finish(hc->parser);
-	if (csvp_nrecords(hc->parser) > 0)
-	{
-		header_check_readable(csvp_record(hc->parser, 0), where);
-		csvp_destroy(hc->parser);
-		hc->parser = NULL;
-	}
+	if (hr == NULL)
+		return NULL;
+	header = ended ? header_reader_finish(hr) : header_reader_feed(hr, buf, len);
+	if (header == NULL)
+		return hr;
+	header_check_readable(header, where);
+	return NULL;
 }
 
 /*
@@ -128,7 +114,7 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 	char	   *buf = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
 	CsvpOptions popts;
 	CsvsSplitter *s;
-	HeaderCheck *hc = palloc0(sizeof(HeaderCheck));
+	HeaderReader *hr = NULL;
 	const CsvsPoint *points;
 	int			npoints;
 	int64		size = 0;
@@ -138,10 +124,10 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 	options_csv(opts, ingest_max_record_size, &popts);
 	s = csvs_create(&popts, opts->skip_lines, (uint64) parallel_part_bytes(job->bytes_total),
 					INGEST_MAX_PARTS);
-	hc->parser = opts->header ? csvp_create(&popts) : NULL;
-	hc->skip_left = opts->skip_lines;
-	if (s == NULL || (opts->header && hc->parser == NULL))
+	if (s == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (opts->header)
+		hr = header_reader_create(opts, cxt);
 	PG_TRY();
 	{
 		while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
@@ -149,13 +135,13 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 			CHECK_FOR_INTERRUPTS();
 			if (size == 0 && parallel_unsplittable_head(opts, buf, n) != NULL)
 				break;
-			header_check_feed(hc, buf, n, reader_what(reader));
+			hr = check_header(hr, buf, n, false, reader_what(reader));
 			if (!csvs_feed(s, buf, n))
 				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 			size += n;
 		}
 		if (n == 0)
-			header_check_feed(hc, NULL, 0, reader_what(reader));
+			hr = check_header(hr, NULL, 0, true, reader_what(reader));
 		if (n == 0 && csvs_finish(s, &points, &npoints) && npoints > 0)
 		{
 			int64	   *start = palloc(sizeof(int64) * (npoints + 1));
@@ -179,7 +165,6 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 	PG_FINALLY();
 	{
 		csvs_destroy(s);
-		csvp_destroy(hc->parser);
 	}
 	PG_END_TRY();
 	return nparts;
@@ -230,14 +215,8 @@ part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
 {
 	ErrorData  *edata;
 	LoaderOutcome out;
-	ListCell   *lc;
 
-	MemoryContextSwitchTo(msg_cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	AbortCurrentTransaction();
-	loader_stop_timer();
-	MemoryContextSwitchTo(msg_cxt);
+	edata = outcome_abort(msg_cxt);
 	loader_describe_failure(edata, &out);
 	loader_forget();
 	*sqlerrcode = out.sqlerrcode;
@@ -256,16 +235,7 @@ part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
 	}
 	else
 	{
-		foreach(lc, out.pending_errors)
-		{
-			RejectedRecord *rr = lfirst(lc);
-
-			if (out.done.errors_stored >= ingest_max_error_rows)
-				break;
-			jobs_record_error(pj->id, rr->line, rr->record_number, rr->sqlstate,
-							  rr->message, rr->raw_line);
-			out.done.errors_stored++;
-		}
+		outcome_keep_rejects(pj->id, &out);
 		jobs_part_end(pj->id, part->part, &out.done, JOB_PART_FAILED, out.last_error,
 					  unpack_sql_state(out.sqlerrcode));
 		/* the job fails: no part of it is to start, and those running stop */
@@ -489,12 +459,7 @@ parts_run_job(IngestJob *job, MemoryContext job_cxt)
 		ErrorData  *edata;
 		JobPartsStatus st;
 
-		MemoryContextSwitchTo(job_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		loader_stop_timer();
-		MemoryContextSwitchTo(job_cxt);
+		edata = outcome_abort(job_cxt);
 		stop_parts(job);
 		begin_bookkeeping();
 		jobs_parts_status(job->id, &st, job_cxt);
