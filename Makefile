@@ -19,12 +19,14 @@ OBJS = \
 	src/atcommit.o \
 	src/jobs_dir.o \
 	src/jobs_parts.o \
+	src/jobs_prepared.o \
 	src/split.o \
 	src/shmem.o \
 	src/launcher.o \
 	src/worker.o \
 	src/worker_hold.o \
 	src/worker_parts.o \
+	src/worker_prepared.o \
 	src/outcome.o \
 	src/reader.o \
 	src/decode.o \

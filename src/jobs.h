@@ -14,6 +14,7 @@
  *					reader reads back, and discarding them
  *	jobs_dir.c		the files of directories enqueue_dir has enqueued
  *	jobs_parts.c	the parts of a job that several workers load
+ *	jobs_prepared.c	their prepared transactions (jobs without commit_every)
  */
 #ifndef INGEST_JOBS_H
 #define INGEST_JOBS_H
@@ -104,8 +105,20 @@ typedef struct JobPart
 typedef enum JobPartEnd
 {
 	JOB_PART_DONE,
-	JOB_PART_FAILED				/* with its error; without one: stopped, not at fault */
+	JOB_PART_FAILED,			/* with its error; without one: stopped, not at fault */
+	JOB_PART_SERIAL				/* could not be prepared beside the other parts: the
+								 * job is to be loaded by one worker */
 } JobPartEnd;
+
+/* A part's prepared transaction (all-or-nothing jobs loaded in parts). */
+typedef struct JobPreparedPart
+{
+	int64		job_id;
+	int			part;
+	char	   *state;			/* the part's: 'done' means committed by decision */
+	char	   *gid;
+	bool		exists;			/* still prepared (in pg_prepared_xacts) */
+} JobPreparedPart;
 
 /* How a job's parts stand. */
 typedef struct JobPartsStatus
@@ -113,11 +126,14 @@ typedef struct JobPartsStatus
 	int			nparts;
 	int			queued;
 	int			running;
+	int			prepared;
 	int			done;
 	int			failed;
+	int			serial;
 	JobCounters sum;			/* the parts' counters summed */
 	char	   *failed_error;	/* the first error of a failed part (NULL: only stopped ones) */
 	int			failed_sqlerrcode;
+	char	   *serial_error;	/* why a part sent the job to one worker */
 } JobPartsStatus;
 
 typedef enum JobClaim
@@ -178,6 +194,17 @@ extern void jobs_part_end(int64 job_id, int part, const JobCounters *c, JobPartE
 extern void jobs_parts_status(int64 job_id, JobPartsStatus *st, MemoryContext cxt);
 extern void jobs_parts_delete(int64 job_id);
 extern void jobs_parts_stop(int64 job_id);
+
+/* jobs_prepared.c: the prepared transactions of all-or-nothing jobs' parts */
+extern void jobs_part_set_gid(int64 job_id, int part, const char *gid);
+extern void jobs_part_prepared(int64 job_id, int part, const JobCounters *c);
+extern void jobs_parts_decide(int64 job_id);
+extern List *jobs_parts_gids(int64 job_id, MemoryContext cxt);
+extern void jobs_part_unprepare(int64 job_id, int part, const char *state);
+extern void jobs_parts_forget_gids(int64 job_id);
+extern List *jobs_prepared_orphans(MemoryContext cxt);
+extern void jobs_parts_give_up(int64 job_id);
+extern char *jobs_part_stale_gid(int64 job_id, int part, MemoryContext cxt);
 
 /* jobs_access.c: who may see a job */
 extern bool jobs_job_visible(int64 job_id, Oid caller);

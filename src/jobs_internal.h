@@ -24,12 +24,13 @@
 	"  WHERE c.job_id = " alias ".id))"
 
 /*
- * Has a part of the job of part alias failed? Then no other part of it is
- * claimed: the job is failing, as a load by one worker stops at its error.
+ * Has a part of the job of part alias failed (or found that the job must be
+ * loaded by one worker)? Then no other part of it is claimed: the job is
+ * failing, as a load by one worker stops at its error.
  */
 #define PART_FAILED_SQL(alias) \
 	"EXISTS (SELECT 1 FROM ingest_private.job_parts f " \
-	"  WHERE f.job_id = " alias ".job_id AND f.state = 'failed')"
+	"  WHERE f.job_id = " alias ".job_id AND f.state IN ('failed', 'serial'))"
 
 /*
  * The condition that scopes a query to the caller's jobs, as the policy

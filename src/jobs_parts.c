@@ -245,7 +245,8 @@ jobs_part_checkpoint(int64 job_id, int part, const JobCounters *c)
 /*
  * A part ends: done, with its last rows in the same transaction; or failed,
  * with the counters its commits left (last_error and sqlstate say why; NULL
- * for a part stopped because the job ends).
+ * for a part stopped because the job ends); or 'serial', saying why the job
+ * is to be loaded by one worker.
  */
 void
 jobs_part_end(int64 job_id, int part, const JobCounters *c, JobPartEnd end,
@@ -258,7 +259,8 @@ jobs_part_end(int64 job_id, int part, const JobCounters *c, JobPartEnd end,
 	jobs_part_checkpoint(job_id, part, c);
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(part);
-	values[2] = CStringGetTextDatum(end == JOB_PART_DONE ? "done" : "failed");
+	values[2] = CStringGetTextDatum(end == JOB_PART_DONE ? "done" :
+									end == JOB_PART_SERIAL ? "serial" : "failed");
 	if (last_error)
 		values[3] = CStringGetTextDatum(jobs_clip_message(last_error));
 	else
@@ -301,8 +303,16 @@ jobs_parts_status(int64 job_id, JobPartsStatus *st, MemoryContext cxt)
 			st->queued++;
 		else if (strcmp(state, "running") == 0)
 			st->running++;
+		else if (strcmp(state, "prepared") == 0)
+			st->prepared++;
 		else if (strcmp(state, "done") == 0)
 			st->done++;
+		else if (strcmp(state, "serial") == 0)
+		{
+			st->serial++;
+			if (st->serial_error == NULL)
+				st->serial_error = jobs_copy_text(tup, desc, 13, cxt);
+		}
 		else if (strcmp(state, "failed") == 0)
 		{
 			/* the first that failed of itself (a stopped part has no error) */

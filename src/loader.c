@@ -23,12 +23,14 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -50,9 +52,11 @@
 #include "loader.h"
 #include "loader_internal.h"
 #include "multiinsert.h"
+#include "parallel.h"
 #include "parser.h"
 #include "shmem.h"
 #include "target.h"
+#include "worker_hold.h"
 
 int			ingest_batch_rows = 10000;
 int			ingest_max_record_size = 256 * 1024 * 1024;
@@ -61,7 +65,8 @@ int			ingest_max_error_rows = 10000;
 static IngestLoad *active = NULL;
 
 static IngestLoad *start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part,
-							  int64 max_errors);
+							  int64 max_errors,
+							  const char *gid);
 
 /*
  * The job's timeout fires as statement_timeout does: a query cancel that the
@@ -187,6 +192,22 @@ begin_xact(IngestLoad *ld)
 	identity_apply_settings(ld->job->settings);
 
 	/*
+	 * A part of an all-or-nothing job that waits for a lock may wait for
+	 * another part of the same job, which holds it until the job's decision,
+	 * which waits for this part: the wait is bounded, and its end sends the
+	 * job to one worker (worker_parts.c).
+	 */
+	if (ld->gid != NULL && ingest_parallel_lock_timeout > 0 &&
+		(LockTimeout == 0 || LockTimeout > ingest_parallel_lock_timeout))
+	{
+		char		ms[16];
+
+		snprintf(ms, sizeof(ms), "%d", ingest_parallel_lock_timeout);
+		(void) set_config_option("lock_timeout", ms, PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, ERROR, false);
+	}
+
+	/*
 	 * With max_errors, a deferred constraint would fail at commit, where no
 	 * record can be blamed and set aside: check constraints per batch.
 	 */
@@ -215,7 +236,40 @@ commit_xact(IngestLoad *ld)
 	AtEOXact_GUC(false, ld->guc_level);
 	SPI_finish();
 	PopActiveSnapshot();
-	CommitTransactionCommand();
+	if (ld->gid != NULL)
+	{
+		/*
+		 * PREPARE TRANSACTION, as the worker (the prepared transaction's
+		 * owner, who alone may finish it): the block a PREPARE ends is
+		 * opened first, which leaves the transaction open.
+		 */
+		bool		held;
+
+		ld->preparing = true;
+		BeginTransactionBlock();
+		CommitTransactionCommand();
+		StartTransactionCommand();
+		if (!PrepareTransactionBlock(ld->gid))
+			elog(ERROR, "ingest: could not prepare the transaction of part %d", ld->part.part);
+		held = hold_suspend();
+		CommitTransactionCommand();
+		ld->preparing = false;
+		if (held && !hold_resume(false))
+		{
+			/* the extension's tables are wanted: give the part up, then wait */
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			FinishPreparedTransaction(ld->gid, false);
+			CommitTransactionCommand();
+			(void) hold_resume(true);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("ingest job " INT64_FORMAT ", part %d: the extension's tables are wanted by another session (DROP or ALTER EXTENSION)",
+							ld->job->id, ld->part.part)));
+		}
+	}
+	else
+		CommitTransactionCommand();
 
 	/*
 	 * Committed: from here on a failure must report (and a retry resume
@@ -377,7 +431,7 @@ create_parser(IngestLoad *ld)
 IngestLoad *
 loader_start(IngestJob *job, MemoryContext job_cxt)
 {
-	return start_load(job, job_cxt, NULL, -1);
+	return start_load(job, job_cxt, NULL, -1, NULL);
 }
 
 /*
@@ -387,16 +441,20 @@ loader_start(IngestJob *job, MemoryContext job_cxt)
  * checkpoints into the part's row. max_errors: what the part may still
  * reject, the other parts' committed rejections taken off the job's
  * max_errors (-1: the job's). A part after the first that takes its columns
- * from the file's header needs it first (loader_needs_header).
+ * from the file's header needs it first (loader_needs_header). gid: the
+ * part of an all-or-nothing job is one transaction, which loader_commit
+ * prepares under this identifier instead of committing it.
  */
 IngestLoad *
-loader_start_part(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max_errors)
+loader_start_part(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max_errors,
+				  const char *gid)
 {
-	return start_load(job, job_cxt, part, max_errors);
+	return start_load(job, job_cxt, part, max_errors, gid);
 }
 
 static IngestLoad *
-start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max_errors)
+start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max_errors,
+		   const char *gid)
 {
 	IngestLoad *ld = new_load(job, job_cxt);
 	MemoryContext old;
@@ -408,6 +466,8 @@ start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max
 		ld->record_base = part->first_record;
 		if (max_errors >= 0)
 			ld->opts.max_errors = max_errors;
+		if (gid != NULL)
+			ld->gid = MemoryContextStrdup(job_cxt, gid);
 	}
 
 	active = ld;
@@ -652,6 +712,7 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 	}
 
 	out->cancelled = ld->cancelled;
+	out->not_prepared = ld->preparing;
 	out->timed_out = job_timed_out && !ld->cancelled && edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
 	out->done = ld->committed;
 	out->rejected_committed = ld->committed.rows_rejected;

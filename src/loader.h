@@ -24,6 +24,7 @@ typedef struct LoaderOutcome
 	int64		rejected_committed; /* rows_rejected as committed */
 	char	   *last_error;
 	List	   *pending_errors; /* RejectedRecords of the aborted transaction */
+	bool		not_prepared;	/* a part's transaction could not be prepared */
 } LoaderOutcome;
 
 extern void loader_init(void);
@@ -31,7 +32,7 @@ extern void loader_install_hooks(void);
 
 extern IngestLoad *loader_start(IngestJob *job, MemoryContext job_cxt);
 extern IngestLoad *loader_start_part(IngestJob *job, MemoryContext job_cxt, const JobPart *part,
-									 int64 max_errors);
+									 int64 max_errors, const char *gid);
 extern bool loader_needs_header(const IngestLoad *ld);
 extern bool loader_take_header(IngestLoad *ld, const char *buf, size_t len);
 extern void loader_set_decoder(IngestLoad *ld, struct IngestDecoder *decoder);

@@ -53,6 +53,9 @@ struct IngestLoad
 	int64		record_base;	/* data records before the part (0: the whole job) */
 	bool		header_wanted;	/* the columns come from the file's header, not yet read */
 	struct HeaderReader *header_reader; /* reading it (loader_take_header) */
+	char	   *gid;			/* all-or-nothing: the part's transaction is
+								 * prepared under this identifier, not committed */
+	bool		preparing;		/* an error now is the prepare's */
 
 	int64		skip_left;		/* lines still to skip before parsing ("skip_lines") */
 	bool		skip_after_cr;	/* the last byte skipped was a CR: an LF may follow */

@@ -12,12 +12,16 @@
  * ends), and uploaded chunks are read in order: those run as one worker.
  *
  * A part commits its rows with its own checkpoint, so a load in parts is a
- * load with "commit_every": one without it is all-or-nothing, which parts
- * could only keep by preparing each part's transaction (two-phase commit)
- * and committing them together, which this version does not do. Such a
- * load runs as one worker, and "parallel": true is refused for it at
- * enqueue (naming max_prepared_transactions too when it is 0, as two-phase
- * commit would need it).
+ * load with "commit_every". One without it is all-or-nothing: each part is
+ * one transaction, prepared (two-phase commit) rather than committed, and
+ * the job's worker commits them all once every part is prepared, or rolls
+ * them all back (worker_parts.c). That needs max_prepared_transactions: at
+ * 0 such a load runs as one worker, and "parallel": true is refused for it
+ * at enqueue. A part waiting for a lock may be waiting for another part of
+ * the job, which holds its locks until the decision: such a wait ends at
+ * ingest.parallel_lock_timeout, and the job is then loaded by one worker,
+ * as it is when a part cannot be prepared (a trigger that sent a NOTIFY,
+ * no prepared transaction left).
  *
  * "parallel": false never splits; true splits whatever the size (parts of
  * at least ingest.parallel_min_bytes); without the option a file of at
@@ -38,16 +42,24 @@
 #include "transcode.h"
 
 int			ingest_parallel_min_bytes = 64 * 1024 * 1024;
+int			ingest_parallel_lock_timeout = 5000;
 
 void
 parallel_init(void)
 {
 	DefineCustomIntVariable("ingest.parallel_min_bytes",
 							"Smallest part of a file that several workers load; a file twice this size is split unless its job says \"parallel\": false.",
-							"Parts are cut at record boundaries near multiples of it (at most " CppAsString2(INGEST_MAX_PARTS) " parts); only jobs with commit_every are split.",
+							"Parts are cut at record boundaries near multiples of it (at most " CppAsString2(INGEST_MAX_PARTS) " parts, and no more than max_prepared_transactions for a job without commit_every).",
 							&ingest_parallel_min_bytes,
 							64 * 1024 * 1024, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("ingest.parallel_lock_timeout",
+							"Longest lock wait of a part of a job without commit_every loaded by several workers; at its end the job is loaded by one worker.",
+							"The part may be waiting for another part of the same job, which keeps its locks until every part is prepared. 0: the owner's lock_timeout alone (a wait for another part then never ends).",
+							&ingest_parallel_lock_timeout,
+							5000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 
@@ -93,10 +105,8 @@ parallel_check_enqueue(const IngestOptions *opts, JobSourceType source_type,
 	why = unsplittable_options(opts, source_type);
 	if (why == NULL && head != NULL)
 		why = parallel_unsplittable_head(opts, head->bytes, head->len);
-	if (why == NULL && opts->commit_every == 0)
-		why = max_prepared_xacts == 0 ?
-			"without \"commit_every\" the parts would have to be committed together by two-phase commit, and max_prepared_transactions is 0" :
-			"without \"commit_every\" the parts would have to be committed together by two-phase commit, which this version of ingest does not do";
+	if (why == NULL && opts->commit_every == 0 && max_prepared_xacts == 0)
+		why = "without \"commit_every\" the parts are committed together by two-phase commit, and max_prepared_transactions is 0";
 	if (why != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -111,7 +121,8 @@ parallel_check_enqueue(const IngestOptions *opts, JobSourceType source_type,
 bool
 parallel_wanted(const IngestOptions *opts, const IngestJob *job)
 {
-	if (opts->parallel == INGEST_PARALLEL_OFF || opts->commit_every == 0)
+	if (opts->parallel == INGEST_PARALLEL_OFF ||
+		(opts->commit_every == 0 && max_prepared_xacts == 0))
 		return false;
 	if (!reader_seekable(job) || unsplittable_options(opts, job->source_type) != NULL)
 		return false;
@@ -122,9 +133,28 @@ parallel_wanted(const IngestOptions *opts, const IngestJob *job)
 	return job->bytes_total >= 2 * (int64) ingest_parallel_min_bytes;
 }
 
-/* The bytes of a part, for a source of size bytes. */
-int64
-parallel_part_bytes(int64 size)
+/* Are the job's parts prepared and committed together (no commit_every)? */
+bool
+parallel_two_phase(const IngestOptions *opts)
 {
-	return Max((int64) ingest_parallel_min_bytes, size / INGEST_MAX_PARTS + 1);
+	return opts->commit_every == 0;
+}
+
+/*
+ * Parts of the job at most: every part of an all-or-nothing job holds a
+ * prepared transaction until the decision.
+ */
+int
+parallel_max_parts(const IngestOptions *opts)
+{
+	if (parallel_two_phase(opts))
+		return Max(Min(INGEST_MAX_PARTS, max_prepared_xacts), 1);
+	return INGEST_MAX_PARTS;
+}
+
+/* The bytes of a part, for a source of size bytes cut in max_parts parts at most. */
+int64
+parallel_part_bytes(int64 size, int max_parts)
+{
+	return Max((int64) ingest_parallel_min_bytes, size / max_parts + 1);
 }

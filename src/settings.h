@@ -29,7 +29,7 @@ extern char *ingest_tenant_key; /* identity.c */
  * (jobs*.c) is written for: raise it with every new upgrade
  * script.
  */
-#define INGEST_SCHEMA_VERSION	"1.4"
+#define INGEST_SCHEMA_VERSION	"1.5"
 
 #define INGEST_READ_CHUNK		(256 * 1024)
 #define INGEST_MAX_RECORD_SIZE_LIMIT	(1024 * 1024 * 1024 - 1)	/* a varlena's limit */

@@ -356,8 +356,21 @@ shmem_worker_others_waiting(void)
 bool
 shmem_worker_cancel_requested(void)
 {
-	/* a plain read: the flag only ever goes from false to true during a job */
+	/* a plain read: the flag only goes back to false between a job's stages */
 	return ingest_shared->slots[my_slot].cancel_requested;
+}
+
+/*
+ * The job goes on after its parts were stopped (its worker loads it alone
+ * now): the flag that stopped them no longer applies. A cancel by
+ * ingest.cancel is in the job's row as well, where the load looks.
+ */
+void
+shmem_worker_clear_cancel(void)
+{
+	LWLockAcquire(ingest_shared->lock, LW_EXCLUSIVE);
+	ingest_shared->slots[my_slot].cancel_requested = false;
+	LWLockRelease(ingest_shared->lock);
 }
 
 void

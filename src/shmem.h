@@ -71,6 +71,7 @@ extern bool shmem_worker_exit_if_surplus(void);
 extern bool shmem_worker_end_job(void);
 extern bool shmem_worker_others_waiting(void);
 extern bool shmem_worker_cancel_requested(void);
+extern void shmem_worker_clear_cancel(void);
 extern void shmem_worker_progress(uint64 rows, uint64 bytes);
 extern int	shmem_live_jobs(Oid dboid, int *pids, int64 *jobs, int max);
 extern void shmem_reset_stale_slots(void);

@@ -73,6 +73,7 @@
 #include "worker.h"
 #include "worker_hold.h"
 #include "worker_parts.h"
+#include "worker_prepared.h"
 
 /* How often an idle worker checks whether it should leave, and looks for work anyway. */
 #define IDLE_CHECK_MS		250
@@ -148,6 +149,7 @@ static bool idle(TimestampTz now);
 static void leave_if_surplus(void);
 static void leave_for_now(void) pg_attribute_noreturn();
 static bool queued_jobs(void *arg);
+static bool catalog_current(void *arg);
 static bool expire_uploads(void *arg);
 static bool sweep_failed_data(void *arg);
 static bool rehold_jobs_table(void *arg);
@@ -265,6 +267,8 @@ start_worker(int slotno)
 
 	if (!in_transaction(start_up, NULL))
 		proc_exit(0);			/* no ingest here */
+	if (!orphans_unchecked)
+		prepared_sweep();
 
 	loader_install_hooks();
 	idle_since = GetCurrentTimestamp();
@@ -627,7 +631,11 @@ idle(TimestampTz now)
 	if (TimestampDifferenceExceeds(uploads_expired_at, now, EXPIRE_UPLOADS_MS))
 	{
 		uploads_expired_at = now;
-		(void) in_transaction(expire_uploads, NULL);
+		if (in_transaction(catalog_current, NULL))
+		{
+			(void) in_transaction(expire_uploads, NULL);
+			prepared_sweep();
+		}
 	}
 	if (ingest_keep_failed_data >= 0 &&
 		TimestampDifferenceExceeds(bytes_swept_at, now, (int) sweep_ms))
@@ -666,6 +674,13 @@ queued_jobs(void *arg)
 {
 	return hold_extension_state() != CATALOG_ABSENT && hold_lock_table(false) &&
 		jobs_queued_exist();
+}
+
+/* Is the extension here, at this library's version? */
+static bool
+catalog_current(void *arg)
+{
+	return hold_extension_state() == CATALOG_CURRENT;
 }
 
 /* Remove uploads that went quiet; never waits for the job table either. */

@@ -150,6 +150,38 @@ hold_retake(void)
 }
 
 /*
+ * A transaction is about to be prepared: PREPARE refuses a transaction that
+ * holds a lock at session level and at transaction level on the same
+ * object (and would PANIC were the two in different modes), and the load's
+ * transaction may well have locked the job table (reading a cancel, a
+ * rejected record's foreign key). The hold is let go for the PREPARE; the
+ * prepared transaction keeps its own locks. true: it was held.
+ */
+bool
+hold_suspend(void)
+{
+	bool		was_held = jobs_table_held;
+
+	hold_release();
+	return was_held;
+}
+
+/*
+ * Take the hold again after the PREPARE. Without waiting: a DROP or an
+ * update of the extension that asked for the table meanwhile may be
+ * waiting for the prepared transaction itself, which waits for this
+ * worker; false then, and the caller gives its transaction up first.
+ */
+bool
+hold_resume(bool wait)
+{
+	if (LockAcquire(&jobs_table_tag, AccessShareLock, true, !wait) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	jobs_table_held = true;
+	return true;
+}
+
+/*
  * Does a session want this database to itself? DROP DATABASE, CREATE
  * DATABASE ... TEMPLATE and ALTER DATABASE ... RENAME lock the database
  * object in a mode that conflicts with RowExclusiveLock (as a connecting

@@ -25,6 +25,16 @@
  * running the job) and waited for, so the counters recorded are what was
  * committed. An attempt after a crash, a retry or ingest.retry finds the
  * parts and loads only those not done, each from its own checkpoint.
+ *
+ * A job without commit_every is all-or-nothing: each part is one
+ * transaction, prepared rather than committed, and the coordinator commits
+ * them all once every part is prepared, or rolls them back with the job's
+ * failure, cancel or timeout (worker_prepared.c). A part that cannot be
+ * prepared beside the others, one whose lock wait outlasted
+ * ingest.parallel_lock_timeout (it may wait for a sibling), and a job whose
+ * parts rejected more records together than max_errors allows, send the
+ * job to one worker: everything is rolled back and the coordinator loads
+ * the file alone, which gives exactly the outcome of a load by one worker.
  */
 #include "postgres.h"
 
@@ -37,6 +47,7 @@
 #include "utils/timestamp.h"
 
 #include "header.h"
+#include "isolate.h"
 #include "jobs.h"
 #include "loader.h"
 #include "options.h"
@@ -47,17 +58,26 @@
 #include "settings.h"
 #include "shmem.h"
 #include "split.h"
+#include "worker_hold.h"
 #include "worker_parts.h"
+#include "worker_prepared.h"
 
 /* How often the coordinator looks at its helpers' parts while it waits for them. */
 #define PARTS_WAIT_MS	100
 
 typedef enum PartResult
 {
-	PART_DONE,
-	PART_FAILED,
+	PART_DONE,					/* done, or prepared */
+	PART_FAILED,				/* failed, or sent the job to one worker */
 	PART_STOPPED				/* cancelled, or stopped by the coordinator */
 } PartResult;
+
+/* How the coordinator's part of a job ended. */
+typedef enum PartsOutcome
+{
+	PARTS_RECORDED,				/* the job's outcome is recorded */
+	PARTS_SERIAL				/* nothing is loaded: one worker is to load the job */
+} PartsOutcome;
 
 static int
 live_jobs(int *pids, int64 *jobs, int max)
@@ -65,16 +85,17 @@ live_jobs(int *pids, int64 *jobs, int max)
 	return shmem_live_jobs(MyDatabaseId, pids, jobs, max);
 }
 
-static void
-begin_bookkeeping(void)
+/* A short transaction around the parts' bookkeeping. */
+void
+parts_begin_bookkeeping(void)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 }
 
-static void
-end_bookkeeping(void)
+void
+parts_end_bookkeeping(void)
 {
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -120,10 +141,11 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 	int64		size = 0;
 	size_t		n;
 	int			nparts = 0;
+	int			max_parts = parallel_max_parts(opts);
 
 	options_csv(opts, ingest_max_record_size, &popts);
-	s = csvs_create(&popts, opts->skip_lines, (uint64) parallel_part_bytes(job->bytes_total),
-					INGEST_MAX_PARTS);
+	s = csvs_create(&popts, opts->skip_lines,
+					(uint64) parallel_part_bytes(job->bytes_total, max_parts), max_parts);
 	if (s == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	if (opts->header)
@@ -170,11 +192,15 @@ split_job(IngestJob *job, const IngestOptions *opts, MemoryContext cxt)
 	return nparts;
 }
 
-/* One part's load: the header first if its columns need it, then its bytes. */
+/*
+ * One part's load: the header first if its columns need it, then its bytes.
+ * gid: the part is prepared under it, not committed.
+ */
 static void
-load_part(IngestJob *pj, const JobPart *part, MemoryContext cxt, int64 max_errors)
+load_part(IngestJob *pj, const JobPart *part, MemoryContext cxt, int64 max_errors,
+		  const char *gid)
 {
-	IngestLoad *ld = loader_start_part(pj, cxt, part, max_errors);
+	IngestLoad *ld = loader_start_part(pj, cxt, part, max_errors, gid);
 	IngestReader *reader = reader_open(pj, cxt);
 	char	   *buf = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
 	size_t		n;
@@ -198,9 +224,37 @@ load_part(IngestJob *pj, const JobPart *part, MemoryContext cxt, int64 max_error
 	while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
 		loader_feed(ld, buf, n);
 	loader_finish(ld, &done);
-	/* the part is done with its last rows */
-	jobs_part_end(pj->id, part->part, &done, JOB_PART_DONE, NULL, NULL);
+	if (gid == NULL)
+	{
+		/* the part is done with its last rows */
+		jobs_part_end(pj->id, part->part, &done, JOB_PART_DONE, NULL, NULL);
+		loader_commit(ld);
+		return;
+	}
 	loader_commit(ld);
+	parts_begin_bookkeeping();
+	jobs_part_prepared(pj->id, part->part, &done);
+	parts_end_bookkeeping();
+}
+
+/*
+ * A part of an all-or-nothing job failed: is the job to be loaded by one
+ * worker instead? Yes when the part could not be prepared, or waited too
+ * long for a lock (maybe a sibling part's, held until the decision), or
+ * met a deadlock (maybe with a sibling): no fault of the records. Yes
+ * also when a record failed the job (max_errors): parts run side by side,
+ * so the one that failed need not be the first bad record of the file,
+ * nor the one past max_errors counted from the file's start, which one
+ * worker names; and as nothing of the job stays, one worker loses nothing
+ * by reading it again.
+ */
+static bool
+sends_to_one_worker(const LoaderOutcome *out)
+{
+	return out->not_prepared ||
+		out->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		out->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		isolate_is_record_error(out->sqlerrcode);
 }
 
 /*
@@ -210,7 +264,7 @@ load_part(IngestJob *pj, const JobPart *part, MemoryContext cxt, int64 max_error
  * stopped. *message in msg_cxt.
  */
 static PartResult
-part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
+part_failed(IngestJob *pj, const JobPart *part, bool two_phase, MemoryContext msg_cxt,
 			int *sqlerrcode, char **message)
 {
 	ErrorData  *edata;
@@ -222,7 +276,9 @@ part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
 	*sqlerrcode = out.sqlerrcode;
 	*message = out.last_error;
 
-	begin_bookkeeping();
+	parts_begin_bookkeeping();
+	/* the abort let go of the job table's hold too */
+	(void) hold_retake();
 	if (out.cancelled)
 	{
 		/*
@@ -233,6 +289,15 @@ part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
 		out.done.rows_rejected = out.rejected_committed;
 		jobs_part_end(pj->id, part->part, &out.done, JOB_PART_FAILED, NULL, NULL);
 	}
+	else if (two_phase && sends_to_one_worker(&out))
+	{
+		/* no record is at fault: one worker reads them all again */
+		JobCounters none = {0};
+
+		jobs_part_end(pj->id, part->part, &none, JOB_PART_SERIAL, out.last_error,
+					  unpack_sql_state(out.sqlerrcode));
+		jobs_parts_stop(pj->id);
+	}
 	else
 	{
 		outcome_keep_rejects(pj->id, &out);
@@ -241,7 +306,7 @@ part_failed(IngestJob *pj, const JobPart *part, MemoryContext msg_cxt,
 		/* the job fails: no part of it is to start, and those running stop */
 		jobs_parts_stop(pj->id);
 	}
-	end_bookkeeping();
+	parts_end_bookkeeping();
 	if (!out.cancelled)
 		(void) shmem_cancel_job(pj->id);
 	MemoryContextSwitchTo(msg_cxt);
@@ -260,6 +325,8 @@ run_part(IngestJob *job, const IngestOptions *opts, JobPart *part, MemoryContext
 	IngestJob  *pj = MemoryContextAlloc(cxt, sizeof(IngestJob));
 	volatile PartResult result = PART_DONE;
 	int64		max_errors = -1;
+	bool		two_phase = parallel_two_phase(opts);
+	char		gid[PREPARED_GID_LEN];
 	char		activity[96];
 
 	snprintf(activity, sizeof(activity), "ingest job " INT64_FORMAT ", part %d", job->id, part->part);
@@ -270,19 +337,27 @@ run_part(IngestJob *job, const IngestOptions *opts, JobPart *part, MemoryContext
 	{
 		JobPartsStatus st;
 
-		begin_bookkeeping();
+		parts_begin_bookkeeping();
 		jobs_parts_status(job->id, &st, cxt);
-		end_bookkeeping();
+		parts_end_bookkeeping();
 		max_errors = Max(0, opts->max_errors - (st.sum.rows_rejected - part->done.rows_rejected));
+	}
+	if (two_phase)
+	{
+		prepared_retire_stale(job->id, part->part);
+		prepared_new_gid(gid);
+		parts_begin_bookkeeping();
+		jobs_part_set_gid(job->id, part->part, gid);
+		parts_end_bookkeeping();
 	}
 
 	PG_TRY();
 	{
-		load_part(pj, part, cxt, max_errors);
+		load_part(pj, part, cxt, max_errors, two_phase ? gid : NULL);
 	}
 	PG_CATCH();
 	{
-		result = part_failed(pj, part, job_cxt, sqlerrcode, message);
+		result = part_failed(pj, part, two_phase, job_cxt, sqlerrcode, message);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(job_cxt);
@@ -297,7 +372,7 @@ succeed(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 {
 	JobPartsStatus st;
 
-	begin_bookkeeping();
+	parts_begin_bookkeeping();
 	jobs_parts_status(job->id, &st, job_cxt);
 	if (st.sum.rows_rejected > 0 && st.sum.rows_inserted == 0 && st.sum.rows_skipped == 0)
 	{
@@ -318,7 +393,7 @@ succeed(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 			reader_succeeded(reader_open(job, job_cxt), opts);
 		jobs_finish(job, JOB_SUCCEEDED, &st.sum, NULL);
 	}
-	end_bookkeeping();
+	parts_end_bookkeeping();
 }
 
 /*
@@ -330,9 +405,9 @@ succeed(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 static void
 stop_parts(IngestJob *job)
 {
-	begin_bookkeeping();
+	parts_begin_bookkeeping();
 	jobs_parts_stop(job->id);
-	end_bookkeeping();
+	parts_end_bookkeeping();
 	(void) shmem_cancel_job(job->id);
 }
 
@@ -341,14 +416,18 @@ stop_parts(IngestJob *job)
  * record the job's outcome. The job stops when a part fails (that part
  * stopped the others: part_failed), when it is cancelled, or at its
  * timeout; once no part runs, its outcome is the failed part's error, the
- * timeout, or the cancel, in that order.
+ * timeout, or the cancel, in that order. An all-or-nothing job commits its
+ * prepared parts once all are, rolls them back when it stops, and may find
+ * that one worker is to load it (PARTS_SERIAL, nothing recorded).
  */
-static void
+static PartsOutcome
 coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 {
+	bool		two_phase = parallel_two_phase(opts);
 	bool		stop = false;
 	bool		cancel_seen = false;
 	bool		timed_out = false;
+	bool		too_many_rejected = false;
 	TimestampTz deadline = job->timeout_ms > 0 ?
 		TimestampTzPlusMilliseconds(shmem_worker_job_started(), job->timeout_ms) : 0;
 
@@ -359,7 +438,7 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 		bool		claimed = false;
 
 		CHECK_FOR_INTERRUPTS();
-		begin_bookkeeping();
+		parts_begin_bookkeeping();
 		if (jobs_cancel_requested(job->id))
 			cancel_seen = true;
 		if (!stop && !cancel_seen && !shmem_worker_cancel_requested())
@@ -369,7 +448,7 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 			jobs_parts_requeue(job->id, live_jobs, ingest_shared->nslots, false);
 			jobs_parts_status(job->id, &st, job_cxt);
 		}
-		end_bookkeeping();
+		parts_end_bookkeeping();
 
 		if (claimed)
 		{
@@ -387,12 +466,29 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 
 		if (!stop)
 		{
-			if (st.failed > 0 || cancel_seen || shmem_worker_cancel_requested())
+			if (st.failed > 0 || st.serial > 0 || cancel_seen || shmem_worker_cancel_requested())
 				stop = true;
 			else if (st.done == st.nparts)
 			{
 				succeed(job, opts, job_cxt);
-				return;
+				return PARTS_RECORDED;
+			}
+			else if (two_phase && st.prepared + st.done == st.nparts)
+			{
+				/*
+				 * Parts running side by side each had what the others had
+				 * not yet rejected: together they may have rejected more
+				 * than max_errors, where one worker stops at the record
+				 * past it.
+				 */
+				if (opts->max_errors > 0 && st.sum.rows_rejected > opts->max_errors)
+					stop = too_many_rejected = true;
+				else
+				{
+					prepared_commit_job(job->id, job_cxt);
+					succeed(job, opts, job_cxt);
+					return PARTS_RECORDED;
+				}
 			}
 			else if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 				stop = timed_out = true;
@@ -401,6 +497,24 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 		}
 		if (stop && st.running == 0)
 		{
+			if (two_phase)
+			{
+				prepared_rollback_job(job->id, job_cxt);
+				if (st.serial > 0 || too_many_rejected)
+				{
+					ereport(LOG,
+							(errmsg("ingest job " INT64_FORMAT " is loaded by one worker: %s", job->id,
+									too_many_rejected ?
+									psprintf("its parts rejected " INT64_FORMAT " records together, more than max_errors = " INT64_FORMAT,
+											 st.sum.rows_rejected, opts->max_errors) :
+									st.serial_error ? st.serial_error : "a part could not be prepared")));
+					return PARTS_SERIAL;
+				}
+				/* what is recorded is what stays: the failed part's rejections */
+				parts_begin_bookkeeping();
+				jobs_parts_status(job->id, &st, job_cxt);
+				parts_end_bookkeeping();
+			}
 			if (st.failed_error != NULL)
 				outcome_record_parts_failure(job, st.failed_sqlerrcode, st.failed_error, false, &st.sum);
 			else if (timed_out)
@@ -410,7 +524,7 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 											 false, &st.sum);
 			else
 				outcome_record_parts_failure(job, 0, "failed", true, &st.sum);
-			return;
+			return PARTS_RECORDED;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 PARTS_WAIT_MS, PG_WAIT_EXTENSION);
@@ -428,13 +542,16 @@ parts_run_job(IngestJob *job, MemoryContext job_cxt)
 	IngestOptions *opts = MemoryContextAllocZero(job_cxt, sizeof(IngestOptions));
 	MemoryContext old = MemoryContextSwitchTo(job_cxt);
 	int			nparts;
+	volatile PartsOutcome outcome = PARTS_RECORDED;
 
 	options_parse(job->options, opts);
 	MemoryContextSwitchTo(old);
 	if (!parallel_wanted(opts, job))
 		return false;
 
-	begin_bookkeeping();
+	if (parallel_two_phase(opts))
+		prepared_resume(job->id, job_cxt);
+	parts_begin_bookkeeping();
 	if (jobs_parts_exist(job->id))
 	{
 		/* a later attempt: what was not done is to do */
@@ -445,14 +562,14 @@ parts_run_job(IngestJob *job, MemoryContext job_cxt)
 		nparts = 0;				/* begun by one worker: it goes on so */
 	else
 		nparts = split_job(job, opts, job_cxt);
-	end_bookkeeping();
+	parts_end_bookkeeping();
 	if (nparts == 0)
 		return false;
 
 	shmem_request_db(MyDatabaseId); /* helpers */
 	PG_TRY();
 	{
-		coordinate(job, opts, job_cxt);
+		outcome = coordinate(job, opts, job_cxt);
 	}
 	PG_CATCH();
 	{
@@ -461,13 +578,24 @@ parts_run_job(IngestJob *job, MemoryContext job_cxt)
 
 		edata = outcome_abort(job_cxt);
 		stop_parts(job);
-		begin_bookkeeping();
+		if (parallel_two_phase(opts))
+			prepared_rollback_job(job->id, job_cxt);
+		parts_begin_bookkeeping();
 		jobs_parts_status(job->id, &st, job_cxt);
-		end_bookkeeping();
+		parts_end_bookkeeping();
 		outcome_record_parts_failure(job, edata->sqlerrcode, edata->message, false, &st.sum);
 	}
 	PG_END_TRY();
-	return true;
+	if (outcome == PARTS_RECORDED)
+		return true;
+
+	/* everything is rolled back: the job starts afresh, by this worker alone */
+	parts_begin_bookkeeping();
+	jobs_parts_give_up(job->id);
+	parts_end_bookkeeping();
+	memset(&job->done, 0, sizeof(job->done));
+	shmem_worker_clear_cancel();
+	return false;
 }
 
 /* A helper loads the part it claimed (the job is another worker's). */

@@ -7,6 +7,8 @@
 
 #include "jobs.h"
 
+extern void parts_begin_bookkeeping(void);
+extern void parts_end_bookkeeping(void);
 extern bool parts_run_job(IngestJob *job, MemoryContext job_cxt);
 extern void parts_help(IngestJob *job, JobPart *part, MemoryContext job_cxt);
 

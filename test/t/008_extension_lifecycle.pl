@@ -216,7 +216,7 @@ is(scalar(ingest_worker_pids($node, 'upd')), 1, 'the worker waits in upd for the
 
 $node->safe_psql('upd', 'ALTER EXTENSION ingest UPDATE');
 is($node->safe_psql('upd', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
-	'1.4', 'upd has ingest 1.4');
+	'1.5', 'upd has ingest 1.5');
 ok(poll_until_finished($node, 'upd', 3, 4, 5), 'after the update the waiting jobs ran by themselves');
 is( $node->safe_psql('upd', q{
 		SELECT string_agg(id || ':' || state || ':' || rows_inserted, ' ' ORDER BY id)
@@ -264,7 +264,7 @@ is($node->safe_psql('upd12', 'SELECT state FROM ingest.upload_jobs'), 'queued',
 	'under 1.2 the job is not claimed');
 $node->safe_psql('upd12', 'ALTER EXTENSION ingest UPDATE');
 is($node->safe_psql('upd12', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
-	'1.4', 'upd12 has ingest 1.4');
+	'1.5', 'upd12 has ingest 1.5');
 ok(poll_until_finished($node, 'upd12', 1), 'after the update the job queued under 1.2 ran');
 is( $node->safe_psql('upd12', q{SELECT state || ':' || rows_inserted FROM ingest.upload_jobs}),
 	'succeeded:100', 'and loaded its rows');
@@ -272,7 +272,7 @@ is( $node->safe_psql('upd12', q{SELECT state || ':' || rows_inserted FROM ingest
 # The updated schemas against a fresh install, object by object.
 $node->safe_psql('fresh', 'CREATE EXTENSION ingest');
 is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
-	'1.4', 'fresh has ingest 1.4');
+	'1.5', 'fresh has ingest 1.5');
 my %catalog = (
 	'functions' => q{
 		SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') '

@@ -5,7 +5,8 @@
 # job; a worker killed mid-load leaves its parts to be taken back, and only what no part
 # committed is loaded again; a cancel stops every worker of the job; a second role's job
 # still gets a worker while a parallel job runs, as helpers count against
-# ingest.max_running_per_role. The refusals at enqueue; no prepared transaction anywhere.
+# ingest.max_running_per_role. Without max_prepared_transactions, a job without commit_every
+# is loaded by one worker; no prepared transaction anywhere.
 use strict;
 use warnings;
 
@@ -145,6 +146,17 @@ sub same_rows
 		"SELECT (SELECT count(*) FROM (SELECT id, name, qty FROM $a EXCEPT SELECT id, name, qty FROM $b) x) "
 		  . "+ (SELECT count(*) FROM (SELECT id, name, qty FROM $b EXCEPT SELECT id, name, qty FROM $a) y)");
 }
+
+# ---- without commit_every and with max_prepared_transactions 0 (this node): "parallel": true
+# is refused, saying why; a large file without the option is loaded by one worker
+my ($rc, $out, $err) = $node->psql('postgres',
+	"SET ROLE alice; SELECT ingest.enqueue_file('one', '$dir/good.csv', '{\"parallel\": true}')");
+like($err, qr/ingest option "parallel" is true, but this source cannot be loaded in parts: without "commit_every" the parts are committed together by two-phase commit, and max_prepared_transactions is 0/,
+	'"parallel": true without commit_every is refused when max_prepared_transactions is 0');
+my $whole = enqueue('alice', 'one', 'good.csv', '{}');
+like(finished($whole), qr/^succeeded 3000 0 3000 /, 'without the option the large file is loaded');
+is(parts_of($whole), '0 0', 'by one worker: no part');
+$node->safe_psql('postgres', 'TRUNCATE one');
 
 # ---- the same file by one worker and by several
 my $opts = '{"commit_every": 100, "max_errors": 1000';

@@ -1,9 +1,9 @@
-/* ingest--1.4.sql: every object of the ingest extension, version 1.4, in one file
+/* ingest--1.5.sql: every object of the ingest extension, version 1.5, in one file
  *
  * CREATE EXTENSION ingest runs this file alone. A database created at an older version
  * reaches the same objects through the upgrade scripts (ingest--1.0.sql, then
  * ingest--1.0--1.1.sql, ingest--1.1--1.2.sql, ingest--1.2--1.3.sql,
- * ingest--1.3--1.4.sql);
+ * ingest--1.3--1.4.sql, ingest--1.4--1.5.sql);
  * test/t/008_extension_lifecycle.pl checks that both give the same catalog. A change
  * of schema goes into a new upgrade script and into this file (renamed to the new
  * version).
@@ -172,7 +172,10 @@ SELECT pg_catalog.pg_extension_config_dump('ingest_private.dir_files', '');
 -- The parts of a job loaded by several workers (the option "parallel"): byte ranges of its
 -- source cut at record boundaries (src/split.c), each with the physical line and the data
 -- record it starts at. A part's rows commit with its counters here (its checkpoint, and
--- 'done' with its last rows), so a crash redoes only what no part committed. Workers only.
+-- 'done' with its last rows), so a crash redoes only what no part committed. A job without
+-- commit_every is all-or-nothing: each part's transaction is prepared (two-phase commit,
+-- 'prepared' with its counters), and all are committed together once every part is
+-- prepared ('done' is that decision) or rolled back together. Workers only.
 CREATE TABLE ingest_private.job_parts (
     job_id        bigint NOT NULL REFERENCES ingest_private.upload_jobs (id) ON DELETE CASCADE,
     part          int NOT NULL CHECK (part >= 0),
@@ -180,7 +183,8 @@ CREATE TABLE ingest_private.job_parts (
     end_offset    bigint NOT NULL,
     first_line    bigint NOT NULL,
     first_record  bigint NOT NULL,
-    state         text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    state         text NOT NULL DEFAULT 'queued'
+                  CHECK (state IN ('queued', 'running', 'prepared', 'done', 'failed', 'serial')),
     worker_pid    int,
     records_done  bigint NOT NULL DEFAULT 0,
     rows_inserted bigint NOT NULL DEFAULT 0,
@@ -190,6 +194,9 @@ CREATE TABLE ingest_private.job_parts (
     bytes_done    bigint NOT NULL DEFAULT 0,
     last_error    text,
     sqlstate      text,
+    -- the global identifier of the part's prepared transaction (all-or-nothing jobs):
+    -- random, as pg_prepared_xacts shows it to every role
+    gid           text UNIQUE,
     PRIMARY KEY (job_id, part)
 );
 ALTER TABLE ingest_private.job_parts ENABLE ROW LEVEL SECURITY;

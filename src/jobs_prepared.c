@@ -1,0 +1,235 @@
+/*
+ * jobs_prepared.c
+ *		The prepared transactions of the parts of an all-or-nothing job (a
+ *		job without commit_every loaded by several workers): their global
+ *		identifiers in job_parts, the parts' states around them, and the
+ *		ones left behind.
+ *
+ * A part's identifier is recorded, committed, before its transaction is
+ * prepared, so that every prepared transaction of ingest has a row naming
+ * it, whatever crash comes between. The part's own transaction touches
+ * neither job_parts nor upload_jobs (a prepared transaction would hold
+ * their rows locked until the decision): its end is recorded after the
+ * prepare, in a transaction of its own ('prepared', with its counters).
+ * The decision to commit is the transaction that turns every part of the
+ * job 'done' at once; whoever finds a 'done' part still prepared commits
+ * it, any other prepared part of a job that is not running is rolled back.
+ * The commits and rollbacks themselves are worker_parts.c's: they cannot
+ * share a transaction with anything.
+ *
+ * Part of the jobs service (jobs.h).
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "jobs_internal.h"
+
+/* The prepared transactions of ingest's parts in this database, with their parts. */
+#define PREPARED_PARTS_SQL \
+	"SELECT p.job_id, p.part, p.state, p.gid, x.gid IS NOT NULL " \
+	"FROM ingest_private.job_parts p " \
+	"LEFT JOIN pg_catalog.pg_prepared_xacts x " \
+	"  ON x.gid = p.gid AND x.database = pg_catalog.current_database() " \
+	"WHERE p.gid IS NOT NULL "
+
+/* The part's prepared transaction will be known by gid. */
+void
+jobs_part_set_gid(int64 job_id, int part, const char *gid)
+{
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(part);
+	values[2] = CStringGetTextDatum(gid);
+	SPI_connect();
+	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET gid = $3 WHERE job_id = $1 AND part = $2",
+					   3, types, values, NULL, false);
+	SPI_finish();
+}
+
+/*
+ * The part's transaction is prepared, with these counters. The job's own
+ * counters stay as they are: none of these rows is committed yet.
+ */
+void
+jobs_part_prepared(int64 job_id, int part, const JobCounters *c)
+{
+	Oid			types[8] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[8];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(part);
+	values[2] = Int64GetDatum(c->records_done);
+	values[3] = Int64GetDatum(c->rows_inserted);
+	values[4] = Int64GetDatum(c->rows_rejected);
+	values[5] = Int64GetDatum(c->rows_skipped);
+	values[6] = Int64GetDatum(c->bytes_done);
+	values[7] = Int64GetDatum(c->errors_stored);
+	SPI_connect();
+	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = 'prepared', worker_pid = NULL, "
+					   "  records_done = $3, rows_inserted = $4, rows_rejected = $5, rows_skipped = $6, "
+					   "  bytes_done = $7, errors_stored = $8 "
+					   "WHERE job_id = $1 AND part = $2",
+					   8, types, values, NULL, false);
+	SPI_finish();
+}
+
+/* The decision: every prepared part of the job is to be committed. */
+void
+jobs_parts_decide(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = 'done' "
+					   "WHERE job_id = $1 AND state = 'prepared'",
+					   1, types, values, NULL, false);
+	SPI_finish();
+}
+
+static List *
+read_prepared_parts(MemoryContext cxt)
+{
+	List	   *result = NIL;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		JobPreparedPart *pp = palloc0(sizeof(JobPreparedPart));
+		bool		isnull;
+
+		pp->job_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		pp->part = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		MemoryContextSwitchTo(old);
+		pp->state = jobs_copy_text(tup, desc, 3, cxt);
+		pp->gid = jobs_copy_text(tup, desc, 4, cxt);
+		pp->exists = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		old = MemoryContextSwitchTo(cxt);
+		result = lappend(result, pp);
+		MemoryContextSwitchTo(old);
+	}
+	return result;
+}
+
+/* The job's parts that have an identifier, and whether it is still prepared; in cxt. */
+List *
+jobs_parts_gids(int64 job_id, MemoryContext cxt)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	List	   *result;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	jobs_exec_as_owner(PREPARED_PARTS_SQL "AND p.job_id = $1 ORDER BY p.part",
+					   1, types, values, NULL, true);
+	result = read_prepared_parts(cxt);
+	SPI_finish();
+	return result;
+}
+
+/*
+ * The part's prepared transaction is rolled back (or gone): nothing of it
+ * is committed, its counters go back to none, and it takes the state given.
+ */
+void
+jobs_part_unprepare(int64 job_id, int part, const char *state)
+{
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(part);
+	values[2] = CStringGetTextDatum(state);
+	SPI_connect();
+	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = $3, gid = NULL, worker_pid = NULL, "
+					   "  records_done = 0, rows_inserted = 0, rows_rejected = 0, rows_skipped = 0, "
+					   "  bytes_done = 0, errors_stored = 0 "
+					   "WHERE job_id = $1 AND part = $2",
+					   3, types, values, NULL, false);
+	SPI_finish();
+}
+
+/* The job's committed parts keep no identifier. */
+void
+jobs_parts_forget_gids(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET gid = NULL "
+					   "WHERE job_id = $1 AND state = 'done' AND gid IS NOT NULL",
+					   1, types, values, NULL, false);
+	SPI_finish();
+}
+
+/*
+ * Prepared transactions of parts whose job is neither queued nor running
+ * (it was cancelled while queued after a crash, say): nobody else will
+ * decide them. 'done' ones are to be committed, the others rolled back.
+ * Those of a queued job are its next attempt's to resume.
+ */
+List *
+jobs_prepared_orphans(MemoryContext cxt)
+{
+	List	   *result;
+
+	SPI_connect();
+	jobs_exec_as_owner(PREPARED_PARTS_SQL
+					   "AND x.gid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ingest_private.upload_jobs j "
+					   "  WHERE j.id = p.job_id AND j.state IN ('queued', 'running'))",
+					   0, NULL, NULL, NULL, true);
+	result = read_prepared_parts(cxt);
+	SPI_finish();
+	return result;
+}
+
+/*
+ * The job is to be loaded by one worker after all: its parts go, with the
+ * rejected records their failed attempts kept (the load reads them again),
+ * and its counters start from none.
+ */
+void
+jobs_parts_give_up(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	jobs_exec_as_owner("DELETE FROM ingest_private.job_parts WHERE job_id = $1", 1, types, values, NULL, false);
+	jobs_exec_as_owner("DELETE FROM ingest_private.job_errors WHERE job_id = $1", 1, types, values, NULL, false);
+	jobs_exec_as_owner("UPDATE ingest_private.upload_jobs SET records_done = 0, rows_inserted = 0, "
+					   "  rows_rejected = 0, rows_skipped = 0, bytes_done = 0 WHERE id = $1",
+					   1, types, values, NULL, false);
+	SPI_finish();
+}
+
+/* The gid the part had, if it is still prepared (a crash came before its end was written); in cxt. */
+char *
+jobs_part_stale_gid(int64 job_id, int part, MemoryContext cxt)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	char	   *result = NULL;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(part);
+	SPI_connect();
+	jobs_exec_as_owner(PREPARED_PARTS_SQL "AND x.gid IS NOT NULL AND p.job_id = $1 AND p.part = $2",
+					   2, types, values, NULL, true);
+	if (SPI_processed == 1)
+		result = jobs_copy_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, cxt);
+	SPI_finish();
+	return result;
+}

@@ -1,0 +1,267 @@
+/*
+ * worker_prepared.c
+ *		The prepared transactions of an all-or-nothing job loaded in parts
+ *		(a job without commit_every): committing them all once the job's
+ *		worker decides, rolling them back when the job fails, and finishing
+ *		those that a crash or a dead worker left behind.
+ *
+ * Each part of such a job is one transaction, prepared under a random
+ * global identifier recorded in its row beforehand (jobs_prepared.c). The
+ * job's worker commits them only once every part is prepared: first the
+ * decision, one transaction turning every part 'done', then one COMMIT
+ * PREPARED each, then the job's success. A crash anywhere in between is
+ * met by the job's next attempt, which finishes the decided parts
+ * (prepared_resume), or, for a job cancelled meanwhile, by any worker of
+ * the database (prepared_sweep). Until the decision, any failure, cancel
+ * or timeout rolls every prepared part back, so a failed job has loaded
+ * nothing, as with one worker.
+ *
+ * COMMIT PREPARED and ROLLBACK PREPARED each run in a transaction of their
+ * own, as the worker, the prepared transactions' owner (a load prepares
+ * after leaving the job's owner's identity): no user may finish them.
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "jobs.h"
+#include "worker_parts.h"
+#include "worker_prepared.h"
+
+/*
+ * COMMIT or ROLLBACK PREPARED gid. One that is gone (finished by another
+ * worker meanwhile), or being finished by another, is left to that one:
+ * false then. Any other error goes on up.
+ */
+static bool
+finish_prepared(const char *gid, bool commit)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool finished = true;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		FinishPreparedTransaction(gid, commit);
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT &&
+			edata->sqlerrcode != ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		finished = false;
+	}
+	PG_END_TRY();
+	return finished;
+}
+
+/* A new identifier for a part's prepared transaction, random (every role sees them). */
+void
+prepared_new_gid(char *gid)
+{
+	uint8		r[16];
+
+	if (!pg_strong_random(r, sizeof(r)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random identifier for a prepared transaction")));
+	strcpy(gid, "ingest:");
+	for (int i = 0; i < (int) sizeof(r); i++)
+		sprintf(gid + 7 + 2 * i, "%02x", r[i]);
+}
+
+/*
+ * Before the claimed part gets a new identifier: a transaction its last
+ * attempt prepared and never recorded (the worker died in between) is
+ * rolled back, or its rows would stay locked and, once forgotten, never
+ * be committed nor rolled back.
+ */
+void
+prepared_retire_stale(int64 job_id, int part)
+{
+	char	   *gid;
+
+	parts_begin_bookkeeping();
+	gid = jobs_part_stale_gid(job_id, part, CurrentMemoryContext);
+	parts_end_bookkeeping();
+	if (gid != NULL)
+		(void) finish_prepared(gid, false);
+}
+
+/* Commit the decided parts still prepared, and forget their identifiers. */
+static void
+commit_decided(int64 job_id, MemoryContext cxt)
+{
+	List	   *parts;
+	ListCell   *lc;
+
+	parts_begin_bookkeeping();
+	parts = jobs_parts_gids(job_id, cxt);
+	parts_end_bookkeeping();
+	foreach(lc, parts)
+	{
+		JobPreparedPart *pp = lfirst(lc);
+
+		if (pp->exists && strcmp(pp->state, "done") == 0)
+			(void) finish_prepared(pp->gid, true);
+	}
+	parts_begin_bookkeeping();
+	jobs_parts_forget_gids(job_id);
+	parts_end_bookkeeping();
+}
+
+/*
+ * Every part is prepared: the decision, then the commits. From the decision
+ * on, the job's rows are committed whatever happens: an error here ends
+ * the worker, and the job's next attempt commits what is left.
+ */
+void
+prepared_commit_job(int64 job_id, MemoryContext cxt)
+{
+	parts_begin_bookkeeping();
+	jobs_parts_decide(job_id);
+	parts_end_bookkeeping();
+	PG_TRY();
+	{
+		commit_decided(job_id, cxt);
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		ereport(FATAL,
+				(errmsg("ingest job " INT64_FORMAT ": could not commit the prepared transactions of its parts",
+						job_id),
+				 errdetail("Every part was prepared and the job decided to commit them; its next attempt commits those left.")));
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The job ends without its rows: every prepared part that is not decided
+ * is rolled back. A part that had recorded itself prepared becomes
+ * 'failed' with nothing counted (the job's next attempt loads it again);
+ * one that never got so far keeps its state.
+ */
+void
+prepared_rollback_job(int64 job_id, MemoryContext cxt)
+{
+	List	   *parts;
+	ListCell   *lc;
+
+	parts_begin_bookkeeping();
+	parts = jobs_parts_gids(job_id, cxt);
+	parts_end_bookkeeping();
+	foreach(lc, parts)
+	{
+		JobPreparedPart *pp = lfirst(lc);
+		bool		was_prepared = strcmp(pp->state, "prepared") == 0;
+
+		if (strcmp(pp->state, "done") == 0 || (!pp->exists && !was_prepared))
+			continue;
+		if (pp->exists)
+			(void) finish_prepared(pp->gid, false);
+		parts_begin_bookkeeping();
+		jobs_part_unprepare(job_id, pp->part, was_prepared ? "failed" : pp->state);
+		parts_end_bookkeeping();
+	}
+}
+
+/*
+ * A later attempt of the job (after a crash, a retry): parts decided by
+ * the last one are committed; a part recorded prepared whose transaction
+ * is gone (a superuser rolled it back) is loaded again; prepared parts
+ * stay prepared, for this attempt's decision.
+ */
+void
+prepared_resume(int64 job_id, MemoryContext cxt)
+{
+	List	   *parts;
+	ListCell   *lc;
+
+	commit_decided(job_id, cxt);
+	parts_begin_bookkeeping();
+	parts = jobs_parts_gids(job_id, cxt);
+	foreach(lc, parts)
+	{
+		JobPreparedPart *pp = lfirst(lc);
+
+		if (!pp->exists && strcmp(pp->state, "prepared") == 0)
+			jobs_part_unprepare(job_id, pp->part, "queued");
+	}
+	parts_end_bookkeeping();
+}
+
+/*
+ * Prepared parts of jobs that are neither queued nor running (cancelled
+ * while queued after a crash, say): decided ones are committed, the others
+ * rolled back. Errors are the worker's own bookkeeping's: reported, and
+ * the sweep goes on with the next, or at its next round.
+ */
+void
+prepared_sweep(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext cxt;
+	List	   *orphans = NIL;
+	ListCell   *lc;
+
+	if (max_prepared_xacts == 0)
+		return;
+	cxt = AllocSetContextCreate(caller, "ingest prepared sweep", ALLOCSET_SMALL_SIZES);
+	PG_TRY();
+	{
+		parts_begin_bookkeeping();
+		orphans = jobs_prepared_orphans(cxt);
+		parts_end_bookkeeping();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	foreach(lc, orphans)
+	{
+		JobPreparedPart *pp = lfirst(lc);
+		bool		commit = strcmp(pp->state, "done") == 0;
+
+		PG_TRY();
+		{
+			if (finish_prepared(pp->gid, commit))
+				ereport(LOG,
+						(errmsg("ingest job " INT64_FORMAT ": prepared transaction of part %d %s, as the job is no longer running",
+								pp->job_id, pp->part, commit ? "committed" : "rolled back")));
+			parts_begin_bookkeeping();
+			if (commit)
+				jobs_parts_forget_gids(pp->job_id);
+			else
+				jobs_part_unprepare(pp->job_id, pp->part,
+									strcmp(pp->state, "prepared") == 0 ? "failed" : pp->state);
+			parts_end_bookkeeping();
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(caller);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+		}
+		PG_END_TRY();
+	}
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(cxt);
+}
