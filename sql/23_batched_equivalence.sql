@@ -251,6 +251,19 @@ SELECT * FROM eq_result(:'ids');
 SELECT eq_enqueue(:'ddl', E'id,v\n1,low\n50,rest\n2,low\n') AS ids \gset
 SELECT * FROM eq_result(:'ids');
 
+-- 12f. a partition that gains a BEFORE ROW trigger after the batch was judged (here, by a
+-- statement trigger on the parent, on a job's first attempt only: a sequence counts the
+-- attempts): the batched load's first attempt fails with a serialization failure, leaving
+-- no row, and the job's next attempt loads the file; the same rows as the per-row load's
+CREATE SEQUENCE public.eq_attempt_eq_off;
+CREATE SEQUENCE public.eq_attempt_eq_on;
+\set ddl 'CREATE TABLE t (id int, v text) PARTITION BY RANGE (id); CREATE TABLE t_low PARTITION OF t FOR VALUES FROM (0) TO (10); CREATE TABLE t_rest PARTITION OF t DEFAULT; CREATE FUNCTION br() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$; CREATE FUNCTION add_br() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN IF nextval(format(''public.eq_attempt_%s'', TG_TABLE_SCHEMA)) = 1 THEN EXECUTE format(''CREATE TRIGGER br BEFORE INSERT ON %I.t_rest FOR EACH ROW EXECUTE FUNCTION %I.br()'', TG_TABLE_SCHEMA, TG_TABLE_SCHEMA); END IF; RETURN NULL; END $$; CREATE TRIGGER add_br BEFORE INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION add_br()'
+SELECT eq_enqueue(:'ddl', E'id,v\n1,low\n50,rest\n2,low\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+SELECT j.attempts, j.state FROM ingest.upload_jobs j
+ WHERE j.id IN (split_part(:'ids', ' ', 1)::bigint, split_part(:'ids', ' ', 2)::bigint) ORDER BY j.id;
+DROP SEQUENCE public.eq_attempt_eq_off, public.eq_attempt_eq_on;
+
 -- 13. rules: DO INSTEAD into another table, DO ALSO (per-row)
 \set ddl 'CREATE TABLE t (id int, v text); CREATE TABLE elsewhere (id int, v text); CREATE RULE r AS ON INSERT TO t DO INSTEAD INSERT INTO elsewhere VALUES (NEW.id, NEW.v)'
 SELECT eq_enqueue(:'ddl', E'id,v\n1,a\n2,b\n') AS ids \gset

@@ -60,9 +60,9 @@
  * partitions the check locks them all (RowExclusiveLock, as the INSERT
  * would lock each partition it routes a row to), so no trigger can be added
  * to them until the load's transaction ends; a partition attached since is
- * judged when a row is first routed to it, and one that would need the
- * per-row path fails the batch with a serialization failure, which the job
- * retries (it then takes the per-row path).
+ * judged when a row is first routed to it (as is every partition), and one
+ * that would need the per-row path fails the batch with a serialization
+ * failure, which the job retries (it then takes the per-row path).
  */
 #include "postgres.h"
 
@@ -394,16 +394,17 @@ partition_buffer(MultiInsert *mi, ResultRelInfo *rri)
 	if (!found)
 	{
 		/*
-		 * Every partition was judged before the batch began; one attached
-		 * since was not. The rows before it are in: the batch cannot go on
-		 * row by row, so it fails, and the job's next attempt takes the
-		 * per-row path.
+		 * Every partition was judged, and locked, before the batch began; one
+		 * attached since was not, nor one the batch's own statement triggers
+		 * changed. The rows before it are in: the batch cannot go on row by
+		 * row, so it fails, and the job's next attempt takes the per-row
+		 * path.
 		 */
 		why = partition_unbatchable(rri->ri_RelationDesc);
 		if (why != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("partition \"%s\" was attached while rows were loaded into \"%s\" in batches",
+					 errmsg("partition \"%s\" changed while rows were loaded into \"%s\" in batches",
 							RelationGetRelationName(rri->ri_RelationDesc),
 							RelationGetRelationName(mi->mts->resultRelInfo->ri_RelationDesc)),
 					 errdetail("Its rows must be inserted one at a time: %s.", why),
