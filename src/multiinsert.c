@@ -346,11 +346,15 @@ multiinsert_unbatchable(CachedPlanSource *src, CachedPlan *cplan, Oid *relid)
 	return why;
 }
 
-/* A buffer for the rows of rri's relation; ExecInitPartitionInfo has set it up if it is a partition. */
+/*
+ * A buffer for the rows of rri's relation (ExecInitPartitionInfo has set rri
+ * up if it is a partition), in the executor's memory, gone with it.
+ */
 static RelBuffer *
 relbuffer_make(MultiInsert *mi, RelBuffer *rb, ResultRelInfo *rri)
 {
 	Relation	rel = rri->ri_RelationDesc;
+	MemoryContext old = MemoryContextSwitchTo(mi->estate->es_query_cxt);
 
 	rb->rri = rri;
 	rb->rel = rel;
@@ -377,6 +381,7 @@ relbuffer_make(MultiInsert *mi, RelBuffer *rb, ResultRelInfo *rri)
 		rb->convslot = NULL;
 	}
 	mi->all = lappend(mi->all, rb);
+	MemoryContextSwitchTo(old);
 	return rb;
 }
 
@@ -485,7 +490,7 @@ run_loop(MultiInsert *mi, QueryDesc *qd)
 
 		ctl.keysize = sizeof(ResultRelInfo *);
 		ctl.entrysize = sizeof(RelBuffer);
-		ctl.hcxt = CurrentMemoryContext;
+		ctl.hcxt = estate->es_query_cxt;
 		mi->parts = hash_create("ingest partition buffers", 16, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
@@ -493,7 +498,8 @@ run_loop(MultiInsert *mi, QueryDesc *qd)
 	{
 		if (rri->ri_RelationDesc->rd_rel->relhasindex && rri->ri_IndexRelationDescs == NULL)
 			ExecOpenIndices(rri, false);
-		mi->target = relbuffer_make(mi, palloc0(sizeof(RelBuffer)), rri);
+		mi->target = relbuffer_make(mi, MemoryContextAllocZero(estate->es_query_cxt,
+															  sizeof(RelBuffer)), rri);
 	}
 
 	ExecBSInsertTriggers(estate, mts->rootResultRelInfo);
