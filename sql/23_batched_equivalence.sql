@@ -264,6 +264,12 @@ SELECT j.attempts, j.state FROM ingest.upload_jobs j
  WHERE j.id IN (split_part(:'ids', ' ', 1)::bigint, split_part(:'ids', ' ', 2)::bigint) ORDER BY j.id;
 DROP SEQUENCE public.eq_attempt_eq_off, public.eq_attempt_eq_on;
 
+-- 12g. a foreign key on the partitioned table (its check an AFTER ROW trigger on each
+-- partition, so a failing row is found by halving): batched
+\set ddl 'CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1), (2); CREATE TABLE t (id int, p int REFERENCES parent) PARTITION BY RANGE (id); CREATE TABLE t_low (p int, id int); ALTER TABLE t ATTACH PARTITION t_low FOR VALUES FROM (0) TO (10); CREATE TABLE t_rest PARTITION OF t DEFAULT'
+SELECT eq_enqueue(:'ddl', E'id,p\n1,1\n50,9\n2,2\n60,1\n3,9\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+
 -- 13. rules: DO INSTEAD into another table, DO ALSO (per-row)
 \set ddl 'CREATE TABLE t (id int, v text); CREATE TABLE elsewhere (id int, v text); CREATE RULE r AS ON INSERT TO t DO INSTEAD INSERT INTO elsewhere VALUES (NEW.id, NEW.v)'
 SELECT eq_enqueue(:'ddl', E'id,v\n1,a\n2,b\n') AS ids \gset
