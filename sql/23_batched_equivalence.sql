@@ -187,12 +187,87 @@ SELECT eq_enqueue(:'ddl', E'id,v\n1,a\n2,skip\n3,c\n') AS ids \gset
 SELECT * FROM eq_result(:'ids');
 
 -- 12. partitions: a partitioned target with a default partition and one whose columns are
--- in another order with a dropped one (per-row); a partition loaded directly (batched,
--- its partition constraint checked)
+-- in another order with a dropped one; a partition loaded directly (its partition
+-- constraint checked); batched
 \set ddl 'CREATE TABLE t (id int, v text) PARTITION BY RANGE (id); CREATE TABLE t_low (v text, dropme int, id int); ALTER TABLE t_low DROP COLUMN dropme; ALTER TABLE t ATTACH PARTITION t_low FOR VALUES FROM (0) TO (10); CREATE TABLE t_rest PARTITION OF t DEFAULT'
 SELECT eq_enqueue(:'ddl', E'id,v\n1,low\n50,rest\n-5,rest too\n') AS ids \gset
 SELECT * FROM eq_result(:'ids');
 SELECT eq_enqueue(:'ddl', E'id,v\n1,low\n50,not here\n2,low\n', '{"max_errors": 10}', 't_low') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+
+-- 12b. rows of one flush routed to three partitions: t_b with its columns reordered and one
+-- dropped, a CHECK of its own, the generated column, and RLS of its own that denies
+-- everything (ignored for routed rows, as by PostgreSQL's INSERT); t_a and t_c with an
+-- AFTER ROW trigger numbering the rows it sees (in file order across partitions); a row
+-- with no partition, one failing t_b's CHECK, a duplicate key in t_a
+\set ddl 'CREATE TABLE t (id int, region text, v text, total int GENERATED ALWAYS AS (id * 10) STORED, PRIMARY KEY (region, id)) PARTITION BY LIST (region); CREATE TABLE t_a PARTITION OF t FOR VALUES IN (''a''); CREATE TABLE t_b (v text, dropme int, total int GENERATED ALWAYS AS (id * 10) STORED, region text NOT NULL, id int NOT NULL, CHECK (v <> ''bad'')); ALTER TABLE t_b DROP COLUMN dropme; ALTER TABLE t ATTACH PARTITION t_b FOR VALUES IN (''b''); ALTER TABLE t_b ENABLE ROW LEVEL SECURITY; ALTER TABLE t_b FORCE ROW LEVEL SECURITY; CREATE POLICY nothing ON t_b WITH CHECK (false); CREATE TABLE t_c PARTITION OF t FOR VALUES IN (''c''); CREATE TABLE seen (n serial, region text, id int, total int); CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO seen (region, id, total) VALUES (NEW.region, NEW.id, NEW.total); RETURN NULL; END $$; CREATE TRIGGER note AFTER INSERT ON t_a FOR EACH ROW EXECUTE FUNCTION note(); CREATE TRIGGER note AFTER INSERT ON t_c FOR EACH ROW EXECUTE FUNCTION note()'
+SELECT eq_enqueue(:'ddl', E'id,region,v\n1,a,first\n1,b,one b\n2,c,one c\n3,z,nowhere\n2,b,bad\n1,a,dup\n4,a,ok\n5,c,ok c\n6,b,ok b\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+-- max_errors 0: the row with no partition fails the job, naming its line, on both paths
+SELECT eq_enqueue(:'ddl', E'id,region,v\n1,a,first\n1,b,one b\n3,z,nowhere\n4,a,ok\n', '{}') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+
+-- 12c. 3,000 rows over four partitions in many flushes (by rows, and by bytes with TOASTed
+-- values): a default partition, itself partitioned with its columns reordered, one
+-- partition with a dropped column; duplicates on both sides of flush boundaries
+\set ddl 'CREATE TABLE t (id int, k int, v text, PRIMARY KEY (k, id)) PARTITION BY RANGE (k); CREATE TABLE t_0 PARTITION OF t FOR VALUES FROM (0) TO (1); CREATE TABLE t_1 (dropme text, id int NOT NULL, k int NOT NULL, v text); ALTER TABLE t_1 DROP COLUMN dropme; ALTER TABLE t ATTACH PARTITION t_1 FOR VALUES FROM (1) TO (2); CREATE TABLE t_rest (v text, k int NOT NULL, id int NOT NULL) PARTITION BY RANGE (id); CREATE TABLE t_rest_lo PARTITION OF t_rest FOR VALUES FROM (MINVALUE) TO (1500); CREATE TABLE t_rest_hi (id int NOT NULL, v text, k int NOT NULL); ALTER TABLE t_rest ATTACH PARTITION t_rest_hi FOR VALUES FROM (1500) TO (MAXVALUE); ALTER TABLE t ATTACH PARTITION t_rest DEFAULT'
+SELECT 'id,k,v' || E'\n' || string_agg(CASE WHEN i IN (1000, 1001, 2400) THEN (i - 500)::text ELSE i::text END || ',' ||
+       (i % 4)::text || ',' ||
+       CASE WHEN i % 7 = 0 THEN (SELECT string_agg(md5((i * 1000 + k)::text), '') FROM generate_series(1, 100) k)
+            ELSE 'v' || i END, E'\n' ORDER BY i) || E'\n' AS data
+  FROM generate_series(1, 3000) i \gset
+SELECT eq_enqueue(:'ddl', :'data') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+
+-- 12d. RLS on the parent (a permissive and a restrictive policy, the tenant from its
+-- default), routed to a partition with reordered columns: only tenant a's rows get in
+\set ddl 'CREATE TABLE t (tenant text NOT NULL DEFAULT current_setting(''app.tenant''), id int, v text) PARTITION BY LIST (tenant); CREATE TABLE t_a (v text, id int, tenant text NOT NULL DEFAULT current_setting(''app.tenant'')); ALTER TABLE t ATTACH PARTITION t_a FOR VALUES IN (''a''); CREATE TABLE t_other PARTITION OF t DEFAULT; ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY own ON t USING (true) WITH CHECK (tenant = current_setting(''app.tenant'')); CREATE POLICY never ON t AS RESTRICTIVE FOR INSERT WITH CHECK (v IS DISTINCT FROM ''forbidden'')'
+SELECT eq_enqueue(:'ddl', E'tenant,id,v\na,1,mine\nb,2,theirs\na,3,forbidden\na,4,ok\n,5,none\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+-- what the loads rejected the owner cannot insert itself either, and no such row got in
+SET ROLE regress_eq;
+SET app.tenant = 'a';
+INSERT INTO eq_on.t VALUES ('b', 2, 'theirs');
+INSERT INTO eq_on.t VALUES ('a', 3, 'forbidden');
+RESET ROLE;
+RESET app.tenant;
+SELECT s.schema, count(t.*) AS rows_the_owner_could_not_insert
+  FROM (VALUES ('eq_on'), ('eq_off')) s(schema)
+  LEFT JOIN (SELECT 'eq_on' AS schema, * FROM eq_on.t UNION ALL SELECT 'eq_off', * FROM eq_off.t) t
+    ON t.schema = s.schema AND (t.tenant IS DISTINCT FROM 'a' OR t.v = 'forbidden')
+ GROUP BY 1 ORDER BY 1;
+SELECT tableoid::regclass, * FROM eq_on.t ORDER BY id;
+
+-- 12e. what keeps a partitioned target per-row, for the whole target: a partition with a
+-- BEFORE ROW trigger (the rows of the other partitions too), a volatile CHECK constraint on
+-- one partition, transition tables on the parent
+\set ddl 'CREATE TABLE t (id int, v text) PARTITION BY RANGE (id); CREATE TABLE t_low PARTITION OF t FOR VALUES FROM (0) TO (10); CREATE TABLE t_rest PARTITION OF t DEFAULT; CREATE FUNCTION br() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.v = ''skip'' THEN RETURN NULL; END IF; NEW.v := upper(NEW.v) || '' '' || current_setting(''ingest.insert_path''); RETURN NEW; END $$; CREATE TRIGGER br BEFORE INSERT ON t_rest FOR EACH ROW EXECUTE FUNCTION br()'
+SELECT eq_enqueue(:'ddl', E'id,v\n1,low\n50,rest\n60,skip\n2,low too\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+\set ddl 'CREATE TABLE t (id int, v text) PARTITION BY RANGE (id); CREATE TABLE t_low PARTITION OF t FOR VALUES FROM (0) TO (10); CREATE TABLE t_rest PARTITION OF t DEFAULT; CREATE FUNCTION few() RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT count(*) < 2 FROM t_rest $$; ALTER TABLE t_rest ADD CHECK (few())'
+SELECT eq_enqueue(:'ddl', E'id,v\n1,low\n50,rest\n60,rest\n70,rest\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+\set ddl 'CREATE TABLE t (id int, v text) PARTITION BY RANGE (id); CREATE TABLE t_low PARTITION OF t FOR VALUES FROM (0) TO (10); CREATE TABLE t_rest PARTITION OF t DEFAULT; CREATE TABLE log (what text); CREATE FUNCTION tt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO log SELECT ''new table '' || string_agg(id::text, '','' ORDER BY id) FROM newrows; RETURN NULL; END $$; CREATE TRIGGER tt AFTER INSERT ON t REFERENCING NEW TABLE AS newrows FOR EACH STATEMENT EXECUTE FUNCTION tt()'
+SELECT eq_enqueue(:'ddl', E'id,v\n1,low\n50,rest\n2,low\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+
+-- 12f. a partition that gains a BEFORE ROW trigger after the batch was judged (here, by a
+-- statement trigger on the parent, on a job's first attempt only: a sequence counts the
+-- attempts): the batched load's first attempt fails with a serialization failure, leaving
+-- no row, and the job's next attempt loads the file; the same rows as the per-row load's
+CREATE SEQUENCE public.eq_attempt_eq_off;
+CREATE SEQUENCE public.eq_attempt_eq_on;
+\set ddl 'CREATE TABLE t (id int, v text) PARTITION BY RANGE (id); CREATE TABLE t_low PARTITION OF t FOR VALUES FROM (0) TO (10); CREATE TABLE t_rest PARTITION OF t DEFAULT; CREATE FUNCTION br() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$; CREATE FUNCTION add_br() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN IF nextval(format(''public.eq_attempt_%s'', TG_TABLE_SCHEMA)) = 1 THEN EXECUTE format(''CREATE TRIGGER br BEFORE INSERT ON %I.t_rest FOR EACH ROW EXECUTE FUNCTION %I.br()'', TG_TABLE_SCHEMA, TG_TABLE_SCHEMA); END IF; RETURN NULL; END $$; CREATE TRIGGER add_br BEFORE INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION add_br()'
+SELECT eq_enqueue(:'ddl', E'id,v\n1,low\n50,rest\n2,low\n') AS ids \gset
+SELECT * FROM eq_result(:'ids');
+SELECT j.attempts, j.state FROM ingest.upload_jobs j
+ WHERE j.id IN (split_part(:'ids', ' ', 1)::bigint, split_part(:'ids', ' ', 2)::bigint) ORDER BY j.id;
+DROP SEQUENCE public.eq_attempt_eq_off, public.eq_attempt_eq_on;
+
+-- 12g. a foreign key on the partitioned table (its check an AFTER ROW trigger on each
+-- partition, so a failing row is found by halving): batched
+\set ddl 'CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1), (2); CREATE TABLE t (id int, p int REFERENCES parent) PARTITION BY RANGE (id); CREATE TABLE t_low (p int, id int); ALTER TABLE t ATTACH PARTITION t_low FOR VALUES FROM (0) TO (10); CREATE TABLE t_rest PARTITION OF t DEFAULT'
+SELECT eq_enqueue(:'ddl', E'id,p\n1,1\n50,9\n2,2\n60,1\n3,9\n') AS ids \gset
 SELECT * FROM eq_result(:'ids');
 
 -- 13. rules: DO INSTEAD into another table, DO ALSO (per-row)

@@ -61,6 +61,17 @@ compat_guc_variables(int *n)
 #endif
 
 /*
+ * 16: the map from a partitioned root's rows to a child's is made on first
+ * use by ExecGetRootToChildMap; before, ExecInitRoutingInfo set it for each
+ * partition rows are routed to. NULL when no conversion is needed.
+ */
+#if PG_VERSION_NUM >= 160000
+#define compat_root_to_child_map(rri, estate) ExecGetRootToChildMap((rri), (estate))
+#else
+#define compat_root_to_child_map(rri, estate) ((rri)->ri_RootToPartitionMap)
+#endif
+
+/*
  * 16: an input function can report a bad value without raising it (soft
  * errors), so a bad value costs no subtransaction. Returns false with the
  * error in *edata; before 16 a bad value raises, as it always did.

@@ -32,14 +32,37 @@
  * And the defaults of rows buffered after a duplicate key were computed
  * before it failed: sequences can show bigger gaps.
  *
+ * A partitioned target is loaded as COPY loads one: each row is routed
+ * (ExecFindPartition, which sets up each partition's ResultRelInfo as the
+ * executor's own INSERT does: the parent's RLS WITH CHECK expressions in the
+ * partition's columns, its indexes, its conversion map), converted to the
+ * partition's columns when they differ, checked in ExecInsert's order with
+ * the partition's ResultRelInfo (no partition constraint: routing chose
+ * it), and buffered with that partition's rows; one BulkInsertState per
+ * partition, as a buffer page is one relation's. A flush writes each
+ * partition's rows with table_multi_insert, then indexes the rows and queues
+ * their AFTER ROW triggers in file order across partitions, as the per-row
+ * INSERT would. The executor lives for one batch only, so unlike COPY no
+ * partition's buffer is ever dropped early: their slots are bounded by the
+ * batch's rows.
+ *
  * Not every INSERT can take this path; multiinsert_unbatchable says when the
- * per-row path is kept: where COPY too inserts row by row (BEFORE or
- * INSTEAD OF row triggers, foreign tables, volatile defaults), partitioned
- * targets (COPY buffers per partition; not done here, to stay simple),
- * where the result could differ from the per-row INSERT's (volatile WITH
- * CHECK or CHECK expressions, or ones calling a function that is neither
- * built in nor immutable, could see the rows before them in the heap),
- * ON CONFLICT, and any plan the rules rewrote.
+ * per-row path is kept, for the whole batch: where COPY too inserts row by
+ * row (BEFORE or INSTEAD OF row triggers, foreign tables, volatile
+ * defaults), and for a partitioned target when any of its partitions has
+ * such triggers or is foreign, or the target has transition tables (COPY
+ * keeps these per partition or row by row; here it is all or nothing, so a
+ * batch's rows are never inserted by two paths); where the result could
+ * differ from the per-row INSERT's (volatile WITH CHECK or CHECK
+ * expressions, the target's or any partition's, or ones calling a function
+ * that is neither built in nor immutable, could see the rows before them in
+ * the heap), ON CONFLICT, and any plan the rules rewrote. To judge its
+ * partitions the check locks them all (RowExclusiveLock, as the INSERT
+ * would lock each partition it routes a row to), so no trigger can be added
+ * to them until the load's transaction ends; a partition attached since is
+ * judged when a row is first routed to it (as is every partition), and one
+ * that would need the per-row path fails the batch with a serialization
+ * failure, which the job retries (it then takes the per-row path).
  */
 #include "postgres.h"
 
@@ -47,15 +70,18 @@
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/execPartition.h"
 #include "executor/nodeModifyTable.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parsetree.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/plancache.h"
 #include "utils/rel.h"
@@ -75,19 +101,40 @@ bool		ingest_batched_insert = true;
 static const char *current_path = "";
 static char *insert_path_dummy = NULL;
 
+/* The buffered rows of one relation: the target, or one of its partitions */
+typedef struct RelBuffer
+{
+	ResultRelInfo *rri;			/* hash key (partitions) */
+	Relation	rel;
+	Oid			relid;
+	TupleConversionMap *map;	/* a routed row to this partition's columns */
+	TupleTableSlot *convslot;	/* virtual, the row in this partition's form */
+	BulkInsertState bistate;
+	bool		generated;
+	bool		partition_check;
+	TupleTableSlot **slots;		/* MULTI_MAX_ROWS, made as needed */
+	int			nslots_made;
+	int			n;
+} RelBuffer;
+
 typedef struct MultiInsert
 {
 	EState	   *estate;
-	ResultRelInfo *rri;
-	Relation	rel;
+	ModifyTableState *mts;
+	PartitionTupleRouting *proute;	/* a partitioned target's */
 	TransitionCaptureState *tcs;
-	BulkInsertState bistate;
 	CommandId	cid;
-	bool		partition_check;
 	IngestBatch *b;
-	TupleTableSlot *slots[MULTI_MAX_ROWS];
-	int			rows[MULTI_MAX_ROWS];	/* each slot's row of the batch */
-	int			nslots_made;
+	RelBuffer  *target;			/* a table's own buffer */
+	HTAB	   *parts;			/* a partitioned target's: by ResultRelInfo */
+	RelBuffer  *last;			/* the partition the last row went to */
+	List	   *all;			/* every RelBuffer */
+	RelBuffer  *used[MULTI_MAX_ROWS];	/* those holding rows, in order of use */
+	int			nused;
+	/* the buffered rows in file order: buffer, slot, row of the batch */
+	RelBuffer  *row_buf[MULTI_MAX_ROWS];
+	int			row_slot[MULTI_MAX_ROWS];
+	int			rows[MULTI_MAX_ROWS];
 	int			n;
 	Size		bytes;
 	uint64		processed;
@@ -179,6 +226,63 @@ volatile_checks(Relation rel)
 }
 
 /*
+ * Why rows routed to this partition would need the per-row path, or NULL.
+ * It is locked.
+ */
+static const char *
+partition_unbatchable(Relation part)
+{
+	TriggerDesc *trig = part->trigdesc;
+
+	if (part->rd_rel->relkind == RELKIND_FOREIGN_TABLE)
+		return "a foreign partition";
+	/* a partitioned partition's rows are its leaves', each judged */
+	if (part->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		return NULL;
+	if (trig && (trig->trig_insert_before_row || trig->trig_insert_instead_row))
+		return "a partition with BEFORE or INSTEAD OF row triggers";
+	if (volatile_checks(part))
+		return "a volatile CHECK constraint on a partition";
+	return NULL;
+}
+
+/*
+ * Why a partitioned target's rows must go row by row, or NULL. Every
+ * partition is locked as the INSERT locks those it routes rows to, so none
+ * changes while the batch runs.
+ */
+static const char *
+partitioned_unbatchable(Relation rel)
+{
+	TriggerDesc *trig = rel->trigdesc;
+	Oid			relid = RelationGetRelid(rel);
+	List	   *children;
+	const char *why = NULL;
+	ListCell   *lc;
+
+	/* as COPY: transition tables are filled through the parent, row by row */
+	if (trig && trig->trig_insert_new_table)
+		return "transition tables on a partitioned target";
+	if (volatile_checks(rel))
+		return "a volatile CHECK constraint";
+	children = find_all_inheritors(relid, RowExclusiveLock, NULL);
+	foreach(lc, children)
+	{
+		Relation	part;
+
+		if (lfirst_oid(lc) == relid)
+			continue;
+		part = relation_open(lfirst_oid(lc), NoLock);
+		why = partition_unbatchable(part);
+		relation_close(part, NoLock);
+		if (why != NULL)
+			break;
+	}
+	list_free(children);
+	return why;
+}
+
+/*
  * Why the plan of this batch INSERT must run row by row, or NULL when it can
  * be batched. query is the rewritten statement, stmt its plan.
  */
@@ -227,12 +331,13 @@ multiinsert_unbatchable(CachedPlanSource *src, CachedPlan *cplan, Oid *relid)
 	if (!RelationIsValid(rel))
 		return "the target is gone";
 	trig = rel->trigdesc;
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-		why = "a partitioned target";
-	else if (rel->rd_rel->relkind != RELKIND_RELATION)
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		why = "the target is not a table";
 	else if (rel->rd_rel->relhasrules)
 		why = "rules on the target";
+	else if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		why = partitioned_unbatchable(rel);
 	else if (trig && (trig->trig_insert_before_row || trig->trig_insert_instead_row))
 		why = "BEFORE or INSTEAD OF row triggers";
 	else if (volatile_checks(rel))
@@ -241,100 +346,218 @@ multiinsert_unbatchable(CachedPlanSource *src, CachedPlan *cplan, Oid *relid)
 	return why;
 }
 
-/* Write the buffered rows, then index each and queue its AFTER ROW triggers, in order. */
+/*
+ * A buffer for the rows of rri's relation (ExecInitPartitionInfo has set rri
+ * up if it is a partition), in the executor's memory, gone with it.
+ */
+static RelBuffer *
+relbuffer_make(MultiInsert *mi, RelBuffer *rb, ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	MemoryContext old = MemoryContextSwitchTo(mi->estate->es_query_cxt);
+
+	rb->rri = rri;
+	rb->rel = rel;
+	rb->relid = RelationGetRelid(rel);
+	rb->generated = rel->rd_att->constr && rel->rd_att->constr->has_generated_stored;
+	rb->bistate = GetBulkInsertState();
+	rb->slots = palloc0(sizeof(TupleTableSlot *) * MULTI_MAX_ROWS);
+	rb->nslots_made = 0;
+	rb->n = 0;
+	if (rri->ri_RootResultRelInfo != NULL)
+	{
+		/* routed here: no partition check (routing chose it), as in ExecInsert */
+		rb->partition_check = false;
+		rb->map = compat_root_to_child_map(rri, mi->estate);
+		if (rb->map != NULL)
+			rb->convslot = ExecInitExtraTupleSlot(mi->estate, RelationGetDescr(rel),
+												  &TTSOpsVirtual);
+	}
+	else
+	{
+		/* a partition loaded directly has its constraint checked, as ExecInsert does */
+		rb->partition_check = rel->rd_rel->relispartition;
+		rb->map = NULL;
+		rb->convslot = NULL;
+	}
+	mi->all = lappend(mi->all, rb);
+	MemoryContextSwitchTo(old);
+	return rb;
+}
+
+/* The buffer of the partition ExecFindPartition chose for a row. */
+static RelBuffer *
+partition_buffer(MultiInsert *mi, ResultRelInfo *rri)
+{
+	RelBuffer  *rb;
+	bool		found;
+	const char *why;
+
+	if (mi->last != NULL && mi->last->rri == rri)
+		return mi->last;
+	rb = hash_search(mi->parts, &rri, HASH_ENTER, &found);
+	if (!found)
+	{
+		/*
+		 * Every partition was judged, and locked, before the batch began; one
+		 * attached since was not, nor one the batch's own statement triggers
+		 * changed. The rows before it are in: the batch cannot go on row by
+		 * row, so it fails, and the job's next attempt takes the per-row
+		 * path.
+		 */
+		why = partition_unbatchable(rri->ri_RelationDesc);
+		if (why != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("partition \"%s\" changed while rows were loaded into \"%s\" in batches",
+							RelationGetRelationName(rri->ri_RelationDesc),
+							RelationGetRelationName(mi->mts->resultRelInfo->ri_RelationDesc)),
+					 errdetail("Its rows must be inserted one at a time: %s.", why),
+					 errhint("The job is tried again.")));
+		relbuffer_make(mi, rb, rri);
+	}
+	mi->last = rb;
+	return rb;
+}
+
+/*
+ * Write the buffered rows, each relation's together, then index each row and
+ * queue its AFTER ROW triggers in file order.
+ */
 static void
 flush(MultiInsert *mi)
 {
 	EState	   *estate = mi->estate;
-	ResultRelInfo *rri = mi->rri;
 	IngestBatch *b = mi->b;
 
 	if (mi->n == 0)
 		return;
 	/* an error writing them is no one row's */
 	b->mark_row = -1;
-	table_multi_insert(mi->rel, mi->slots, mi->n, mi->cid, 0, mi->bistate);
+	for (int i = 0; i < mi->nused; i++)
+	{
+		RelBuffer  *rb = mi->used[i];
+
+		table_multi_insert(rb->rel, rb->slots, rb->n, mi->cid, 0, rb->bistate);
+	}
 
 	for (int i = 0; i < mi->n; i++)
 	{
-		TupleTableSlot *slot = mi->slots[i];
+		RelBuffer  *rb = mi->row_buf[i];
+		TupleTableSlot *slot = rb->slots[mi->row_slot[i]];
 		List	   *recheck = NIL;
 
 		CHECK_FOR_INTERRUPTS();
 		b->mark_row = mi->rows[i];
-		if (rri->ri_NumIndices > 0)
-			recheck = compat_insert_index_tuples(rri, slot, estate);
-		ExecARInsertTriggers(estate, rri, slot, recheck, mi->tcs);
+		if (rb->rri->ri_NumIndices > 0)
+			recheck = compat_insert_index_tuples(rb->rri, slot, estate);
+		ExecARInsertTriggers(estate, rb->rri, slot, recheck, mi->tcs);
 		list_free(recheck);
 		mi->processed++;
 		ResetPerTupleExprContext(estate);
 	}
-	for (int i = 0; i < mi->n; i++)
-		ExecClearTuple(mi->slots[i]);
+	for (int i = 0; i < mi->nused; i++)
+	{
+		RelBuffer  *rb = mi->used[i];
+
+		for (int j = 0; j < rb->n; j++)
+			ExecClearTuple(rb->slots[j]);
+		rb->n = 0;
+	}
+	mi->nused = 0;
 	mi->n = 0;
 	mi->bytes = 0;
 }
 
-/* The rows of the executor's ModifyTable, through the buffer. */
+/* The rows of the executor's ModifyTable, through the buffers. */
 static void
 run_loop(MultiInsert *mi, QueryDesc *qd)
 {
 	ModifyTableState *mts = (ModifyTableState *) qd->planstate;
 	PlanState  *sub = outerPlanState(mts);
 	EState	   *estate = qd->estate;
-	bool		generated;
+	ResultRelInfo *rri = mts->resultRelInfo;
+	ListCell   *lc;
 
 	mi->estate = estate;
-	mi->rri = mts->resultRelInfo;
-	mi->rel = mi->rri->ri_RelationDesc;
+	mi->mts = mts;
 	mi->tcs = mts->mt_transition_capture;
 	mi->cid = estate->es_output_cid;
-	/* a partition loaded directly has its constraint checked, as ExecInsert does */
-	mi->partition_check = mi->rel->rd_rel->relispartition;
-	generated = mi->rel->rd_att->constr && mi->rel->rd_att->constr->has_generated_stored;
-	if (mi->rel->rd_rel->relhasindex && mi->rri->ri_IndexRelationDescs == NULL)
-		ExecOpenIndices(mi->rri, false);
-	mi->bistate = GetBulkInsertState();
+	mi->proute = mts->mt_partition_tuple_routing;
+	if (mi->proute != NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(ResultRelInfo *);
+		ctl.entrysize = sizeof(RelBuffer);
+		ctl.hcxt = estate->es_query_cxt;
+		mi->parts = hash_create("ingest partition buffers", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	else
+	{
+		if (rri->ri_RelationDesc->rd_rel->relhasindex && rri->ri_IndexRelationDescs == NULL)
+			ExecOpenIndices(rri, false);
+		mi->target = relbuffer_make(mi, MemoryContextAllocZero(estate->es_query_cxt,
+															  sizeof(RelBuffer)), rri);
+	}
 
 	ExecBSInsertTriggers(estate, mts->rootResultRelInfo);
 	for (;;)
 	{
 		TupleTableSlot *planslot;
 		TupleTableSlot *slot;
+		TupleTableSlot *bufslot;
+		RelBuffer  *rb;
 
 		ResetPerTupleExprContext(estate);
 		planslot = ExecProcNode(sub);
 		if (TupIsNull(planslot))
 			break;
-		/*
-		 * ExecInsert's checks, in its order, on the scan's virtual slot,
-		 * whose values need no deforming (as COPY checks its slot before the
-		 * heap tuple is formed)
-		 */
-		planslot->tts_tableOid = RelationGetRelid(mi->rel);
-		if (generated)
-			ExecComputeStoredGenerated(mi->rri, estate, planslot, CMD_INSERT);
-		if (mi->rri->ri_WithCheckOptions != NIL)
-			ExecWithCheckOptions(WCO_RLS_INSERT_CHECK, mi->rri, planslot, estate);
-		if (mi->rel->rd_att->constr)
-			ExecConstraints(mi->rri, planslot, estate);
-		if (mi->partition_check)
-			ExecPartitionCheck(mi->rri, planslot, estate, true);
 
-		if (mi->n == mi->nslots_made)
-			mi->slots[mi->nslots_made++] = table_slot_create(mi->rel, &estate->es_tupleTable);
-		slot = mi->slots[mi->n];
-		ExecCopySlot(slot, planslot);
-		slot->tts_tableOid = RelationGetRelid(mi->rel);
+		/*
+		 * ExecInsert's checks, in its order, on a virtual slot whose values
+		 * need no deforming (as COPY checks its slot before the heap tuple is
+		 * formed): the scan's, or for a partition whose columns differ, the
+		 * row converted to them
+		 */
+		if (mi->proute != NULL)
+			rb = partition_buffer(mi, ExecFindPartition(mts, rri, mi->proute, planslot, estate));
+		else
+			rb = mi->target;
+		slot = planslot;
+		if (rb->map != NULL)
+			slot = execute_attr_map_slot(rb->map->attrMap, planslot, rb->convslot);
+		slot->tts_tableOid = rb->relid;
+		if (rb->generated)
+			ExecComputeStoredGenerated(rb->rri, estate, slot, CMD_INSERT);
+		if (rb->rri->ri_WithCheckOptions != NIL)
+			ExecWithCheckOptions(WCO_RLS_INSERT_CHECK, rb->rri, slot, estate);
+		if (rb->rel->rd_att->constr)
+			ExecConstraints(rb->rri, slot, estate);
+		if (rb->partition_check)
+			ExecPartitionCheck(rb->rri, slot, estate, true);
+
+		if (rb->n == rb->nslots_made)
+			rb->slots[rb->nslots_made++] = table_slot_create(rb->rel, &estate->es_tupleTable);
+		if (rb->n == 0)
+			mi->used[mi->nused++] = rb;
+		bufslot = rb->slots[rb->n];
+		ExecCopySlot(bufslot, slot);
+		bufslot->tts_tableOid = rb->relid;
+		mi->row_buf[mi->n] = rb;
+		mi->row_slot[mi->n] = rb->n;
 		mi->rows[mi->n] = mi->b->mark_row;
-		mi->bytes += ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
+		mi->bytes += ExecFetchSlotHeapTuple(bufslot, true, NULL)->t_len;
+		rb->n++;
 		mi->n++;
 		if (mi->n == MULTI_MAX_ROWS || mi->bytes >= MULTI_MAX_BYTES)
 			flush(mi);
 	}
 	flush(mi);
 	ExecASInsertTriggers(estate, mts->rootResultRelInfo, mi->tcs);
-	FreeBulkInsertState(mi->bistate);
+	foreach(lc, mi->all)
+		FreeBulkInsertState(((RelBuffer *) lfirst(lc))->bistate);
 	estate->es_processed = mi->processed;
 }
 

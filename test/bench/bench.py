@@ -59,6 +59,9 @@ METHODS = {
     "ingest_rls":        ("ingest.enqueue_file + wait, tenant, FORCE RLS", "tenant", "t_rls_ingest",    True,  "copy_tenant"),
     "ingest_rls_perrow": ("same, ingest.batched_insert off",              "tenant", "t_rls_ingest",    True,  "copy_tenant"),
     "ingest_data_rls":   ("ingest.enqueue_data (file sent) + wait, tenant, RLS", "tenant", "t_rls_data", True, "copy_tenant"),
+    "copy_part":         ("COPY FROM file, 4 partitions by tenant (superuser)", "all", "t_part_copy", False, "copy_part"),
+    "ingest_part":       ("ingest.enqueue_file + wait, 4 partitions (superuser)", "all", "t_part_ingest", False, "copy_part"),
+    "ingest_part_perrow": ("same, ingest.batched_insert off",             "all",    "t_part_ingest",   False, "copy_part"),
     "ingest_plain_parallel": ("enqueue_file, parallel + commit_every (superuser)", "all", "t_ingest_par", False, "copy_plain"),
     "ingest_rls_parallel": ("same, tenant, FORCE RLS",                       "tenant", "t_rls_ingest_par", True, "copy_tenant"),
     "insert_select_rls": ("ref: INSERT..SELECT staging, tenant, RLS",      "tenant", "t_rls_ref",       True,  "copy_tenant"),
@@ -72,6 +75,7 @@ METHODS = {
 ORDER = list(METHODS)
 UPLOAD_METHODS = {"upload_gz_rls", "upload_gzm_rls", "upload_zst_rls", "upload_plain_rls", "upload_data_rls"}
 INGEST_METHODS = {"ingest_plain", "ingest_plain_perrow", "ingest_rls", "ingest_rls_perrow",
+                  "ingest_part", "ingest_part_perrow",
                   "ingest_data_rls", "ingest_plain_parallel", "ingest_rls_parallel"} | UPLOAD_METHODS
 # the parallel methods: "parallel": true, and commit_every (a load in parts needs it)
 PARALLEL_COMMIT_EVERY = int(ENV.get("PARALLEL_COMMIT_EVERY", "100000"))
@@ -95,6 +99,23 @@ def connect(conninfo=CONNINFO):
 
 def create_table(cur, name, rls):
     cur.execute("DROP TABLE IF EXISTS %s" % name)
+    if name.startswith("t_part"):
+        # the same columns, list-partitioned by tenant: org_a..org_d, one partition each
+        cur.execute("""
+            CREATE TABLE %s (
+                device_id   int NOT NULL,
+                ts          timestamptz NOT NULL,
+                reading_id  uuid NOT NULL,
+                value       numeric(12,4),
+                temperature double precision,
+                status      text,
+                tenant      text NOT NULL,
+                PRIMARY KEY (tenant, device_id, ts)
+            ) PARTITION BY LIST (tenant)""" % name)
+        for t in ("org_a", "org_b", "org_c", "org_d"):
+            cur.execute("CREATE TABLE %s_%s PARTITION OF %s FOR VALUES IN (%s)"
+                        " WITH (autovacuum_enabled = off)" % (name, t, name, lit(t)))
+        return
     cur.execute("""
         CREATE TABLE %s (
             device_id   int NOT NULL,
@@ -320,7 +341,7 @@ def run_method(cur, name):
 
 def run_method_timed(cur, name, table, kind, path):
     extra = {}
-    if name in ("copy_plain", "copy_tenant"):
+    if name in ("copy_plain", "copy_tenant", "copy_part"):
         t0 = time.monotonic()
         cur.execute("COPY %s FROM %s WITH (FORMAT csv, HEADER)" % (table, lit(path)))
         elapsed = time.monotonic() - t0
@@ -328,6 +349,10 @@ def run_method_timed(cur, name, table, kind, path):
         elapsed, extra = run_ingest(cur, table, path, as_tenant=False)
     elif name == "ingest_rls":
         elapsed, extra = run_ingest(cur, table, path, as_tenant=True)
+    elif name == "ingest_part":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=False)
+    elif name == "ingest_part_perrow":
+        elapsed, extra = run_ingest(cur, table, path, as_tenant=False, per_row=True)
     elif name == "ingest_plain_perrow":
         elapsed, extra = run_ingest(cur, table, path, as_tenant=False, per_row=True)
     elif name == "ingest_rls_perrow":

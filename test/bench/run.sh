@@ -13,6 +13,7 @@
 #                     ingest_rls_perrow ingest_data_rls insert_select_rls psycopg_rls
 #                     upload_gz_rls upload_gzm_rls upload_zst_rls upload_plain_rls upload_data_rls
 #                     ingest_plain_parallel ingest_rls_parallel
+#                     copy_part ingest_part ingest_part_perrow (4 partitions by tenant)
 #                     (default: all)
 #   PARALLEL_COMMIT_EVERY=100000      commit_every of the parallel methods (a load in parts needs it)
 #   UPLOAD_CHUNK_MB=4 UPLOAD_GZIP_LEVEL=1 UPLOAD_ZSTD_LEVEL=1 UPLOAD_PIPELINE=1 UPLOAD_THREADS=2
