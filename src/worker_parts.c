@@ -72,6 +72,12 @@ typedef enum PartResult
 	PART_STOPPED				/* cancelled, or stopped by the coordinator */
 } PartResult;
 
+/*
+ * The job's worker has decided to commit the parts of its all-or-nothing
+ * job: from then on the job's rows are committed, whatever fails.
+ */
+static bool decided = false;
+
 /* How the coordinator's part of a job ended. */
 typedef enum PartsOutcome
 {
@@ -485,6 +491,7 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 					stop = too_many_rejected = true;
 				else
 				{
+					decided = true;
 					prepared_commit_job(job->id, job_cxt);
 					succeed(job, opts, job_cxt);
 					return PARTS_RECORDED;
@@ -567,6 +574,7 @@ parts_run_job(IngestJob *job, MemoryContext job_cxt)
 		return false;
 
 	shmem_request_db(MyDatabaseId); /* helpers */
+	decided = false;
 	PG_TRY();
 	{
 		outcome = coordinate(job, opts, job_cxt);
@@ -577,6 +585,11 @@ parts_run_job(IngestJob *job, MemoryContext job_cxt)
 		JobPartsStatus st;
 
 		edata = outcome_abort(job_cxt);
+		if (decided)
+			ereport(FATAL,
+					(errmsg("ingest job " INT64_FORMAT ": its parts are committed, but its success could not be recorded: %s",
+							job->id, edata->message),
+					 errdetail("The job's next attempt records it.")));
 		stop_parts(job);
 		if (parallel_two_phase(opts))
 			prepared_rollback_job(job->id, job_cxt);

@@ -77,7 +77,8 @@ UPLOAD_METHODS = {"upload_gz_rls", "upload_gzm_rls", "upload_zst_rls", "upload_p
 INGEST_METHODS = {"ingest_plain", "ingest_plain_perrow", "ingest_rls", "ingest_rls_perrow",
                   "ingest_part", "ingest_part_perrow",
                   "ingest_data_rls", "ingest_plain_parallel", "ingest_rls_parallel"} | UPLOAD_METHODS
-# the parallel methods: "parallel": true, and commit_every (a load in parts needs it)
+# the parallel methods: "parallel": true, and commit_every (0: none, all-or-nothing by two-phase
+# commit, which needs max_prepared_transactions in EXTRA_CONF)
 PARALLEL_COMMIT_EVERY = int(ENV.get("PARALLEL_COMMIT_EVERY", "100000"))
 
 problems = []   # loud failures, printed at the end

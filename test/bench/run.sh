@@ -15,7 +15,8 @@
 #                     ingest_plain_parallel ingest_rls_parallel
 #                     copy_part ingest_part ingest_part_perrow (4 partitions by tenant)
 #                     (default: all)
-#   PARALLEL_COMMIT_EVERY=100000      commit_every of the parallel methods (a load in parts needs it)
+#   PARALLEL_COMMIT_EVERY=100000      commit_every of the parallel methods (0: none, two-phase
+#                                     commit: add max_prepared_transactions to EXTRA_CONF)
 #   UPLOAD_CHUNK_MB=4 UPLOAD_GZIP_LEVEL=1 UPLOAD_ZSTD_LEVEL=1 UPLOAD_PIPELINE=1 UPLOAD_THREADS=2
 #                     the upload clients
 #                     (client_upload.py; upload_gzm_rls compresses each chunk as a gzip member)

@@ -205,7 +205,7 @@ ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) >= 1 FROM pg_stat_activity
 		 WHERE backend_type = 'ingest worker' AND datname = 'upd'}),
 	'a worker came to upd, which has jobs queued under 1.0');
-ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.4/, $restart_logpos),
+ok( $node->wait_for_log(qr/extension "ingest" in database "upd" is at version 1\.0, but this library needs version 1\.5/, $restart_logpos),
 	'it says that the extension there needs ALTER EXTENSION UPDATE');
 sleep 2;    # time for a worker that would mishandle 1.0 to do so
 is( $node->safe_psql('upd',
@@ -251,7 +251,7 @@ $node->safe_psql('upd12', q{CREATE EXTENSION ingest VERSION '1.2'; CREATE TABLE 
 is($node->safe_psql('upd12', q{SELECT extversion FROM pg_extension WHERE extname = 'ingest'}),
 	'1.2', 'upd12 has ingest 1.2');
 my ($ret12, $out12, $err12) = $node->psql('upd12', q{SELECT ingest.enqueue_data('t', 'job,n')});
-like($err12, qr/extension "ingest" is at version 1\.2, but the loaded library needs version 1\.4/,
+like($err12, qr/extension "ingest" is at version 1\.2, but the loaded library needs version 1\.5/,
 	'at 1.2 the functions ask for the update');
 $node->safe_psql('upd12', qq{
 	WITH j AS (
