@@ -35,6 +35,8 @@ OBJS = \
 	src/parser.o \
 	src/tokenize.o \
 	src/loader.o \
+	src/loadxact.o \
+	src/loadfail.o \
 	src/loadbatch.o \
 	src/batchscan.o \
 	src/multiinsert.o \

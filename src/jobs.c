@@ -121,6 +121,19 @@ jobs_clip_message(const char *message)
 }
 
 /* A text column of an SPI result as a C string in cxt; NULL for NULL. */
+/* Run sql, whose one parameter $1 is the job's id, as the tables' owner (in its own SPI call). */
+void
+jobs_exec_for_job(const char *sql, int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	jobs_exec_as_owner(sql, 1, types, values, NULL, false);
+	SPI_finish();
+}
+
 char *
 jobs_copy_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 {

@@ -195,9 +195,10 @@ extern void jobs_parts_status(int64 job_id, JobPartsStatus *st, MemoryContext cx
 extern void jobs_parts_delete(int64 job_id);
 extern void jobs_parts_stop(int64 job_id);
 
+extern void jobs_part_prepared(int64 job_id, int part, const JobCounters *c);
+
 /* jobs_prepared.c: the prepared transactions of all-or-nothing jobs' parts */
 extern void jobs_part_set_gid(int64 job_id, int part, const char *gid);
-extern void jobs_part_prepared(int64 job_id, int part, const JobCounters *c);
 extern void jobs_parts_decide(int64 job_id);
 extern List *jobs_parts_gids(int64 job_id, MemoryContext cxt);
 extern void jobs_part_unprepare(int64 job_id, int part, const char *state);

@@ -42,6 +42,7 @@
 /* jobs.c */
 extern int	jobs_exec_as_owner(const char *sql, int nargs, Oid *types, Datum *values,
 							   const char *nulls, bool read_only);
+extern void jobs_exec_for_job(const char *sql, int64 job_id);
 extern JobState jobs_state_from_name(const char *name);
 extern JobSourceType jobs_source_from_name(const char *name);
 extern char *jobs_copy_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt);

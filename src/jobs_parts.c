@@ -218,12 +218,16 @@ jobs_parts_requeue(int64 job_id, JobsLiveFn live_jobs, int max_live, bool failed
 	SPI_finish();
 }
 
-/* A part's checkpoint, committed with its rows; the job's counters follow. */
-void
-jobs_part_checkpoint(int64 job_id, int part, const JobCounters *c)
+/*
+ * The part's counters; with state, its new state too (it is no longer
+ * running). In the caller's SPI connection.
+ */
+static void
+write_part(int64 job_id, int part, const JobCounters *c, const char *state)
 {
-	Oid			types[8] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		values[8];
+	Oid			types[9] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = "        n";
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(part);
@@ -233,12 +237,43 @@ jobs_part_checkpoint(int64 job_id, int part, const JobCounters *c)
 	values[5] = Int64GetDatum(c->rows_skipped);
 	values[6] = Int64GetDatum(c->bytes_done);
 	values[7] = Int64GetDatum(c->errors_stored);
-	SPI_connect();
+	if (state)
+	{
+		values[8] = CStringGetTextDatum(state);
+		nulls[8] = ' ';
+	}
 	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET records_done = $3, rows_inserted = $4, "
-					   "  rows_rejected = $5, rows_skipped = $6, bytes_done = $7, errors_stored = $8 "
+					   "  rows_rejected = $5, rows_skipped = $6, bytes_done = $7, errors_stored = $8, "
+					   "  state = COALESCE($9, state), "
+					   "  worker_pid = CASE WHEN $9 IS NULL THEN worker_pid END "
 					   "WHERE job_id = $1 AND part = $2",
-					   8, types, values, NULL, false);
+					   9, types, values, nulls, false);
+}
+
+/* A part's checkpoint, committed with its rows; the job's counters follow. */
+void
+jobs_part_checkpoint(int64 job_id, int part, const JobCounters *c)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	write_part(job_id, part, c, NULL);
 	jobs_exec_as_owner(SUM_INTO_JOB_SQL, 1, types, values, NULL, false);
+	SPI_finish();
+}
+
+/*
+ * The part's transaction is prepared (all-or-nothing jobs), with these
+ * counters. The job's own counters stay as they are: none of these rows is
+ * committed yet.
+ */
+void
+jobs_part_prepared(int64 job_id, int part, const JobCounters *c)
+{
+	SPI_connect();
+	write_part(job_id, part, c, "prepared");
 	SPI_finish();
 }
 
@@ -341,13 +376,7 @@ jobs_parts_status(int64 job_id, JobPartsStatus *st, MemoryContext cxt)
 void
 jobs_parts_delete(int64 job_id)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	jobs_exec_as_owner("DELETE FROM ingest_private.job_parts WHERE job_id = $1", 1, types, values, NULL, false);
-	SPI_finish();
+	jobs_exec_for_job("DELETE FROM ingest_private.job_parts WHERE job_id = $1", job_id);
 }
 
 /*
@@ -359,13 +388,6 @@ jobs_parts_delete(int64 job_id)
 void
 jobs_parts_stop(int64 job_id)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = 'failed', last_error = NULL, sqlstate = NULL, "
-					   "  worker_pid = NULL WHERE job_id = $1 AND state = 'queued'",
-					   1, types, values, NULL, false);
-	SPI_finish();
+	jobs_exec_for_job("UPDATE ingest_private.job_parts SET state = 'failed', last_error = NULL, sqlstate = NULL, "
+					  "  worker_pid = NULL WHERE job_id = $1 AND state = 'queued'", job_id);
 }

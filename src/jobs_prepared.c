@@ -35,62 +35,35 @@
 	"  ON x.gid = p.gid AND x.database = pg_catalog.current_database() " \
 	"WHERE p.gid IS NOT NULL "
 
-/* The part's prepared transaction will be known by gid. */
-void
-jobs_part_set_gid(int64 job_id, int part, const char *gid)
+/* sql over the part ($1, $2) and a text ($3), as the tables' owner */
+static void
+exec_for_part(const char *sql, int64 job_id, int part, const char *text)
 {
 	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
 	Datum		values[3];
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(part);
-	values[2] = CStringGetTextDatum(gid);
+	values[2] = CStringGetTextDatum(text);
 	SPI_connect();
-	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET gid = $3 WHERE job_id = $1 AND part = $2",
-					   3, types, values, NULL, false);
+	jobs_exec_as_owner(sql, 3, types, values, NULL, false);
 	SPI_finish();
 }
 
-/*
- * The part's transaction is prepared, with these counters. The job's own
- * counters stay as they are: none of these rows is committed yet.
- */
+/* The part's prepared transaction will be known by gid. */
 void
-jobs_part_prepared(int64 job_id, int part, const JobCounters *c)
+jobs_part_set_gid(int64 job_id, int part, const char *gid)
 {
-	Oid			types[8] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		values[8];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int32GetDatum(part);
-	values[2] = Int64GetDatum(c->records_done);
-	values[3] = Int64GetDatum(c->rows_inserted);
-	values[4] = Int64GetDatum(c->rows_rejected);
-	values[5] = Int64GetDatum(c->rows_skipped);
-	values[6] = Int64GetDatum(c->bytes_done);
-	values[7] = Int64GetDatum(c->errors_stored);
-	SPI_connect();
-	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = 'prepared', worker_pid = NULL, "
-					   "  records_done = $3, rows_inserted = $4, rows_rejected = $5, rows_skipped = $6, "
-					   "  bytes_done = $7, errors_stored = $8 "
-					   "WHERE job_id = $1 AND part = $2",
-					   8, types, values, NULL, false);
-	SPI_finish();
+	exec_for_part("UPDATE ingest_private.job_parts SET gid = $3 WHERE job_id = $1 AND part = $2",
+				  job_id, part, gid);
 }
 
 /* The decision: every prepared part of the job is to be committed. */
 void
 jobs_parts_decide(int64 job_id)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = 'done' "
-					   "WHERE job_id = $1 AND state = 'prepared'",
-					   1, types, values, NULL, false);
-	SPI_finish();
+	jobs_exec_for_job("UPDATE ingest_private.job_parts SET state = 'done' "
+					  "WHERE job_id = $1 AND state = 'prepared'", job_id);
 }
 
 static List *
@@ -143,34 +116,19 @@ jobs_parts_gids(int64 job_id, MemoryContext cxt)
 void
 jobs_part_unprepare(int64 job_id, int part, const char *state)
 {
-	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
-	Datum		values[3];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int32GetDatum(part);
-	values[2] = CStringGetTextDatum(state);
-	SPI_connect();
-	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET state = $3, gid = NULL, worker_pid = NULL, "
-					   "  records_done = 0, rows_inserted = 0, rows_rejected = 0, rows_skipped = 0, "
-					   "  bytes_done = 0, errors_stored = 0 "
-					   "WHERE job_id = $1 AND part = $2",
-					   3, types, values, NULL, false);
-	SPI_finish();
+	exec_for_part("UPDATE ingest_private.job_parts SET state = $3, gid = NULL, worker_pid = NULL, "
+				  "  records_done = 0, rows_inserted = 0, rows_rejected = 0, rows_skipped = 0, "
+				  "  bytes_done = 0, errors_stored = 0 "
+				  "WHERE job_id = $1 AND part = $2",
+				  job_id, part, state);
 }
 
 /* The job's committed parts keep no identifier. */
 void
 jobs_parts_forget_gids(int64 job_id)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	jobs_exec_as_owner("UPDATE ingest_private.job_parts SET gid = NULL "
-					   "WHERE job_id = $1 AND state = 'done' AND gid IS NOT NULL",
-					   1, types, values, NULL, false);
-	SPI_finish();
+	jobs_exec_for_job("UPDATE ingest_private.job_parts SET gid = NULL "
+					  "WHERE job_id = $1 AND state = 'done' AND gid IS NOT NULL", job_id);
 }
 
 /*
@@ -202,17 +160,10 @@ jobs_prepared_orphans(MemoryContext cxt)
 void
 jobs_parts_give_up(int64 job_id)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	jobs_exec_as_owner("DELETE FROM ingest_private.job_parts WHERE job_id = $1", 1, types, values, NULL, false);
-	jobs_exec_as_owner("DELETE FROM ingest_private.job_errors WHERE job_id = $1", 1, types, values, NULL, false);
-	jobs_exec_as_owner("UPDATE ingest_private.upload_jobs SET records_done = 0, rows_inserted = 0, "
-					   "  rows_rejected = 0, rows_skipped = 0, bytes_done = 0 WHERE id = $1",
-					   1, types, values, NULL, false);
-	SPI_finish();
+	jobs_exec_for_job("DELETE FROM ingest_private.job_parts WHERE job_id = $1", job_id);
+	jobs_exec_for_job("DELETE FROM ingest_private.job_errors WHERE job_id = $1", job_id);
+	jobs_exec_for_job("UPDATE ingest_private.upload_jobs SET records_done = 0, rows_inserted = 0, "
+					  "  rows_rejected = 0, rows_skipped = 0, bytes_done = 0 WHERE id = $1", job_id);
 }
 
 /* The gid the part had, if it is still prepared (a crash came before its end was written); in cxt. */

@@ -8,9 +8,10 @@
  * the bytes into records, a batch of them is converted (convert.c) and
  * inserted (insert.c) as the owner, and bad records are set aside
  * (isolate.c) up to max_errors. This file owns what spans batches: the
- * transactions, the owner's identity and settings in them, checkpoints every
- * commit_every records, the job's timeout and cancel, and, when an error
- * escapes, a description of where the load was and which record to blame.
+ * transactions (loadxact.c: the owner's identity and settings in them),
+ * checkpoints every commit_every records, the job's timeout and cancel,
+ * and, when an error escapes, a description of where the load was and
+ * which record to blame (loadfail.c).
  *
  * A batch ends at ingest.batch_rows records, at a commit_every boundary, or
  * when the text the parser holds or the values to convert would pass
@@ -22,22 +23,15 @@
 #include <limits.h>
 
 #include "access/htup_details.h"
-#include "access/relation.h"
-#include "access/twophase.h"
 #include "access/xact.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
-#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/portal.h"
-#include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
@@ -45,18 +39,15 @@
 #include "convert.h"
 #include "decode.h"
 #include "header.h"
-#include "identity.h"
 #include "settings.h"
 #include "insert.h"
 #include "isolate.h"
 #include "loader.h"
 #include "loader_internal.h"
 #include "multiinsert.h"
-#include "parallel.h"
 #include "parser.h"
 #include "shmem.h"
 #include "target.h"
-#include "worker_hold.h"
 
 int			ingest_batch_rows = 10000;
 int			ingest_max_record_size = 256 * 1024 * 1024;
@@ -83,6 +74,19 @@ job_timeout_handler(void)
 	InterruptPending = true;
 	QueryCancelPending = true;
 	SetLatch(MyLatch);
+}
+
+/* The load under way (NULL: none), and whether its job's timeout fired: for loadfail.c. */
+IngestLoad *
+loader_active(void)
+{
+	return active;
+}
+
+bool
+loader_job_timed_out(void)
+{
+	return job_timed_out;
 }
 
 /*
@@ -169,119 +173,6 @@ check_cancel_in_batch(void *arg)
 	check_cancel((IngestLoad *) arg);
 }
 
-/* ---------- transactions ---------- */
-
-static void
-begin_xact(IngestLoad *ld)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	identity_check_owner(ld->job->owner, ld->job->id);
-
-	/*
-	 * Everything the load sets, our captured settings and whatever a trigger
-	 * sets even at session level, is undone before commit (commit_xact), so
-	 * nothing leaks into the next transaction or the next owner's job.
-	 * Settings are applied as the owner: what the owner may not set in its
-	 * own session is skipped.
-	 */
-	ld->guc_level = NewGUCNestLevel();
-	identity_enter(ld->job->owner, &ld->owner_save);
-	identity_apply_settings(ld->job->settings);
-
-	/*
-	 * A part of an all-or-nothing job that waits for a lock may wait for
-	 * another part of the same job, which holds it until the job's decision,
-	 * which waits for this part: the wait is bounded, and its end sends the
-	 * job to one worker (worker_parts.c).
-	 */
-	if (ld->gid != NULL && ingest_parallel_lock_timeout > 0 &&
-		(LockTimeout == 0 || LockTimeout > ingest_parallel_lock_timeout))
-	{
-		char		ms[16];
-
-		snprintf(ms, sizeof(ms), "%d", ingest_parallel_lock_timeout);
-		(void) set_config_option("lock_timeout", ms, PGC_SUSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, ERROR, false);
-	}
-
-	/*
-	 * With max_errors, a deferred constraint would fail at commit, where no
-	 * record can be blamed and set aside: check constraints per batch.
-	 */
-	if (ld->opts.max_errors > 0 &&
-		SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "ingest: could not make constraints immediate");
-}
-
-static void
-commit_xact(IngestLoad *ld)
-{
-	/*
-	 * Commit runs user code too: deferred triggers and constraints, and WITH
-	 * HOLD cursors a trigger declared. Run it now, still as the owner and
-	 * with the job's settings, exactly as CommitTransaction would (which then
-	 * finds nothing left): after identity_leave it would run as the worker's
-	 * superuser.
-	 */
-	for (;;)
-	{
-		AfterTriggerFireDeferred();
-		if (!PreCommit_Portals(false))
-			break;
-	}
-	identity_leave(&ld->owner_save);
-	AtEOXact_GUC(false, ld->guc_level);
-	SPI_finish();
-	PopActiveSnapshot();
-	if (ld->gid != NULL)
-	{
-		/*
-		 * PREPARE TRANSACTION, as the worker (the prepared transaction's
-		 * owner, who alone may finish it): the block a PREPARE ends is
-		 * opened first, which leaves the transaction open.
-		 */
-		bool		held;
-
-		ld->preparing = true;
-		BeginTransactionBlock();
-		CommitTransactionCommand();
-		StartTransactionCommand();
-		if (!PrepareTransactionBlock(ld->gid))
-			elog(ERROR, "ingest: could not prepare the transaction of part %d", ld->part.part);
-		held = hold_suspend();
-		CommitTransactionCommand();
-		ld->preparing = false;
-		if (held && !hold_resume(false))
-		{
-			/* the extension's tables are wanted: give the part up, then wait */
-			SetCurrentStatementStartTimestamp();
-			StartTransactionCommand();
-			FinishPreparedTransaction(ld->gid, false);
-			CommitTransactionCommand();
-			(void) hold_resume(true);
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("ingest job " INT64_FORMAT ", part %d: the extension's tables are wanted by another session (DROP or ALTER EXTENSION)",
-							ld->job->id, ld->part.part)));
-		}
-	}
-	else
-		CommitTransactionCommand();
-
-	/*
-	 * Committed: from here on a failure must report (and a retry resume
-	 * from) these counters, which the checkpoint just committed holds too,
-	 * so nothing that could fail comes between the commit and them.
-	 */
-	ld->committed = ld->done;
-	ld->rejects.stored_committed = ld->rejects.stored;
-	isolate_forget_pending(&ld->rejects);
-	pgstat_report_stat(false);
-}
-
 /* The counters as they stand, for a checkpoint or the outcome. */
 static void
 current_counters(IngestLoad *ld, JobCounters *c)
@@ -306,9 +197,9 @@ checkpoint(IngestLoad *ld)
 	else
 		jobs_checkpoint(ld->job, &c);
 	identity_enter(ld->job->owner, &ld->owner_save);
-	commit_xact(ld);
+	loadxact_commit(ld);
 	ld->since_commit = 0;
-	begin_xact(ld);
+	loadxact_begin(ld);
 	if (jobs_cancel_requested(ld->job->id))
 		cancel_job(ld);
 }
@@ -471,7 +362,7 @@ start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max
 	}
 
 	active = ld;
-	begin_xact(ld);
+	loadxact_begin(ld);
 	if (job->cancel_requested || jobs_cancel_requested(job->id))
 		cancel_job(ld);
 	/* partitions may have been attached since the enqueue */
@@ -646,118 +537,9 @@ void
 loader_commit(IngestLoad *ld)
 {
 	identity_enter(ld->job->owner, &ld->owner_save);
-	commit_xact(ld);
+	loadxact_commit(ld);
 	insert_release(&ld->ins);
 	active = NULL;
-}
-
-/* ---------- after a failure ---------- */
-
-static Interval *
-ms_interval(int64 ms)
-{
-	Interval   *iv = palloc0(sizeof(Interval));
-
-	iv->time = ms * 1000;
-	return iv;
-}
-
-/*
- * The record to blame for an error with max_errors 0 (nothing caught it), or
- * -1; *message is the error as the record's. An AFTER trigger (a foreign
- * key, say) runs after every row of the batch: then *range says which lines.
- */
-static int
-blamed_row(IngestLoad *ld, ErrorData *edata, char **message, char **range)
-{
-	IngestBatch *b = &ld->batch;
-	int			bad;
-
-	*range = NULL;
-	if (b->recs == NULL)
-		return -1;
-	if (ld->phase == PHASE_CONVERT && ld->pos_row >= 0)
-	{
-		*message = loadbatch_conversion_message(ld, edata);
-		return ld->pos_row;
-	}
-	if (ld->phase != PHASE_INSERT)
-		return -1;
-	*message = isolate_error_message(edata);
-	bad = insert_failed_row(&ld->ins, b);
-	if (bad < 0)
-		*range = psprintf("lines " INT64_FORMAT " to " INT64_FORMAT,
-						  b->recs[b->lo]->line, b->recs[b->hi - 1]->line);
-	return bad;
-}
-
-/*
- * After an error escaped the load and the transaction was aborted: what to
- * record. Call before loader_forget.
- */
-void
-loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
-{
-	IngestLoad *ld = active;
-	int			bad;
-	char	   *message = NULL;
-	char	   *range;
-
-	memset(out, 0, sizeof(*out));
-	out->sqlerrcode = edata->sqlerrcode;
-	if (ld == NULL)
-	{
-		out->last_error = isolate_error_message(edata);
-		return;
-	}
-
-	out->cancelled = ld->cancelled;
-	out->not_prepared = ld->preparing;
-	out->timed_out = job_timed_out && !ld->cancelled && edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
-	out->done = ld->committed;
-	out->rejected_committed = ld->committed.rows_rejected;
-
-	/*
-	 * Every record rejected counts, those of the aborted transaction too
-	 * (the one past max_errors, say); job_errors keeps them up to
-	 * ingest.max_error_rows, as a successful job's would.
-	 */
-	out->done.rows_rejected = ld->rejects.count;
-	out->pending_errors = ld->rejects.pending;
-
-	if (ld->rejects.fail_message)
-		out->last_error = pstrdup(ld->rejects.fail_message);
-	else if (out->cancelled)
-		/* no record is to blame, not even the one the executor was on */
-		out->last_error = isolate_error_message(edata);
-	else if (out->timed_out)
-		out->last_error = psprintf("%s, near line " INT64_FORMAT ": the job ran longer than its timeout of %s and was stopped",
-								   ld->where, csvp_line(ld->parser),
-								   DatumGetCString(DirectFunctionCall1(interval_out,
-																	   IntervalPGetDatum(ms_interval(ld->job->timeout_ms)))));
-	else if ((bad = blamed_row(ld, edata, &message, &range)) >= 0)
-	{
-		/*
-		 * A bad value, a constraint or a trigger's complaint is the record's
-		 * fault: it is listed as the one rejected record. An error that is
-		 * not (a serialization failure, a lock timeout, out of memory) only
-		 * says where the load was: the record is not bad, and an attempt
-		 * that retries it may well load it.
-		 */
-		if (isolate_is_record_error(edata->sqlerrcode))
-		{
-			out->pending_errors = lappend(out->pending_errors,
-										  isolate_describe(&ld->rejects, &ld->batch, bad,
-														   edata->sqlerrcode, message));
-			out->done.rows_rejected++;
-		}
-		out->last_error = psprintf("%s, line " INT64_FORMAT ": %s", ld->where,
-								   ld->batch.recs[bad]->line, message);
-	}
-	else if (range != NULL)
-		out->last_error = psprintf("%s, %s: %s", ld->where, range, message);
-	else
-		out->last_error = isolate_error_message(edata);
 }
 
 /* Drop the job's state after a failure (the plan is not transaction-bound). */

@@ -83,6 +83,14 @@ struct IngestLoad
 	bool		cancelled;		/* stopped by ingest.cancel */
 };
 
+/* loader.c */
+extern IngestLoad *loader_active(void);
+extern bool loader_job_timed_out(void);
+
+/* loadxact.c */
+extern void loadxact_begin(IngestLoad *ld);
+extern void loadxact_commit(IngestLoad *ld);
+
 /* loadbatch.c */
 extern int64 loader_bytes_done(IngestLoad *ld);
 extern void loadbatch_setup_columns(IngestLoad *ld, const CsvpRecord *header);

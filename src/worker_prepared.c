@@ -100,17 +100,25 @@ prepared_retire_stale(int64 job_id, int part)
 		(void) finish_prepared(gid, false);
 }
 
-/* Commit the decided parts still prepared, and forget their identifiers. */
-static void
-commit_decided(int64 job_id, MemoryContext cxt)
+/* The job's parts with an identifier, in a bookkeeping transaction of their own. */
+static List *
+parts_with_gids(int64 job_id, MemoryContext cxt)
 {
 	List	   *parts;
-	ListCell   *lc;
 
 	parts_begin_bookkeeping();
 	parts = jobs_parts_gids(job_id, cxt);
 	parts_end_bookkeeping();
-	foreach(lc, parts)
+	return parts;
+}
+
+/* Commit the decided parts still prepared, and forget their identifiers. */
+static void
+commit_decided(int64 job_id, MemoryContext cxt)
+{
+	ListCell   *lc;
+
+	foreach(lc, parts_with_gids(job_id, cxt))
 	{
 		JobPreparedPart *pp = lfirst(lc);
 
@@ -157,13 +165,9 @@ prepared_commit_job(int64 job_id, MemoryContext cxt)
 void
 prepared_rollback_job(int64 job_id, MemoryContext cxt)
 {
-	List	   *parts;
 	ListCell   *lc;
 
-	parts_begin_bookkeeping();
-	parts = jobs_parts_gids(job_id, cxt);
-	parts_end_bookkeeping();
-	foreach(lc, parts)
+	foreach(lc, parts_with_gids(job_id, cxt))
 	{
 		JobPreparedPart *pp = lfirst(lc);
 		bool		was_prepared = strcmp(pp->state, "prepared") == 0;
@@ -203,6 +207,16 @@ prepared_resume(int64 job_id, MemoryContext cxt)
 	parts_end_bookkeeping();
 }
 
+/* An error of the sweep's own: in the log, and the sweep goes on. */
+static void
+report_and_go_on(MemoryContext caller)
+{
+	MemoryContextSwitchTo(caller);
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+}
+
 /*
  * Prepared parts of jobs that are neither queued nor running (cancelled
  * while queued after a crash, say): decided ones are committed, the others
@@ -228,10 +242,7 @@ prepared_sweep(void)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(caller);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		report_and_go_on(caller);
 	}
 	PG_END_TRY();
 	foreach(lc, orphans)
@@ -255,10 +266,7 @@ prepared_sweep(void)
 		}
 		PG_CATCH();
 		{
-			MemoryContextSwitchTo(caller);
-			EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
+			report_and_go_on(caller);
 		}
 		PG_END_TRY();
 	}
