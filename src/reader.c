@@ -581,13 +581,25 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 /*
  * Read only the bytes [start, end) from now on: one part of a job loaded by
  * several workers. Sources that can be read from any offset only: a file,
- * stored data, a large object.
+ * stored data, a large object. tail: the part ends where the source ended
+ * when it was cut.
  */
 void
-reader_set_range(IngestReader *r, int64 start, int64 end)
+reader_set_range(IngestReader *r, int64 start, int64 end, bool tail)
 {
 	if (r->type == JOB_SOURCE_FILE)
 	{
+		/*
+		 * The parts were cut from the file as it was: one cut too short, or
+		 * the last one not at its end any more, was written since. (One
+		 * rewritten in place to the same size is not seen.)
+		 */
+		if (r->size < end || (tail && r->size != end))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s changed after it was cut into parts: it had " INT64_FORMAT " bytes or more, it has " INT64_FORMAT,
+							r->what, end, r->size),
+					 errhint("A file loaded by several workers must not change until its job ends. Enqueue it again.")));
 		if (lseek(r->fd, (off_t) start, SEEK_SET) < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),

@@ -226,7 +226,9 @@ load_part(IngestJob *pj, const JobPart *part, MemoryContext cxt, int64 max_error
 			taken = loader_take_header(ld, buf, n);
 		}
 	}
-	reader_set_range(reader, part->start_offset, part->end_offset);
+	/* the file's end as enqueued is the last part's end, unless it grew before the cut */
+	reader_set_range(reader, part->start_offset, part->end_offset,
+					 part->end_offset == pj->bytes_total);
 	while ((n = reader_read(reader, buf, INGEST_READ_CHUNK)) > 0)
 		loader_feed(ld, buf, n);
 	loader_finish(ld, &done);

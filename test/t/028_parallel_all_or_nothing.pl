@@ -4,8 +4,9 @@
 # job's owner, who can neither commit nor roll them back. A job that fails or is cancelled
 # leaves nothing; one whose parts wait on each other (a key in two parts), cannot be
 # prepared (a trigger that sends a NOTIFY) or meets a bad record is loaded by one worker,
-# with exactly one worker's outcome. A crash with parts prepared: the next attempt keeps
-# them and commits every record once. No prepared transaction is left behind.
+# with exactly one worker's outcome. A file that grows while its parts load fails the job.
+# A crash with parts prepared: the next attempt keeps them and commits every record once.
+# No prepared transaction is left behind.
 use strict;
 use warnings;
 
@@ -63,13 +64,14 @@ $node->safe_psql('postgres', q{
 		EXECUTE format('ALTER TABLE %I OWNER TO alice', name);
 	END $$;
 	SELECT mk(t) FROM unnest(ARRAY['one', 'par', 'spread1', 'spreadp', 'max1', 'maxp', 'bad1', 'badp',
-	                               'dup1', 'dupp', 'notif', 'crash', 'canc']) t;
+	                               'dup1', 'dupp', 'notif', 'crash', 'canc', 'grow']) t;
 	-- a slow table: each row takes a little time, so that a load lasts
 	CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$;
 	CREATE TRIGGER slow BEFORE INSERT ON par FOR EACH ROW EXECUTE FUNCTION slow();
 	CREATE TRIGGER slow BEFORE INSERT ON crash FOR EACH ROW EXECUTE FUNCTION slow();
 	CREATE TRIGGER slow BEFORE INSERT ON canc FOR EACH ROW EXECUTE FUNCTION slow();
+	CREATE TRIGGER slow BEFORE INSERT ON grow FOR EACH ROW EXECUTE FUNCTION slow();
 	-- a trigger that sends a NOTIFY: a transaction that did cannot be prepared
 	CREATE FUNCTION tell() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN PERFORM pg_notify('loaded', TG_TABLE_NAME); RETURN NULL; END $$;
@@ -220,6 +222,22 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', "SET ROLE alice; SELECT ingest.retry($cc)"), 't', 'ingest.retry');
 like(finished($cc), qr/^succeeded 3000 0 3000 $/, 'it succeeds with every record once');
 is(same_rows('one', 'canc'), '0', 'every row');
+
+# ---- the file grows after it was cut: its last part sees it, and the job fails with nothing loaded
+write_csv('grow.csv');
+my $gr = enqueue('grow', 'grow.csv', '{"parallel": true}');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM ingest_private.job_parts WHERE job_id = $gr AND state = 'prepared'"),
+	'the job of the growing file has a prepared part');
+{
+	open(my $fh, '>>', "$dir/grow.csv") or die;
+	print $fh "3001,late,1\n";
+	close $fh;
+}
+like(finished($gr), qr/^failed 0 0 0 file "[^"]*grow.csv" changed after it was cut into parts: it had \d+ bytes or more, it has \d+$/,
+	'a file that grew while its parts load: the job fails, saying so');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM grow'), '0', 'no row of any part stays');
+is(prepared_left(), '0', 'no prepared transaction left');
 
 # ---- the server stops with parts prepared: they survive, and the next attempt commits
 # every record once
