@@ -386,6 +386,29 @@ isolate_write(IngestRejects *rj, int64 job_id)
 }
 
 /*
+ * The transaction of a part was prepared without writing its rejected
+ * records (a prepared transaction keeps no lock on ingest's tables): write
+ * those kept, up to ingest.max_error_rows, in the caller's transaction.
+ */
+void
+isolate_write_pending(IngestRejects *rj, int64 job_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, rj->pending)
+	{
+		RejectedRecord *rr = lfirst(lc);
+
+		if (rj->stored >= ingest_max_error_rows)
+			break;
+		jobs_record_error(job_id, rr->line, rr->record_number, rr->sqlstate,
+						  rr->message, rr->raw_line);
+		rj->stored++;
+	}
+	isolate_forget_pending(rj);
+}
+
+/*
  * The open transaction committed: its rejected records are in job_errors,
  * those kept in case it aborted are freed (a long job with commit_every
  * would otherwise keep every one it rejected).

@@ -45,5 +45,6 @@ extern ErrorData *isolate_run(IngestRejects *rj, void (*fn) (void *arg), void *a
 extern uint64 isolate_insert(IngestRejects *rj, IngestInsert *ins, IngestBatch *b);
 extern void isolate_write(IngestRejects *rj, int64 job_id);
 extern void isolate_forget_pending(IngestRejects *rj);
+extern void isolate_write_pending(IngestRejects *rj, int64 job_id);
 
 #endif							/* INGEST_ISOLATE_H */

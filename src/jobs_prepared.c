@@ -8,9 +8,10 @@
  * A part's identifier is recorded, committed, before its transaction is
  * prepared, so that every prepared transaction of ingest has a row naming
  * it, whatever crash comes between. The part's own transaction touches
- * neither job_parts nor upload_jobs (a prepared transaction would hold
- * their rows locked until the decision): its end is recorded after the
- * prepare, in a transaction of its own ('prepared', with its counters).
+ * none of ingest's tables (a prepared transaction would hold them locked
+ * until the decision; loadxact.c checks it before the prepare): its end,
+ * and its rejected records, are written after the prepare, in a
+ * transaction of its own ('prepared', with its counters).
  * The decision to commit is the transaction that turns every part of the
  * job 'done' at once; whoever finds a 'done' part still prepared commits
  * it, any other prepared part of a job that is not running is rolled back.
@@ -135,7 +136,9 @@ jobs_parts_forget_gids(int64 job_id)
  * Prepared transactions of parts whose job is neither queued nor running
  * (it was cancelled while queued after a crash, say): nobody else will
  * decide them. 'done' ones are to be committed, the others rolled back.
- * Those of a queued job are its next attempt's to resume.
+ * Those of a queued job are its next attempt's to resume. One of ingest's
+ * form that no part names any more (its job was purged) is rolled back
+ * too: every identifier is recorded before its transaction is prepared.
  */
 List *
 jobs_prepared_orphans(MemoryContext cxt)
@@ -145,7 +148,12 @@ jobs_prepared_orphans(MemoryContext cxt)
 	SPI_connect();
 	jobs_exec_as_owner(PREPARED_PARTS_SQL
 					   "AND x.gid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ingest_private.upload_jobs j "
-					   "  WHERE j.id = p.job_id AND j.state IN ('queued', 'running'))",
+					   "  WHERE j.id = p.job_id AND j.state IN ('queued', 'running')) "
+					   "UNION ALL "
+					   "SELECT 0, -1, 'gone', x.gid, true FROM pg_catalog.pg_prepared_xacts x "
+					   "WHERE x.database = pg_catalog.current_database() "
+					   "  AND x.gid ~ '^ingest:[0-9a-f]{32}$' "
+					   "  AND NOT EXISTS (SELECT 1 FROM ingest_private.job_parts p WHERE p.gid = x.gid)",
 					   0, NULL, NULL, NULL, true);
 	result = read_prepared_parts(cxt);
 	SPI_finish();

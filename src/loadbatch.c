@@ -223,7 +223,17 @@ loadbatch_process(IngestLoad *ld)
 		batch_fill(b, b->nrows);
 		convert_batch(ld);
 		insert_batch(ld);
-		if (ld->rejects.batch != NIL)
+		if (ld->rejects.batch != NIL && ld->gid != NULL)
+		{
+			/*
+			 * A part to be prepared writes no ingest table: a prepared
+			 * transaction's locks on them would hold DROP EXTENSION, and the
+			 * worker behind it. Its rejected records are kept (pending) and
+			 * written after the prepare (loader_write_prepared_rejects).
+			 */
+			ld->rejects.batch = NIL;
+		}
+		else if (ld->rejects.batch != NIL)
 		{
 			identity_leave(&ld->owner_save);
 			isolate_write(&ld->rejects, ld->job->id);

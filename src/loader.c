@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -45,6 +46,7 @@
 #include "loader.h"
 #include "loader_internal.h"
 #include "multiinsert.h"
+#include "parallel.h"
 #include "parser.h"
 #include "shmem.h"
 #include "target.h"
@@ -76,6 +78,71 @@ job_timeout_handler(void)
 	SetLatch(MyLatch);
 }
 
+/*
+ * While a load runs, a watch every WATCH_MS. A cancel (ingest.cancel, or
+ * the job's worker stopping its parts) then interrupts even a lock wait,
+ * which our checks between records never reach. And a part to be prepared
+ * that has waited for a lock longer than ingest.parallel_lock_timeout is
+ * interrupted whatever lock_timeout the owner's code set: it may wait for a
+ * sibling part, which holds its locks until the job's decision, which waits
+ * for this part, a wait no deadlock check sees.
+ */
+#define WATCH_MS	200
+
+static TimeoutId watch_id;
+static volatile sig_atomic_t watch_cancelled = false;
+static volatile sig_atomic_t watch_lock_waited = false;
+static volatile int watch_lock_limit_ms = 0;
+static volatile int watch_waited_ms = 0;
+
+static void
+watch_handler(void)
+{
+	if (watch_cancelled || watch_lock_waited)
+		return;					/* said once */
+	if (shmem_worker_cancel_requested())
+		watch_cancelled = true;
+	else if (watch_lock_limit_ms > 0 && MyProc->waitLock != NULL)
+	{
+		watch_waited_ms += WATCH_MS;
+		if (watch_waited_ms < watch_lock_limit_ms)
+			return;
+		watch_lock_waited = true;
+	}
+	else
+	{
+		watch_waited_ms = 0;
+		return;
+	}
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
+
+static void
+start_watch(int lock_limit_ms)
+{
+	watch_cancelled = false;
+	watch_lock_waited = false;
+	watch_waited_ms = 0;
+	watch_lock_limit_ms = lock_limit_ms;
+	enable_timeout_every(watch_id,
+						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WATCH_MS), WATCH_MS);
+}
+
+/* Did the watch stop the load: a cancel, or a part's lock wait? For loadfail.c. */
+bool
+loader_watch_cancelled(void)
+{
+	return watch_cancelled;
+}
+
+bool
+loader_watch_lock_waited(void)
+{
+	return watch_lock_waited;
+}
+
 /* The load under way (NULL: none), and whether its job's timeout fired: for loadfail.c. */
 IngestLoad *
 loader_active(void)
@@ -97,7 +164,8 @@ void
 loader_stop_timer(void)
 {
 	disable_timeout(job_timeout_id, false);
-	if (job_timed_out)
+	disable_timeout(watch_id, false);
+	if (job_timed_out || watch_cancelled || watch_lock_waited)
 		QueryCancelPending = false;
 }
 
@@ -142,6 +210,7 @@ loader_install_hooks(void)
 {
 	insert_install_hooks();
 	job_timeout_id = RegisterTimeout(USER_TIMEOUT, job_timeout_handler);
+	watch_id = RegisterTimeout(USER_TIMEOUT, watch_handler);
 }
 
 /* ---------- cancel ---------- */
@@ -363,7 +432,8 @@ start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max
 
 	active = ld;
 	loadxact_begin(ld);
-	if (job->cancel_requested || jobs_cancel_requested(job->id))
+	/* a part to be prepared reads no ingest table: its job's worker watches the cancel */
+	if (job->cancel_requested || (ld->gid == NULL && jobs_cancel_requested(job->id)))
 		cancel_job(ld);
 	/* partitions may have been attached since the enqueue */
 	target_check_foreign_rls(job->target, job->owner);
@@ -376,6 +446,7 @@ start_load(IngestJob *job, MemoryContext job_cxt, const JobPart *part, int64 max
 	if (job->timeout_ms > 0)
 		enable_timeout_at(job_timeout_id,
 						  TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->timeout_ms));
+	start_watch(ld->gid != NULL ? ingest_parallel_lock_timeout : 0);
 
 	old = MemoryContextSwitchTo(job_cxt);
 	/* read after the owner's settings are applied: batch_rows may be the session's */
@@ -522,6 +593,8 @@ loader_finish(IngestLoad *ld, JobCounters *done)
 		process_records(ld);
 	loader_stop_timer();
 	job_timed_out = false;
+	watch_cancelled = false;
+	watch_lock_waited = false;
 	current_counters(ld, done);
 	identity_leave(&ld->owner_save);
 }
@@ -542,12 +615,26 @@ loader_commit(IngestLoad *ld)
 	active = NULL;
 }
 
+/*
+ * After a part's transaction was prepared: its rejected records, kept in
+ * memory, written in the caller's transaction; *done's errors_stored
+ * follows.
+ */
+void
+loader_write_prepared_rejects(IngestLoad *ld, JobCounters *done)
+{
+	isolate_write_pending(&ld->rejects, ld->job->id);
+	done->errors_stored = ld->rejects.stored;
+}
+
 /* Drop the job's state after a failure (the plan is not transaction-bound). */
 void
 loader_forget(void)
 {
 	loader_stop_timer();
 	job_timed_out = false;
+	watch_cancelled = false;
+	watch_lock_waited = false;
 	if (active)
 		insert_release(&active->ins);
 	active = NULL;

@@ -40,6 +40,7 @@ extern void loader_feed(IngestLoad *ld, const char *buf, size_t len);
 extern void loader_finish(IngestLoad *ld, JobCounters *done);
 extern const IngestOptions *loader_options(const IngestLoad *ld);
 extern void loader_commit(IngestLoad *ld);
+extern void loader_write_prepared_rejects(IngestLoad *ld, JobCounters *done);
 
 extern void loader_describe_failure(ErrorData *edata, LoaderOutcome *out);
 extern void loader_forget(void);

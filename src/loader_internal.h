@@ -86,6 +86,8 @@ struct IngestLoad
 /* loader.c */
 extern IngestLoad *loader_active(void);
 extern bool loader_job_timed_out(void);
+extern bool loader_watch_cancelled(void);
+extern bool loader_watch_lock_waited(void);
 
 /* loadxact.c */
 extern void loadxact_begin(IngestLoad *ld);

@@ -16,6 +16,7 @@
 #include "isolate.h"
 #include "loader.h"
 #include "loader_internal.h"
+#include "parallel.h"
 #include "parser.h"
 
 static Interval *
@@ -76,7 +77,7 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 		return;
 	}
 
-	out->cancelled = ld->cancelled;
+	out->cancelled = ld->cancelled || loader_watch_cancelled();
 	out->not_prepared = ld->preparing;
 	out->timed_out = loader_job_timed_out() && !ld->cancelled && edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
 	out->done = ld->committed;
@@ -90,7 +91,14 @@ loader_describe_failure(ErrorData *edata, LoaderOutcome *out)
 	out->done.rows_rejected = ld->rejects.count;
 	out->pending_errors = ld->rejects.pending;
 
-	if (ld->rejects.fail_message)
+	if (loader_watch_lock_waited())
+	{
+		/* a part's lock wait, maybe for a sibling part: no record is to blame */
+		out->sqlerrcode = ERRCODE_LOCK_NOT_AVAILABLE;
+		out->last_error = psprintf("%s, near line " INT64_FORMAT ": waited longer than ingest.parallel_lock_timeout (%d ms) for a lock",
+								   ld->where, csvp_line(ld->parser), ingest_parallel_lock_timeout);
+	}
+	else if (ld->rejects.fail_message)
 		out->last_error = pstrdup(ld->rejects.fail_message);
 	else if (out->cancelled)
 		/* no record is to blame, not even the one the executor was on */

@@ -14,7 +14,6 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "pgstat.h"
-#include "storage/proc.h"
 #include "utils/guc.h"
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
@@ -22,8 +21,36 @@
 #include "identity.h"
 #include "isolate.h"
 #include "loader_internal.h"
-#include "parallel.h"
 #include "worker_hold.h"
+
+/*
+ * A part's transaction about to be prepared must hold no lock on ingest's
+ * own relations: the prepared transaction would keep it until the job's
+ * decision, and a DROP or ALTER EXTENSION waiting for it would stall the
+ * very workers that are to decide (a lock queue the deadlock detector does
+ * not see through a prepared transaction). The load itself takes none; a
+ * trigger that read ingest's views did: the job then goes to one worker.
+ */
+static void
+check_no_ingest_locks(IngestLoad *ld)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT pg_catalog.string_agg(DISTINCT c.oid::regclass::text, ', ') "
+					"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_class c ON c.oid = l.relation "
+					"WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' "
+					"  AND c.relnamespace IN ('ingest'::regnamespace, 'ingest_private'::regnamespace)",
+					true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "ingest: could not list the locks of part %d", ld->part.part);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare part %d of ingest job " INT64_FORMAT ": its transaction locked ingest's own %s",
+						ld->part.part, ld->job->id,
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errdetail("A trigger or a default that reads ingest's views or tables keeps a part from being prepared.")));
+}
 
 /* Open a transaction of the load, as the owner with the job's settings. */
 void
@@ -47,22 +74,6 @@ loadxact_begin(IngestLoad *ld)
 	identity_apply_settings(ld->job->settings);
 
 	/*
-	 * A part of an all-or-nothing job that waits for a lock may wait for
-	 * another part of the same job, which holds it until the job's decision,
-	 * which waits for this part: the wait is bounded, and its end sends the
-	 * job to one worker (worker_parts.c).
-	 */
-	if (ld->gid != NULL && ingest_parallel_lock_timeout > 0 &&
-		(LockTimeout == 0 || LockTimeout > ingest_parallel_lock_timeout))
-	{
-		char		ms[16];
-
-		snprintf(ms, sizeof(ms), "%d", ingest_parallel_lock_timeout);
-		(void) set_config_option("lock_timeout", ms, PGC_SUSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, ERROR, false);
-	}
-
-	/*
 	 * With max_errors, a deferred constraint would fail at commit, where no
 	 * record can be blamed and set aside: check constraints per batch.
 	 */
@@ -78,6 +89,8 @@ loadxact_begin(IngestLoad *ld)
 void
 loadxact_commit(IngestLoad *ld)
 {
+	bool		held = false;
+
 	/*
 	 * Commit runs user code too: deferred triggers and constraints, and WITH
 	 * HOLD cursors a trigger declared. Run it now, still as the owner and
@@ -93,6 +106,13 @@ loadxact_commit(IngestLoad *ld)
 	}
 	identity_leave(&ld->owner_save);
 	AtEOXact_GUC(false, ld->guc_level);
+	if (ld->gid != NULL)
+	{
+		ld->preparing = true;	/* an error now sends the job to one worker */
+		/* the worker's own hold on the job table first: it would be listed too */
+		held = hold_suspend();
+		check_no_ingest_locks(ld);
+	}
 	SPI_finish();
 	PopActiveSnapshot();
 	if (ld->gid != NULL)
@@ -102,15 +122,11 @@ loadxact_commit(IngestLoad *ld)
 		 * owner, who alone may finish it): the block a PREPARE ends is
 		 * opened first, which leaves the transaction open.
 		 */
-		bool		held;
-
-		ld->preparing = true;
 		BeginTransactionBlock();
 		CommitTransactionCommand();
 		StartTransactionCommand();
 		if (!PrepareTransactionBlock(ld->gid))
 			elog(ERROR, "ingest: could not prepare the transaction of part %d", ld->part.part);
-		held = hold_suspend();
 		CommitTransactionCommand();
 		ld->preparing = false;
 		if (held && !hold_resume(false))
@@ -137,6 +153,7 @@ loadxact_commit(IngestLoad *ld)
 	 */
 	ld->committed = ld->done;
 	ld->rejects.stored_committed = ld->rejects.stored;
-	isolate_forget_pending(&ld->rejects);
+	if (ld->gid == NULL)
+		isolate_forget_pending(&ld->rejects);
 	pgstat_report_stat(false);
 }

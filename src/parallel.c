@@ -19,7 +19,8 @@
  * 0 such a load runs as one worker, and "parallel": true is refused for it
  * at enqueue. A part waiting for a lock may be waiting for another part of
  * the job, which holds its locks until the decision: such a wait ends at
- * ingest.parallel_lock_timeout, and the job is then loaded by one worker,
+ * ingest.parallel_lock_timeout (the load's own watch, loader.c, not the
+ * lock_timeout the owner's code may change), and the job is then loaded by one worker,
  * as it is when a part cannot be prepared (a trigger that sent a NOTIFY,
  * no prepared transaction left).
  *
@@ -56,7 +57,7 @@ parallel_init(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("ingest.parallel_lock_timeout",
 							"Longest lock wait of a part of a job without commit_every loaded by several workers; at its end the job is loaded by one worker.",
-							"The part may be waiting for another part of the same job, which keeps its locks until every part is prepared. 0: the owner's lock_timeout alone (a wait for another part then never ends).",
+							"The part may be waiting for another part of the same job, which keeps its locks until every part is prepared; the worker watches the wait itself, whatever lock_timeout the owner's code sets. 0: no such watch (a wait for another part then never ends).",
 							&ingest_parallel_lock_timeout,
 							5000, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS,
@@ -74,6 +75,8 @@ unsplittable_options(const IngestOptions *opts, JobSourceType source_type)
 		return "a file in another encoding than the database's is converted as one stream";
 	if (source_type == JOB_SOURCE_CHUNKS)
 		return "an upload in chunks is read in order";
+	if (source_type == JOB_SOURCE_DATA && parallel_two_phase(opts))
+		return "uploaded data is read from ingest's own table, which a part of a job without \"commit_every\" may not lock";
 	return NULL;
 }
 

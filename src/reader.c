@@ -511,8 +511,8 @@ check_dir_identity(const IngestReader *r, const IngestJob *job, TimestampTz mtim
 				 errhint("The next call of ingest.enqueue_dir enqueues it again once it has not changed for ingest.dir_settle_time.")));
 }
 
-IngestReader *
-reader_open(const IngestJob *job, MemoryContext cxt)
+static IngestReader *
+open_reader(const IngestJob *job, MemoryContext cxt, bool part)
 {
 	IngestReader *r = MemoryContextAllocZero(cxt, sizeof(IngestReader));
 	TimestampTz mtime;
@@ -540,7 +540,9 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 					 errdetail("The owner of the job is no longer a superuser or a member of pg_read_server_files.")));
 
 		r->fd = open_file(path, &r->size, &mtime);
-		check_dir_identity(r, job, mtime);
+		/* a part's file was checked when it was cut, and its size is checked by part */
+		if (!part)
+			check_dir_identity(r, job, mtime);
 	}
 	else if (job->source_type == JOB_SOURCE_DATA)
 	{
@@ -576,6 +578,23 @@ reader_open(const IngestJob *job, MemoryContext cxt)
 				 errhint("A job queued by another version of ingest: run ALTER EXTENSION ingest UPDATE, or enqueue the file again.")));
 	check_size(r, r->size, true);
 	return r;
+}
+
+/* Open the job's source, to read it from its start. */
+IngestReader *
+reader_open(const IngestJob *job, MemoryContext cxt)
+{
+	return open_reader(job, cxt, false);
+}
+
+/*
+ * Open it for one part of a job loaded by several workers (reader_set_range
+ * follows). Reads no ingest table: the part's transaction may be prepared.
+ */
+IngestReader *
+reader_open_part(const IngestJob *job, MemoryContext cxt)
+{
+	return open_reader(job, cxt, true);
 }
 
 /*

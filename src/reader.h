@@ -15,6 +15,7 @@ typedef struct IngestReader IngestReader;
 extern void reader_init(void);
 
 extern IngestReader *reader_open(const IngestJob *job, MemoryContext cxt);
+extern IngestReader *reader_open_part(const IngestJob *job, MemoryContext cxt);
 extern size_t reader_read(IngestReader *r, char *buf, size_t len);
 extern void reader_set_range(IngestReader *r, int64 start, int64 end, bool tail);
 extern bool reader_seekable(const IngestJob *job);

@@ -324,7 +324,10 @@ claim_and_run(void)
 	{
 		MemoryContextDelete(job_cxt);
 		if (c.gone)
+		{
+			prepared_sweep_gone();
 			proc_exit(0);
+		}
 		if (c.other_owner)
 		{
 			/* another owner's job is next: a fresh process runs it */

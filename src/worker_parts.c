@@ -207,7 +207,7 @@ load_part(IngestJob *pj, const JobPart *part, MemoryContext cxt, int64 max_error
 		  const char *gid)
 {
 	IngestLoad *ld = loader_start_part(pj, cxt, part, max_errors, gid);
-	IngestReader *reader = reader_open(pj, cxt);
+	IngestReader *reader = reader_open_part(pj, cxt);
 	char	   *buf = MemoryContextAlloc(cxt, INGEST_READ_CHUNK);
 	size_t		n;
 	JobCounters done;
@@ -241,6 +241,7 @@ load_part(IngestJob *pj, const JobPart *part, MemoryContext cxt, int64 max_error
 	}
 	loader_commit(ld);
 	parts_begin_bookkeeping();
+	loader_write_prepared_rejects(ld, &done);
 	jobs_part_prepared(pj->id, part->part, &done);
 	parts_end_bookkeeping();
 }

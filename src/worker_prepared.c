@@ -24,6 +24,7 @@
 
 #include "access/twophase.h"
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -252,7 +253,15 @@ prepared_sweep(void)
 
 		PG_TRY();
 		{
-			if (finish_prepared(pp->gid, commit))
+			bool		finished = finish_prepared(pp->gid, commit);
+
+			if (!finished)
+				continue;		/* another worker finished it */
+			if (pp->part < 0)
+				ereport(LOG,
+						(errmsg("ingest: prepared transaction \"%s\" of a job that no longer exists rolled back",
+								pp->gid)));
+			else
 				ereport(LOG,
 						(errmsg("ingest job " INT64_FORMAT ": prepared transaction of part %d %s, as the job is no longer running",
 								pp->job_id, pp->part, commit ? "committed" : "rolled back")));
@@ -272,4 +281,40 @@ prepared_sweep(void)
 	}
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(cxt);
+}
+
+/*
+ * The extension is gone from this database (DROP EXTENSION while a job was
+ * loaded in parts): no job of it can be decided any more, so every
+ * prepared transaction of ingest's form here is rolled back. Reads no
+ * table of ingest's.
+ */
+void
+prepared_sweep_gone(void)
+{
+	List	   *gids = NIL;
+	ListCell   *lc;
+
+	if (max_prepared_xacts == 0)
+		return;
+	parts_begin_bookkeeping();
+	if (SPI_connect() != SPI_OK_CONNECT ||
+		SPI_execute("SELECT gid FROM pg_catalog.pg_prepared_xacts "
+					"WHERE database = pg_catalog.current_database() AND gid ~ '^ingest:[0-9a-f]{32}$'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "ingest: could not list prepared transactions");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		gids = lappend(gids, MemoryContextStrdup(TopMemoryContext,
+												 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+	SPI_finish();
+	parts_end_bookkeeping();
+	foreach(lc, gids)
+	{
+		if (finish_prepared(lfirst(lc), false))
+			ereport(LOG,
+					(errmsg("ingest: prepared transaction \"%s\" rolled back, as the extension was dropped",
+							(char *) lfirst(lc))));
+		pfree(lfirst(lc));
+	}
+	list_free(gids);
 }

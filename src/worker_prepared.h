@@ -14,5 +14,6 @@ extern void prepared_commit_job(int64 job_id, MemoryContext cxt);
 extern void prepared_rollback_job(int64 job_id, MemoryContext cxt);
 extern void prepared_resume(int64 job_id, MemoryContext cxt);
 extern void prepared_sweep(void);
+extern void prepared_sweep_gone(void);
 
 #endif							/* INGEST_WORKER_PREPARED_H */

@@ -64,7 +64,7 @@ $node->safe_psql('postgres', q{
 		EXECUTE format('ALTER TABLE %I OWNER TO alice', name);
 	END $$;
 	SELECT mk(t) FROM unnest(ARRAY['one', 'par', 'spread1', 'spreadp', 'max1', 'maxp', 'bad1', 'badp',
-	                               'dup1', 'dupp', 'notif', 'crash', 'canc', 'grow']) t;
+	                               'dup1', 'dupp', 'notif', 'crash', 'canc', 'grow', 'gate', 'dropx']) t;
 	-- a slow table: each row takes a little time, so that a load lasts
 	CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$;
@@ -72,6 +72,15 @@ $node->safe_psql('postgres', q{
 	CREATE TRIGGER slow BEFORE INSERT ON crash FOR EACH ROW EXECUTE FUNCTION slow();
 	CREATE TRIGGER slow BEFORE INSERT ON canc FOR EACH ROW EXECUTE FUNCTION slow();
 	CREATE TRIGGER slow BEFORE INSERT ON grow FOR EACH ROW EXECUTE FUNCTION slow();
+	CREATE TRIGGER slow BEFORE INSERT ON dropx FOR EACH ROW EXECUTE FUNCTION slow();
+	-- the owner's code may lift lock_timeout: the part's own watch still ends the wait
+	CREATE FUNCTION no_wait_limit() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN PERFORM set_config('lock_timeout', '0', true); RETURN NULL; END $$;
+	CREATE TRIGGER no_wait_limit BEFORE INSERT ON dupp FOR EACH STATEMENT EXECUTE FUNCTION no_wait_limit();
+	-- a gate: rows wait while another session holds the advisory lock
+	CREATE FUNCTION gate() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$;
+	CREATE TRIGGER gate BEFORE INSERT ON gate FOR EACH ROW EXECUTE FUNCTION gate();
 	-- a trigger that sends a NOTIFY: a transaction that did cannot be prepared
 	CREATE FUNCTION tell() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN PERFORM pg_notify('loaded', TG_TABLE_NAME); RETURN NULL; END $$;
@@ -197,8 +206,8 @@ is(finished($dp), $d1_out, 'in parts: the same');
 is(errors_of($dp), errors_of($d1), 'the same rejected record');
 is(same_rows('dup1', 'dupp'), '0', 'the same rows');
 is(parts_of($dp), '0 0', 'loaded by one worker in the end');
-ok($node->log_contains("ingest job $dp is loaded by one worker: .*lock timeout"),
-	'the log says why');
+ok($node->log_contains("ingest job $dp is loaded by one worker: .*waited longer than ingest.parallel_lock_timeout \\(1000 ms\\) for a lock"),
+	'the log says why, though a trigger set lock_timeout to 0 in the part');
 
 # ---- a transaction that sent a NOTIFY cannot be prepared: one worker loads the file
 my $n = enqueue('notif', 'good.csv', '{"parallel": true}');
@@ -222,6 +231,20 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', "SET ROLE alice; SELECT ingest.retry($cc)"), 't', 'ingest.retry');
 like(finished($cc), qr/^succeeded 3000 0 3000 $/, 'it succeeds with every record once');
 is(same_rows('one', 'canc'), '0', 'every row');
+
+# ---- ingest.cancel ends a load that waits for a lock (here a row lock another session
+# holds: the gate)
+{
+	my $locker = $node->background_psql('postgres');
+	$locker->query_safe('SELECT pg_advisory_lock(4242)');
+	my $g = enqueue('gate', 'good.csv', '{"parallel": false}');
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type = 'ingest worker'"),
+		'the job waits for the lock');
+	is($node->safe_psql('postgres', "SET ROLE alice; SELECT ingest.cancel($g)"), 't', 'ingest.cancel');
+	like(finished($g), qr/^cancelled 0 0 /, 'the job is cancelled while the lock is still held');
+	$locker->quit;
+}
 
 # ---- the file grows after it was cut: its last part sees it, and the job fails with nothing loaded
 write_csv('grow.csv');
@@ -256,6 +279,24 @@ is($node->safe_psql('postgres', 'SELECT count(*) || \' \' || count(DISTINCT id) 
 is(same_rows('one', 'crash'), '0', 'the file\'s rows');
 like(parts_of($cr), qr/^(\d+) \1$/, 'in parts: the prepared ones committed, not loaded again');
 is(prepared_left(), '0', 'no prepared transaction left');
+
+# ---- DROP EXTENSION while parts are prepared: it waits for the job, which prepared parts do
+# not hold up (they keep no lock on ingest's tables), and no prepared transaction stays
+my $dx = enqueue('dropx', 'good.csv', '{"parallel": true}');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM ingest_private.job_parts WHERE job_id = $dx AND state = 'prepared'"),
+	'a part of the job is prepared');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_prepared_xacts x "
+	  . "ON x.transaction = l.transactionid OR l.virtualtransaction LIKE '-1/%' "
+	  . "WHERE c.relnamespace IN ('ingest'::regnamespace, 'ingest_private'::regnamespace) AND l.pid IS NULL"),
+	'0', 'the prepared parts hold no lock on ingest\'s tables');
+my ($drc, $dout, $derr) = $node->psql('postgres', "SET statement_timeout = '60s'; DROP EXTENSION ingest");
+is($drc, 0, 'DROP EXTENSION completes') or diag $derr;
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_prepared_xacts'),
+	'no prepared transaction stays');
+my $dxrows = $node->safe_psql('postgres', 'SELECT count(*) FROM dropx');
+ok($dxrows eq '0' || $dxrows eq '3000', "the job's rows are all there or none ($dxrows)");
 
 $node->stop;
 done_testing();
