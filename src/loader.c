@@ -98,8 +98,10 @@ static volatile int watch_waited_ms = 0;
 static void
 watch_handler(void)
 {
-	if (watch_cancelled || watch_lock_waited)
-		return;					/* said once */
+	/*
+	 * Said again at every tick while it holds (not only once): the owner's
+	 * code may catch a query cancel and go on, or wait again.
+	 */
 	if (shmem_worker_cancel_requested())
 		watch_cancelled = true;
 	else if (watch_lock_limit_ms > 0 && MyProc->waitLock != NULL)
