@@ -315,9 +315,15 @@ part_failed(IngestJob *pj, const JobPart *part, bool two_phase, MemoryContext ms
 		/* the job fails: no part of it is to start, and those running stop */
 		jobs_parts_stop(pj->id);
 	}
-	parts_end_bookkeeping();
+
+	/*
+	 * The job stops: the other workers running it are told before this
+	 * part's end commits, so that the job's worker, which goes on once no
+	 * part runs (loading the file alone, it may be), is never told after.
+	 */
 	if (!out.cancelled)
 		(void) shmem_cancel_job(pj->id);
+	parts_end_bookkeeping();
 	MemoryContextSwitchTo(msg_cxt);
 	return out.cancelled ? PART_STOPPED : PART_FAILED;
 }
