@@ -153,6 +153,7 @@ jobs_prepared_orphans(MemoryContext cxt)
 					   "SELECT 0, -1, 'gone', x.gid, true FROM pg_catalog.pg_prepared_xacts x "
 					   "WHERE x.database = pg_catalog.current_database() "
 					   "  AND x.gid ~ '^ingest:[0-9a-f]{32}$' "
+					   "  AND x.owner = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10) "
 					   "  AND NOT EXISTS (SELECT 1 FROM ingest_private.job_parts p WHERE p.gid = x.gid)",
 					   0, NULL, NULL, NULL, true);
 	result = read_prepared_parts(cxt);

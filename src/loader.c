@@ -94,6 +94,10 @@ static volatile sig_atomic_t watch_cancelled = false;
 static volatile sig_atomic_t watch_lock_waited = false;
 static volatile int watch_lock_limit_ms = 0;
 static volatile int watch_waited_ms = 0;
+static volatile int watch_cancel_ticks = 0;
+
+/* Ticks a cancel may go unheeded (the owner's code catching it) before the worker ends. */
+#define WATCH_CANCEL_TICKS	25
 
 static void
 watch_handler(void)
@@ -103,7 +107,18 @@ watch_handler(void)
 	 * code may catch a query cancel and go on, or wait again.
 	 */
 	if (shmem_worker_cancel_requested())
+	{
 		watch_cancelled = true;
+
+		/*
+		 * Code that catches every query cancel would keep the job, and its
+		 * prepared parts, forever: after 5 s the worker ends (FATAL, which
+		 * no exception handler catches), and its job is taken back as a
+		 * dead worker's, its cancel then recorded.
+		 */
+		if (++watch_cancel_ticks >= WATCH_CANCEL_TICKS)
+			ProcDiePending = true;
+	}
 	else if (watch_lock_limit_ms > 0 && MyProc->waitLock != NULL)
 	{
 		watch_waited_ms += WATCH_MS;
@@ -127,6 +142,7 @@ start_watch(int lock_limit_ms)
 	watch_cancelled = false;
 	watch_lock_waited = false;
 	watch_waited_ms = 0;
+	watch_cancel_ticks = 0;
 	watch_lock_limit_ms = lock_limit_ms;
 	enable_timeout_every(watch_id,
 						 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WATCH_MS), WATCH_MS);

@@ -182,6 +182,16 @@ hold_resume(bool wait)
 }
 
 /*
+ * Is a session waiting for the job table (a DROP or an update of the
+ * extension) behind our hold?
+ */
+bool
+hold_wanted(void)
+{
+	return jobs_table_held && LockWaiterCount(&jobs_table_tag) > 0;
+}
+
+/*
  * Does a session want this database to itself? DROP DATABASE, CREATE
  * DATABASE ... TEMPLATE and ALTER DATABASE ... RENAME lock the database
  * object in a mode that conflicts with RowExclusiveLock (as a connecting

@@ -14,6 +14,7 @@ extern void hold_release(void);
 extern bool hold_retake(void);
 extern bool hold_suspend(void);
 extern bool hold_resume(bool wait);
+extern bool hold_wanted(void);
 extern bool hold_database_wanted(void);
 
 #endif							/* INGEST_WORKER_HOLD_H */

@@ -465,6 +465,21 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 		}
 		parts_end_bookkeeping();
 
+		/*
+		 * A DROP or ALTER EXTENSION waits for our hold while we wait for
+		 * parts, and a helper that prepared a part may wait behind it (it
+		 * lets its hold go for the PREPARE): a wait through a latch, which
+		 * no deadlock check sees. The hold goes; what follows meets the
+		 * extension's fate as any query does.
+		 */
+		if (!claimed && hold_wanted())
+		{
+			ereport(LOG,
+					(errmsg("ingest job " INT64_FORMAT ": a session waits for the extension's tables; the job's worker lets them go",
+							job->id)));
+			hold_release();
+		}
+
 		if (claimed)
 		{
 			int			code = 0;

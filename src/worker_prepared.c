@@ -286,8 +286,9 @@ prepared_sweep(void)
 /*
  * The extension is gone from this database (DROP EXTENSION while a job was
  * loaded in parts): no job of it can be decided any more, so every
- * prepared transaction of ingest's form here is rolled back. Reads no
- * table of ingest's.
+ * prepared transaction of ingest's form here, prepared as the workers
+ * prepare (by the bootstrap superuser), is rolled back. Reads no table of
+ * ingest's.
  */
 void
 prepared_sweep_gone(void)
@@ -300,7 +301,8 @@ prepared_sweep_gone(void)
 	parts_begin_bookkeeping();
 	if (SPI_connect() != SPI_OK_CONNECT ||
 		SPI_execute("SELECT gid FROM pg_catalog.pg_prepared_xacts "
-					"WHERE database = pg_catalog.current_database() AND gid ~ '^ingest:[0-9a-f]{32}$'",
+					"WHERE database = pg_catalog.current_database() AND gid ~ '^ingest:[0-9a-f]{32}$' "
+					"  AND owner = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10)",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ingest: could not list prepared transactions");
 	for (uint64 i = 0; i < SPI_processed; i++)

@@ -246,6 +246,27 @@ is(same_rows('one', 'canc'), '0', 'every row');
 	$locker->quit;
 }
 
+# ---- code that catches every query cancel: the worker ends 5 s after the cancel (FATAL,
+# which no handler catches), and the job is taken back and ends cancelled
+$node->safe_psql('postgres', q{
+	CREATE TABLE stubborn (id int PRIMARY KEY, name text, qty int);
+	ALTER TABLE stubborn OWNER TO alice;
+	CREATE FUNCTION stubborn() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		LOOP
+			BEGIN PERFORM pg_sleep(0.5); EXCEPTION WHEN query_canceled THEN NULL; END;
+		END LOOP;
+	END $$;
+	CREATE TRIGGER stubborn BEFORE INSERT ON stubborn FOR EACH ROW EXECUTE FUNCTION stubborn();
+});
+my $sb = enqueue('stubborn', 'good.csv', '{"parallel": false}');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ingest.workers WHERE job_id = $sb"),
+	'the stubborn job runs');
+is($node->safe_psql('postgres', "SET ROLE alice; SELECT ingest.cancel($sb)"), 't', 'ingest.cancel');
+like(finished($sb), qr/^cancelled 0 0 /, 'the job ends cancelled though its trigger catches every cancel');
+ok($node->log_contains('terminating background worker "ingest worker" due to administrator command'),
+	'its worker was ended');
+
 # ---- the file grows after it was cut: its last part sees it, and the job fails with nothing loaded
 write_csv('grow.csv');
 my $gr = enqueue('grow', 'grow.csv', '{"parallel": true}');
