@@ -365,23 +365,29 @@ isolate_insert(IngestRejects *rj, IngestInsert *ins, IngestBatch *b)
 	return inserted;
 }
 
-/* Write the batch's rejected records to job_errors; call as the extension, not the owner. */
-void
-isolate_write(IngestRejects *rj, int64 job_id)
+/* Rejected records to job_errors, counted in rj->stored; past ingest.max_error_rows counted, not kept. */
+static void
+write_records(IngestRejects *rj, List *records, int64 job_id)
 {
 	ListCell   *lc;
 
-	foreach(lc, rj->batch)
+	foreach(lc, records)
 	{
 		RejectedRecord *rr = lfirst(lc);
 
-		/* past ingest.max_error_rows a rejected record is counted, not kept */
 		if (rj->stored >= ingest_max_error_rows)
 			break;
 		jobs_record_error(job_id, rr->line, rr->record_number, rr->sqlstate,
 						  rr->message, rr->raw_line);
 		rj->stored++;
 	}
+}
+
+/* Write the batch's rejected records to job_errors; call as the extension, not the owner. */
+void
+isolate_write(IngestRejects *rj, int64 job_id)
+{
+	write_records(rj, rj->batch, job_id);
 	rj->batch = NIL;
 }
 
@@ -393,18 +399,7 @@ isolate_write(IngestRejects *rj, int64 job_id)
 void
 isolate_write_pending(IngestRejects *rj, int64 job_id)
 {
-	ListCell   *lc;
-
-	foreach(lc, rj->pending)
-	{
-		RejectedRecord *rr = lfirst(lc);
-
-		if (rj->stored >= ingest_max_error_rows)
-			break;
-		jobs_record_error(job_id, rr->line, rr->record_number, rr->sqlstate,
-						  rr->message, rr->raw_line);
-		rj->stored++;
-	}
+	write_records(rj, rj->pending, job_id);
 	isolate_forget_pending(rj);
 }
 
