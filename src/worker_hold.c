@@ -152,7 +152,7 @@ hold_retake(void)
 /*
  * A transaction is about to be prepared: PREPARE refuses a transaction that
  * holds a lock at session level and at transaction level on the same
- * object (and would PANIC were the two in different modes), and the load's
+ * object, in any modes, and the load's
  * transaction may well have locked the job table (reading a cancel, a
  * rejected record's foreign key). The hold is let go for the PREPARE; the
  * prepared transaction keeps its own locks. true: it was held.
