@@ -152,10 +152,10 @@ hold_retake(void)
 /*
  * A transaction is about to be prepared: PREPARE refuses a transaction that
  * holds a lock at session level and at transaction level on the same
- * object, in any modes, and the load's
- * transaction may well have locked the job table (reading a cancel, a
- * rejected record's foreign key). The hold is let go for the PREPARE; the
- * prepared transaction keeps its own locks. true: it was held.
+ * object, in any modes. The hold is let go for the PREPARE (and before the
+ * check that the transaction itself locked none of ingest's tables, which
+ * would list it); the prepared transaction keeps its own locks. true: it
+ * was held.
  */
 bool
 hold_suspend(void)
