@@ -120,7 +120,6 @@ jobs_clip_message(const char *message)
 	return psprintf("%.*s ...", keep, message);
 }
 
-/* A text column of an SPI result as a C string in cxt; NULL for NULL. */
 /* Run sql, whose one parameter $1 is the job's id, as the tables' owner (in its own SPI call). */
 void
 jobs_exec_for_job(const char *sql, int64 job_id)
@@ -134,6 +133,7 @@ jobs_exec_for_job(const char *sql, int64 job_id)
 	SPI_finish();
 }
 
+/* A text column of an SPI result as a C string in cxt; NULL for NULL. */
 char *
 jobs_copy_text(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
 {

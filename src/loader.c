@@ -187,6 +187,16 @@ loader_stop_timer(void)
 		QueryCancelPending = false;
 }
 
+/* The load is over: the timers stop, and what they said is forgotten. */
+static void
+stop_timers_for_good(void)
+{
+	loader_stop_timer();
+	job_timed_out = false;
+	watch_cancelled = false;
+	watch_lock_waited = false;
+}
+
 /*
  * The settings of a load, read here and by the worker that records a failed
  * load's rejected records.
@@ -609,10 +619,7 @@ loader_finish(IngestLoad *ld, JobCounters *done)
 		ld->check_text_batches = 2;
 	while (csvp_nrecords(ld->parser) > 0)
 		process_records(ld);
-	loader_stop_timer();
-	job_timed_out = false;
-	watch_cancelled = false;
-	watch_lock_waited = false;
+	stop_timers_for_good();
 	current_counters(ld, done);
 	identity_leave(&ld->owner_save);
 }
@@ -649,10 +656,7 @@ loader_write_prepared_rejects(IngestLoad *ld, JobCounters *done)
 void
 loader_forget(void)
 {
-	loader_stop_timer();
-	job_timed_out = false;
-	watch_cancelled = false;
-	watch_lock_waited = false;
+	stop_timers_for_good();
 	if (active)
 		insert_release(&active->ins);
 	active = NULL;

@@ -20,9 +20,9 @@
  * at enqueue. A part waiting for a lock may be waiting for another part of
  * the job, which holds its locks until the decision: such a wait ends at
  * ingest.parallel_lock_timeout (the load's own watch, loader.c, not the
- * lock_timeout the owner's code may change), and the job is then loaded by one worker,
- * as it is when a part cannot be prepared (a trigger that sent a NOTIFY,
- * no prepared transaction left).
+ * lock_timeout the owner's code may change), and the job is then loaded by
+ * one worker, as it is when a part cannot be prepared (a trigger that sent
+ * a NOTIFY, no prepared transaction left).
  *
  * "parallel": false never splits; true splits whatever the size (parts of
  * at least ingest.parallel_min_bytes); without the option a file of at
@@ -62,6 +62,13 @@ parallel_init(void)
 							5000, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+}
+
+/* An all-or-nothing job that two-phase commit is not there for (max_prepared_transactions 0)? */
+static bool
+two_phase_unavailable(const IngestOptions *opts)
+{
+	return parallel_two_phase(opts) && max_prepared_xacts == 0;
 }
 
 /* Why the options keep the source from being split, or NULL. */
@@ -108,7 +115,7 @@ parallel_check_enqueue(const IngestOptions *opts, JobSourceType source_type,
 	why = unsplittable_options(opts, source_type);
 	if (why == NULL && head != NULL)
 		why = parallel_unsplittable_head(opts, head->bytes, head->len);
-	if (why == NULL && opts->commit_every == 0 && max_prepared_xacts == 0)
+	if (why == NULL && two_phase_unavailable(opts))
 		why = "without \"commit_every\" the parts are committed together by two-phase commit, and max_prepared_transactions is 0";
 	if (why != NULL)
 		ereport(ERROR,
@@ -124,8 +131,7 @@ parallel_check_enqueue(const IngestOptions *opts, JobSourceType source_type,
 bool
 parallel_wanted(const IngestOptions *opts, const IngestJob *job)
 {
-	if (opts->parallel == INGEST_PARALLEL_OFF ||
-		(opts->commit_every == 0 && max_prepared_xacts == 0))
+	if (opts->parallel == INGEST_PARALLEL_OFF || two_phase_unavailable(opts))
 		return false;
 	if (!reader_seekable(job) || unsplittable_options(opts, job->source_type) != NULL)
 		return false;

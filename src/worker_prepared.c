@@ -113,22 +113,19 @@ parts_with_gids(int64 job_id, MemoryContext cxt)
 	return parts;
 }
 
-/* Commit the decided parts still prepared, and forget their identifiers. */
+/* Commit the decided parts of the list still prepared. */
 static void
-commit_decided(int64 job_id, MemoryContext cxt)
+commit_decided(List *parts)
 {
 	ListCell   *lc;
 
-	foreach(lc, parts_with_gids(job_id, cxt))
+	foreach(lc, parts)
 	{
 		JobPreparedPart *pp = lfirst(lc);
 
 		if (pp->exists && strcmp(pp->state, "done") == 0)
 			(void) finish_prepared(pp->gid, true);
 	}
-	parts_begin_bookkeeping();
-	jobs_parts_forget_gids(job_id);
-	parts_end_bookkeeping();
 }
 
 /*
@@ -144,7 +141,10 @@ prepared_commit_job(int64 job_id, MemoryContext cxt)
 	parts_end_bookkeeping();
 	PG_TRY();
 	{
-		commit_decided(job_id, cxt);
+		commit_decided(parts_with_gids(job_id, cxt));
+		parts_begin_bookkeeping();
+		jobs_parts_forget_gids(job_id);
+		parts_end_bookkeeping();
 	}
 	PG_CATCH();
 	{
@@ -192,12 +192,14 @@ prepared_rollback_job(int64 job_id, MemoryContext cxt)
 void
 prepared_resume(int64 job_id, MemoryContext cxt)
 {
-	List	   *parts;
+	List	   *parts = parts_with_gids(job_id, cxt);
 	ListCell   *lc;
 
-	commit_decided(job_id, cxt);
+	if (parts == NIL)
+		return;					/* a new job, or none of its parts prepared */
+	commit_decided(parts);
 	parts_begin_bookkeeping();
-	parts = jobs_parts_gids(job_id, cxt);
+	jobs_parts_forget_gids(job_id);
 	foreach(lc, parts)
 	{
 		JobPreparedPart *pp = lfirst(lc);
