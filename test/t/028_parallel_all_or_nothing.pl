@@ -301,6 +301,36 @@ is(same_rows('one', 'crash'), '0', 'the file\'s rows');
 like(parts_of($cr), qr/^(\d+) \1$/, 'in parts: the prepared ones committed, not loaded again');
 is(prepared_left(), '0', 'no prepared transaction left');
 
+# ---- tenants of one role: every part of an all-or-nothing job loads with its job's tenant
+$node->safe_psql('postgres', qq{
+	ALTER SYSTEM SET ingest.tenant_key = 'app.tenant';
+	SELECT pg_reload_conf();
+	CREATE TABLE tt (id int PRIMARY KEY, tenant text, qty int);
+	ALTER TABLE tt OWNER TO alice;
+	ALTER TABLE tt ENABLE ROW LEVEL SECURITY;
+	ALTER TABLE tt FORCE ROW LEVEL SECURITY;
+	CREATE POLICY own_tenant ON tt USING (tenant = current_setting('app.tenant'))
+		WITH CHECK (tenant = current_setting('app.tenant'));
+	COPY (SELECT i AS id, CASE WHEN i % 3 = 0 THEN 't2' ELSE 't1' END AS tenant, i AS qty
+	        FROM generate_series(1, 3000) i) TO '$dir/tenants.csv' (FORMAT csv, HEADER);
+});
+my %tj;
+for my $t ('t1', 't2')
+{
+	$tj{$t} = $node->safe_psql('postgres',
+		"SET ROLE alice; SET app.tenant = '$t'; "
+		  . "SELECT ingest.enqueue_file('tt', '$dir/tenants.csv', '{\"max_errors\": 3000, \"parallel\": true}')");
+}
+like(finished($tj{t1}), qr/^succeeded 2000 1000 3000 $/, 'tenant t1: its 2000 rows in, the 1000 of t2 rejected');
+like(finished($tj{t2}), qr/^succeeded 1000 2000 3000 $/, 'tenant t2: its 1000 rows in, the 2000 of t1 rejected');
+like(parts_of($tj{t1}), qr/^(\d+) \1$/, 'in parts');
+is($node->safe_psql('postgres', "SELECT string_agg(tenant || ' ' || n, ', ' ORDER BY tenant) FROM "
+	  . "(SELECT tenant, count(*) AS n FROM tt GROUP BY tenant) x"), 't1 2000, t2 1000', 'the rows of each tenant');
+is($node->safe_psql('postgres',
+	"SET ROLE alice; SET app.tenant = 't2'; SELECT count(*) FROM ingest.upload_jobs WHERE id = $tj{t1}"),
+	'0', 'tenant t2 does not see t1\'s job');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET ingest.tenant_key; SELECT pg_reload_conf()');
+
 # ---- DROP EXTENSION while parts are prepared: it waits for the job, which prepared parts do
 # not hold up (they keep no lock on ingest's tables), and no prepared transaction stays
 my $dx = enqueue('dropx', 'good.csv', '{"parallel": true}');
