@@ -295,6 +295,7 @@ prepared_sweep(void)
 void
 prepared_sweep_gone(void)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	List	   *gids = NIL;
 	ListCell   *lc;
 
@@ -308,8 +309,13 @@ prepared_sweep_gone(void)
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ingest: could not list prepared transactions");
 	for (uint64 i = 0; i < SPI_processed; i++)
-		gids = lappend(gids, MemoryContextStrdup(TopMemoryContext,
-												 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+	{
+		/* the list outlives SPI_finish, which frees SPI's own context */
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		gids = lappend(gids, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		MemoryContextSwitchTo(spi);
+	}
 	SPI_finish();
 	parts_end_bookkeeping();
 	foreach(lc, gids)
