@@ -80,6 +80,8 @@ INGEST_METHODS = {"ingest_plain", "ingest_plain_perrow", "ingest_rls", "ingest_r
 # the parallel methods: "parallel": true, and commit_every (0: none, all-or-nothing by two-phase
 # commit, which needs max_prepared_transactions in EXTRA_CONF)
 PARALLEL_COMMIT_EVERY = int(ENV.get("PARALLEL_COMMIT_EVERY", "100000"))
+if PARALLEL_COMMIT_EVERY == 0:
+    METHODS["ingest_plain_parallel"] = ("enqueue_file, parallel, all-or-nothing (superuser)",) + METHODS["ingest_plain_parallel"][1:]
 
 problems = []   # loud failures, printed at the end
 
