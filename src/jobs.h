@@ -180,6 +180,7 @@ extern int	jobs_requeue_orphans(JobsLiveFn live_jobs, int max_live, bool *incomp
 extern bool jobs_queued_exist(void);
 extern bool jobs_claim_part(IngestJob *job, JobPart *part, Oid served_owner,
 							const char *served_tenant);
+extern bool jobs_other_part_waits(Oid served_owner, const char *served_tenant);
 
 /* jobs_parts.c: the parts of a job that several workers load */
 extern bool jobs_parts_exist(int64 job_id);

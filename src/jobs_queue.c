@@ -400,28 +400,41 @@ jobs_queued_exist(void)
 /*
  * An idle worker helps a running job with its parts: the first queued part
  * of a running job of the owner and tenant it serves (of any, if it serves
- * none yet) not being cancelled, if the owner's and tenant's running jobs
- * and the workers already helping them stay under ingest.max_running_per_role.
+ * none yet) not being cancelled, within ingest.max_running_per_role.
  * Claims of jobs go first (worker.c claims a part only when no job may
  * start), and are serialized with these by the same lock, so the count
  * holds. *job gets the job's row; false when there is no part to help with.
  */
-#define CLAIM_PART_SQL \
-	"UPDATE ingest_private.job_parts p SET state = 'running', worker_pid = pg_catalog.pg_backend_pid(), " \
-	"  last_error = NULL, sqlstate = NULL " \
-	"WHERE (p.job_id, p.part) = (SELECT q.job_id, q.part FROM ingest_private.job_parts q " \
+/*
+ * The queued parts a helper may claim, under an owner filter on j; the
+ * running jobs of the part's owner and tenant and the workers helping them
+ * stay under ingest.max_running_per_role.
+ */
+#define CLAIMABLE_PARTS_SQL(owner_filter) \
+	"FROM ingest_private.job_parts q " \
 	"  JOIN ingest_private.upload_jobs j ON j.id = q.job_id " \
 	"  WHERE q.state = 'queued' AND j.state = 'running' AND NOT " CANCEL_PENDING_SQL("j") \
 	"    AND NOT " PART_FAILED_SQL("q") \
-	"    AND ($1 = 0 OR (j.owner::oid = $1 AND COALESCE(j.tenant, '') = COALESCE($2, ''))) " \
+	"    AND " owner_filter \
 	"    AND (SELECT count(*) FROM ingest_private.upload_jobs r WHERE r.owner = j.owner " \
 	"           AND COALESCE(r.tenant, '') = COALESCE(j.tenant, '') AND r.state = 'running') " \
 	"      + (SELECT count(*) FROM ingest_private.job_parts h JOIN ingest_private.upload_jobs r ON r.id = h.job_id " \
 	"           WHERE r.owner = j.owner AND COALESCE(r.tenant, '') = COALESCE(j.tenant, '') " \
 	"             AND r.state = 'running' AND h.state = 'running' AND h.worker_pid IS DISTINCT FROM r.worker_pid) " \
-	"      < ingest._max_running(j.owner) " \
+	"      < ingest._max_running(j.owner) "
+
+/* j's job is of the owner ($1) and tenant ($2) a worker serves */
+#define SERVED_SQL "(j.owner::oid = $1 AND COALESCE(j.tenant, '') = COALESCE($2, '')) "
+
+#define CLAIM_PART_SQL \
+	"UPDATE ingest_private.job_parts p SET state = 'running', worker_pid = pg_catalog.pg_backend_pid(), " \
+	"  last_error = NULL, sqlstate = NULL " \
+	"WHERE (p.job_id, p.part) = (SELECT q.job_id, q.part " CLAIMABLE_PARTS_SQL("($1 = 0 OR " SERVED_SQL ")") \
 	"  ORDER BY q.job_id, q.part LIMIT 1 FOR UPDATE OF q SKIP LOCKED) " \
 	"RETURNING p.job_id, " JOB_PART_COLUMNS
+
+#define OTHERS_PART_SQL \
+	"SELECT EXISTS (SELECT 1 " CLAIMABLE_PARTS_SQL("NOT " SERVED_SQL) ")"
 
 #define HELPED_JOB_SQL \
 	"SELECT id, owner::oid, target::oid, source, source_type, options, settings, " \
@@ -466,4 +479,31 @@ jobs_claim_part(IngestJob *job, JobPart *part, Oid served_owner, const char *ser
 	SPI_finish();
 	jobs_part_drop_stale_errors(job_id, part);
 	return true;
+}
+
+/*
+ * Does a part of another owner's (or another tenant's) job wait for a helper
+ * that this worker, bound to served_owner and served_tenant, cannot be? Its
+ * idle worker then makes room, as for another owner's job (worker.c): parts
+ * would otherwise wait for helpers until idle workers time out.
+ */
+bool
+jobs_other_part_waits(Oid served_owner, const char *served_tenant)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = "  ";
+	bool		isnull;
+	bool		waits;
+
+	values[0] = ObjectIdGetDatum(served_owner);
+	if (served_tenant)
+		values[1] = CStringGetTextDatum(served_tenant);
+	else
+		nulls[1] = 'n';
+	SPI_connect();
+	jobs_exec_as_owner(OTHERS_PART_SQL, 2, types, values, nulls, false);
+	waits = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return waits;
 }

@@ -307,7 +307,7 @@ start_up(void *arg)
 /*
  * Claim the next job and run it to its recorded outcome; false when there
  * was none to claim. Leaves instead when the extension is gone, or when the
- * next job is another owner's.
+ * next job, or a part waiting for a helper, is another owner's.
  */
 static bool
 claim_and_run(void)
@@ -330,7 +330,7 @@ claim_and_run(void)
 		}
 		if (c.other_owner)
 		{
-			/* another owner's job is next: a fresh process runs it */
+			/* another owner's job (or part) is next: a fresh process runs it */
 			shmem_worker_leave(true);
 			proc_exit(0);
 		}
@@ -385,11 +385,16 @@ claim(void *arg)
 	old = MemoryContextSwitchTo(c->cxt);
 	outcome = jobs_claim(c->job, served_owner, served_tenant, &c->more);
 	/* no job may start: help a running job of the same owner with its parts */
-	if (outcome == JOB_CLAIM_NONE &&
-		jobs_claim_part(c->job, &c->part, served_owner, served_tenant))
+	if (outcome == JOB_CLAIM_NONE)
 	{
-		c->is_part = true;
-		outcome = JOB_CLAIM_TAKEN;
+		if (jobs_claim_part(c->job, &c->part, served_owner, served_tenant))
+		{
+			c->is_part = true;
+			outcome = JOB_CLAIM_TAKEN;
+		}
+		else if (OidIsValid(served_owner) &&
+				 jobs_other_part_waits(served_owner, served_tenant))
+			outcome = JOB_CLAIM_OTHER_OWNER;
 	}
 	MemoryContextSwitchTo(old);
 	found = (outcome == JOB_CLAIM_TAKEN);

@@ -5,7 +5,7 @@
 # job; a worker killed mid-load leaves its parts to be taken back, and only what no part
 # committed is loaded again; a cancel stops every worker of the job; a second role's job
 # still gets a worker while a parallel job runs, as helpers count against
-# ingest.max_running_per_role. Without max_prepared_transactions, a job without commit_every
+# ingest.max_running_per_role; idle workers bound to another owner make room for helpers. Without max_prepared_transactions, a job without commit_every
 # is loaded by one worker; no prepared transaction anywhere.
 use strict;
 use warnings;
@@ -311,6 +311,45 @@ note 'workers that loaded the tenants\' rows: '
   . $node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM tt');
 is($node->safe_psql('postgres', "SELECT count(DISTINCT sqlstate) || ' ' || min(sqlstate) FROM ingest_private.job_errors "
 	  . "WHERE job_id IN ($tj{t1}, $tj{t2})"), '1 42501', 'the other tenant\'s records rejected by the policy');
+
+# ---- idle workers bound to another owner make room for a parallel job's helpers: two
+# jobs of bob's wait for their keys while alice's parallel job starts in the third slot;
+# when they end, their workers (bound to bob) find only alice's parts waiting
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET ingest.max_running_per_role = 3;
+	ALTER SYSTEM RESET ingest.tenant_key;
+	SELECT pg_reload_conf();
+	CREATE TABLE bobs_wait (id int PRIMARY KEY);
+	ALTER TABLE bobs_wait OWNER TO bob;
+	TRUNCATE par_g;
+});
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; INSERT INTO bobs_wait VALUES (1), (2)');    # the keys they insert
+my @bobs = split /\n/, $node->safe_psql('postgres',
+	"SET ROLE bob; SELECT ingest.enqueue_data('bobs_wait', convert_to('id' || E'\\n' || g || E'\\n', 'UTF8')) "
+	  . "FROM generate_series(1, 2) g");
+my $bob_list = join(',', @bobs);
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM ingest.upload_jobs WHERE state = 'running' AND id IN ($bob_list)"),
+	'bob\'s two jobs run side by side');
+my @bob_workers = split /\n/, $node->safe_psql('postgres',
+	"SELECT worker_pid FROM ingest.upload_jobs WHERE id IN ($bob_list) ORDER BY 1");
+my $helped = enqueue('alice', 'par_g', 'good.csv', '{"commit_every": 100, "parallel": true}');
+ok($node->poll_query_until('postgres',
+	"SELECT records_done >= 100 AND EXISTS (SELECT FROM ingest_private.job_parts WHERE job_id = $helped AND state = 'queued') "
+	  . "FROM ingest.upload_jobs WHERE id = $helped"),
+	'alice\'s parallel job is under way in the third slot, parts waiting');
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+for my $id (@bobs)
+{
+	like(finished($id), qr/^succeeded 1 0 1 /, "bob's job $id succeeded");
+}
+like(finished($helped), qr/^succeeded 3000 0 3000 /, 'alice\'s parallel job succeeded');
+cmp_ok($node->safe_psql('postgres', 'SELECT count(DISTINCT loaded_by) FROM par_g'), '>=', 2,
+	'helped by a worker that started when bob\'s were idle in every other slot');
+my %now = map { $_ => 1 } ingest_worker_pids($node, 'postgres');
+is(scalar(grep { $now{$_} } @bob_workers), 0, 'bob\'s idle workers made room');
 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
 	'no prepared transaction is left');
