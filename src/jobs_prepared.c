@@ -25,6 +25,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
 
 #include "jobs_internal.h"
 
@@ -133,16 +135,53 @@ jobs_parts_forget_gids(int64 job_id)
 }
 
 /*
+ * The identifiers of ingest's form prepared in this database now, by the
+ * workers' role, as a text[] in cxt; 0 for none. jobs_prepared_orphans
+ * looks for their parts in a later transaction.
+ */
+Datum
+jobs_prepared_ours(MemoryContext cxt)
+{
+	Datum		result = (Datum) 0;
+	bool		isnull;
+	Datum		gids;
+
+	SPI_connect();
+	jobs_exec_as_owner("SELECT pg_catalog.array_agg(x.gid) FROM pg_catalog.pg_prepared_xacts x "
+					   "WHERE x.database = pg_catalog.current_database() "
+					   "  AND x.gid ~ '^ingest:[0-9a-f]{32}$' "
+					   "  AND x.owner = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10)",
+					   0, NULL, NULL, NULL, true);
+	gids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		result = datumCopy(gids, false, -1);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
  * Prepared transactions of parts whose job is neither queued nor running
  * (it was cancelled while queued after a crash, say): nobody else will
  * decide them. 'done' ones are to be committed, the others rolled back.
- * Those of a queued job are its next attempt's to resume. One of ingest's
- * form that no part names any more (its job was purged) is rolled back
- * too: every identifier is recorded before its transaction is prepared.
+ * Those of a queued job are its next attempt's to resume. One of ours
+ * (jobs_prepared_ours, looked at in an earlier transaction) that no part
+ * names (its job was purged) is rolled back too: every identifier is
+ * recorded, committed, before its transaction is prepared, so this
+ * transaction's snapshot sees the part of every one of ours that has one.
+ * (Looking at both in one statement would not do: a transaction prepared
+ * after the statement's snapshot was taken would seem to have no part.)
  */
 List *
-jobs_prepared_orphans(MemoryContext cxt)
+jobs_prepared_orphans(Datum ours, MemoryContext cxt)
 {
+	Oid			types[1] = {TEXTARRAYOID};
+	Datum		values[1] = {ours};
+	char		nulls[1] = {ours == (Datum) 0 ? 'n' : ' '};
 	List	   *result;
 
 	SPI_connect();
@@ -150,12 +189,9 @@ jobs_prepared_orphans(MemoryContext cxt)
 					   "AND x.gid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ingest_private.upload_jobs j "
 					   "  WHERE j.id = p.job_id AND j.state IN ('queued', 'running')) "
 					   "UNION ALL "
-					   "SELECT 0, -1, 'gone', x.gid, true FROM pg_catalog.pg_prepared_xacts x "
-					   "WHERE x.database = pg_catalog.current_database() "
-					   "  AND x.gid ~ '^ingest:[0-9a-f]{32}$' "
-					   "  AND x.owner = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10) "
-					   "  AND NOT EXISTS (SELECT 1 FROM ingest_private.job_parts p WHERE p.gid = x.gid)",
-					   0, NULL, NULL, NULL, true);
+					   "SELECT 0, -1, 'gone', g, true FROM pg_catalog.unnest($1::text[]) g "
+					   "WHERE NOT EXISTS (SELECT 1 FROM ingest_private.job_parts p WHERE p.gid = g)",
+					   1, types, values, nulls, true);
 	result = read_prepared_parts(cxt);
 	SPI_finish();
 	return result;

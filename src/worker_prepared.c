@@ -239,8 +239,14 @@ prepared_sweep(void)
 	cxt = AllocSetContextCreate(caller, "ingest prepared sweep", ALLOCSET_SMALL_SIZES);
 	PG_TRY();
 	{
+		Datum		ours;
+
 		parts_begin_bookkeeping();
-		orphans = jobs_prepared_orphans(cxt);
+		ours = jobs_prepared_ours(cxt);
+		parts_end_bookkeeping();
+		/* a new snapshot, taken after that look (jobs_prepared_orphans says why) */
+		parts_begin_bookkeeping();
+		orphans = jobs_prepared_orphans(ours, cxt);
 		parts_end_bookkeeping();
 	}
 	PG_CATCH();
