@@ -88,6 +88,10 @@ CREATE FUNCTION insert_dmy() RETURNS void LANGUAGE sql
     AS $$ INSERT INTO ctx (how, t, a, x, d, i)
           SELECT 'function insert', '10:00 IST', '{"NULL",a}', '<r/>', '01/02/2003', '1 day 02:00' $$;
 SELECT insert_dmy();
+-- app.ctx, set LOCAL in 1., reads '' in this session now: a worker that has never met
+-- the name must read it so too (workers that ran 1. are ended first)
+SELECT bool_and(pg_terminate_backend(pid, 10000)) IS NOT FALSE AS fresh_worker
+  FROM pg_stat_activity WHERE backend_type = 'ingest worker' AND datname = current_database();
 SELECT enqueue_dmy(csv(E'how,' || replace(:'row', E'\n1', E'\nfunction load,1'))) AS id \gset
 SELECT ingest.wait(:id);
 SELECT * FROM compare('function') WHERE NOT same;

@@ -95,6 +95,13 @@ travels(struct config_generic *gconf)
 	 * Custom settings no loaded module defines (placeholders) are the
 	 * application's: app.tenant, request.jwt.claims.
 	 */
+	/*
+	 * A placeholder the session only touched (a SET LOCAL or set_config(...,
+	 * true) of a transaction that has ended) reads '' there, not NULL: so it
+	 * must in the load, whether or not the worker has met that name before.
+	 */
+	if ((gconf->flags & GUC_CUSTOM_PLACEHOLDER) && gconf->source == PGC_S_DEFAULT)
+		return true;
 	if (gconf->source <= PGC_S_ARGV || gconf->source == PGC_S_OVERRIDE)
 		return false;
 	if (gconf->flags & GUC_CUSTOM_PLACEHOLDER)
@@ -130,6 +137,8 @@ identity_capture_settings(void)
 		if (!travels(gconf))
 			continue;
 		value = GetConfigOption(gconf->name, true, false);
+		if (value == NULL && (gconf->flags & GUC_CUSTOM_PLACEHOLDER))
+			value = "";			/* one never set: current_setting() reads '' */
 		if (value == NULL)
 			continue;
 		k.type = jbvString;
@@ -142,6 +151,18 @@ identity_capture_settings(void)
 		pushJsonbValue(&state, WJB_VALUE, &v);
 	}
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/*
+ * An empty custom setting that this worker knows as a module's (the session
+ * had it only as a placeholder it touched): the module's own value stays.
+ */
+static bool
+kept_by_module(const char *name, int len)
+{
+	return len == 0 && strchr(name, '.') != NULL &&
+		(GetConfigOptionFlags(name, true) & GUC_CUSTOM_PLACEHOLDER) == 0 &&
+		GetConfigOption(name, true, false) != NULL;
 }
 
 /*
@@ -163,7 +184,8 @@ identity_apply_settings(Jsonb *settings)
 		{
 			if (tok == WJB_KEY)
 				name = pnstrdup(v.val.string.val, v.val.string.len);
-			else if (tok == WJB_VALUE && v.type == jbvString && name != NULL)
+			else if (tok == WJB_VALUE && v.type == jbvString && name != NULL &&
+					 !kept_by_module(name, v.val.string.len))
 			{
 				/*
 				 * As the owner could: a superuser-only setting is captured
