@@ -61,12 +61,35 @@ jobs_part_set_gid(int64 job_id, int part, const char *gid)
 				  job_id, part, gid);
 }
 
-/* The decision: every prepared part of the job is to be committed. */
+/*
+ * The decision: every prepared part of the job is to be committed. Each
+ * must still be prepared (nobody finishes those of a running job but its
+ * worker): were one gone, its rows would be missing from a job that
+ * succeeds. An ERROR then, and nothing is decided.
+ */
 void
 jobs_parts_decide(int64 job_id)
 {
-	jobs_exec_for_job("UPDATE ingest_private.job_parts SET state = 'done' "
-					  "WHERE job_id = $1 AND state = 'prepared'", job_id);
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		isnull;
+	int64		gone;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	jobs_exec_as_owner("WITH d AS (UPDATE ingest_private.job_parts SET state = 'done' "
+					   "           WHERE job_id = $1 AND state = 'prepared' RETURNING gid) "
+					   "SELECT count(*) FROM d WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts x "
+					   "  WHERE x.gid = d.gid AND x.database = pg_catalog.current_database())",
+					   1, types, values, NULL, false);
+	gone = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (gone > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ingest job " INT64_FORMAT ": " INT64_FORMAT " of its parts are no longer prepared",
+						job_id, gone),
+				 errdetail("Something other than ingest finished their prepared transactions; nothing of the job is committed.")));
 }
 
 static List *

@@ -515,6 +515,7 @@ coordinate(IngestJob *job, const IngestOptions *opts, MemoryContext job_cxt)
 					stop = too_many_rejected = true;
 				else
 				{
+					prepared_decide(job->id);
 					decided = true;
 					prepared_commit_job(job->id, job_cxt);
 					succeed(job, opts, job_cxt);

@@ -129,16 +129,25 @@ commit_decided(List *parts)
 }
 
 /*
- * Every part is prepared: the decision, then the commits. From the decision
- * on, the job's rows are committed whatever happens: an error here ends
- * the worker, and the job's next attempt commits what is left.
+ * Every part is prepared: the decision. An ERROR when a part is no longer
+ * prepared, and nothing is decided (jobs_parts_decide).
  */
 void
-prepared_commit_job(int64 job_id, MemoryContext cxt)
+prepared_decide(int64 job_id)
 {
 	parts_begin_bookkeeping();
 	jobs_parts_decide(job_id);
 	parts_end_bookkeeping();
+}
+
+/*
+ * The decided job's commits. From the decision on, the job's rows are
+ * committed whatever happens: an error here ends the worker, and the job's
+ * next attempt commits what is left.
+ */
+void
+prepared_commit_job(int64 job_id, MemoryContext cxt)
+{
 	PG_TRY();
 	{
 		commit_decided(parts_with_gids(job_id, cxt));

@@ -10,6 +10,7 @@
 
 extern void prepared_new_gid(char *gid);
 extern void prepared_retire_stale(int64 job_id, int part);
+extern void prepared_decide(int64 job_id);
 extern void prepared_commit_job(int64 job_id, MemoryContext cxt);
 extern void prepared_rollback_job(int64 job_id, MemoryContext cxt);
 extern void prepared_resume(int64 job_id, MemoryContext cxt);

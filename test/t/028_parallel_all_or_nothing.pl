@@ -64,7 +64,7 @@ $node->safe_psql('postgres', q{
 		EXECUTE format('ALTER TABLE %I OWNER TO alice', name);
 	END $$;
 	SELECT mk(t) FROM unnest(ARRAY['one', 'par', 'spread1', 'spreadp', 'max1', 'maxp', 'bad1', 'badp',
-	                               'dup1', 'dupp', 'notif', 'crash', 'canc', 'grow', 'gate', 'dropx']) t;
+	                               'dup1', 'dupp', 'notif', 'crash', 'canc', 'grow', 'gate', 'dropx', 'vanish']) t;
 	-- a slow table: each row takes a little time, so that a load lasts
 	CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$;
@@ -73,6 +73,7 @@ $node->safe_psql('postgres', q{
 	CREATE TRIGGER slow BEFORE INSERT ON canc FOR EACH ROW EXECUTE FUNCTION slow();
 	CREATE TRIGGER slow BEFORE INSERT ON grow FOR EACH ROW EXECUTE FUNCTION slow();
 	CREATE TRIGGER slow BEFORE INSERT ON dropx FOR EACH ROW EXECUTE FUNCTION slow();
+	CREATE TRIGGER slow BEFORE INSERT ON vanish FOR EACH ROW EXECUTE FUNCTION slow();
 	-- the owner's code may lift lock_timeout: the part's own watch still ends the wait
 	CREATE FUNCTION no_wait_limit() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN PERFORM set_config('lock_timeout', '0', true); RETURN NULL; END $$;
@@ -330,6 +331,21 @@ is($node->safe_psql('postgres',
 	"SET ROLE alice; SET app.tenant = 't2'; SELECT count(*) FROM ingest.upload_jobs WHERE id = $tj{t1}"),
 	'0', 'tenant t2 does not see t1\'s job');
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET ingest.tenant_key; SELECT pg_reload_conf()');
+
+# ---- a part's prepared transaction finished by something other than ingest (a superuser's
+# ROLLBACK PREPARED) before the decision: the job does not succeed without that part's rows
+my $vj = enqueue('vanish', 'good.csv', '{"parallel": true, "max_attempts": 1}');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) FILTER (WHERE state = 'prepared') > 0 AND count(*) FILTER (WHERE state IN ('queued', 'running')) > 0 "
+	  . "FROM ingest_private.job_parts WHERE job_id = $vj"),
+	'a part is prepared while others still load');
+my $vgid = $node->safe_psql('postgres',
+	"SELECT gid FROM ingest_private.job_parts WHERE job_id = $vj AND state = 'prepared' ORDER BY part LIMIT 1");
+$node->safe_psql('postgres', "ROLLBACK PREPARED '$vgid'");
+like(finished($vj), qr/^failed \d+ \d+ \d+ ingest job $vj: 1 of its parts are no longer prepared/,
+	'the job fails, saying a part is no longer prepared');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM vanish'), '0', 'none of its rows stays');
+is(prepared_left(), '0', 'no prepared transaction left');
 
 # ---- DROP EXTENSION while parts are prepared: it waits for the job, which prepared parts do
 # not hold up (they keep no lock on ingest's tables), and no prepared transaction stays
