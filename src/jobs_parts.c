@@ -19,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -170,7 +171,10 @@ jobs_part_claim(int64 job_id, JobPart *part)
 
 /*
  * Parts left running by workers that are gone, and failed parts (the job
- * is being tried again), go back to the queue; done parts stay done.
+ * is being tried again), go back to the queue; done parts stay done. The
+ * job's worker calls it, loading no part meanwhile: a part running under
+ * its own pid was left by an earlier attempt whose error rolled back the
+ * part's end, and goes back too.
  *
  * As for the orphans of jobs (jobs_requeue_orphans): the snapshot first,
  * the live workers second. A helper publishes its job in shared memory
@@ -205,7 +209,7 @@ jobs_parts_requeue(int64 job_id, JobsLiveFn live_jobs, int max_live, bool failed
 	n = live_jobs(pids, ids, max_live);
 	elems = palloc(sizeof(Datum) * Max(n, 1));
 	for (int i = 0; i < n; i++)
-		if (ids[i] == job_id)
+		if (ids[i] == job_id && pids[i] != MyProcPid)
 			elems[k++] = Int32GetDatum(pids[i]);
 	values[0] = Int64GetDatum(job_id);
 	values[1] = PointerGetDatum(construct_array(elems, k, INT4OID, sizeof(int32), true, TYPALIGN_INT));
@@ -259,6 +263,14 @@ jobs_part_checkpoint(int64 job_id, int part, const JobCounters *c)
 
 	values[0] = Int64GetDatum(job_id);
 	SPI_connect();
+
+	/*
+	 * The job's row before the part's: two parts ending at once (each
+	 * writing its row, the job's, then stopping the queued parts) would
+	 * otherwise each hold a row the other waits for.
+	 */
+	jobs_exec_as_owner("SELECT 1 FROM ingest_private.upload_jobs WHERE id = $1 FOR NO KEY UPDATE",
+					   1, types, values, NULL, false);
 	write_part(job_id, part, c, NULL);
 	jobs_exec_as_owner(SUM_INTO_JOB_SQL, 1, types, values, NULL, false);
 	SPI_finish();
