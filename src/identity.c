@@ -154,18 +154,6 @@ identity_capture_settings(void)
 }
 
 /*
- * An empty custom setting that this worker knows as a module's (the session
- * had it only as a placeholder it touched): the module's own value stays.
- */
-static bool
-kept_by_module(const char *name, int len)
-{
-	return len == 0 && strchr(name, '.') != NULL &&
-		(GetConfigOptionFlags(name, true) & GUC_CUSTOM_PLACEHOLDER) == 0 &&
-		GetConfigOption(name, true, false) != NULL;
-}
-
-/*
  * Re-apply captured settings for the current transaction only (they vanish
  * at commit or abort, so each transaction of a load sets them again).
  */
@@ -184,8 +172,7 @@ identity_apply_settings(Jsonb *settings)
 		{
 			if (tok == WJB_KEY)
 				name = pnstrdup(v.val.string.val, v.val.string.len);
-			else if (tok == WJB_VALUE && v.type == jbvString && name != NULL &&
-					 !kept_by_module(name, v.val.string.len))
+			else if (tok == WJB_VALUE && v.type == jbvString && name != NULL)
 			{
 				/*
 				 * As the owner could: a superuser-only setting is captured

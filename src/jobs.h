@@ -205,6 +205,7 @@ extern List *jobs_parts_gids(int64 job_id, MemoryContext cxt);
 extern void jobs_part_unprepare(int64 job_id, int part, const char *state);
 extern void jobs_parts_forget_gids(int64 job_id);
 extern Datum jobs_prepared_ours(MemoryContext cxt);
+extern bool jobs_job_active(int64 job_id);
 extern List *jobs_prepared_orphans(Datum ours, MemoryContext cxt);
 extern void jobs_parts_give_up(int64 job_id);
 extern char *jobs_part_stale_gid(int64 job_id, int part, MemoryContext cxt);

@@ -200,7 +200,7 @@ jobs_parts_requeue(int64 job_id, JobsLiveFn live_jobs, int max_live, bool failed
 	SPI_connect();
 	identity_enter_system(&save);
 	plan = SPI_prepare("UPDATE ingest_private.job_parts SET state = 'queued', worker_pid = NULL "
-					   "WHERE job_id = $1 AND ((state = 'running' AND worker_pid <> ALL ($2)) "
+					   "WHERE job_id = $1 AND ((state = 'running' AND (worker_pid IS NULL OR worker_pid <> ALL ($2))) "
 					   "  OR (state = 'failed' AND $3))", 3, types);
 	if (plan == NULL)
 		elog(ERROR, "ingest: could not prepare the take-back of parts: %s",

@@ -87,8 +87,9 @@ jobs_parts_decide(int64 job_id)
 	if (gone > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("ingest job " INT64_FORMAT ": " INT64_FORMAT " of its parts are no longer prepared",
-						job_id, gone),
+				 errmsg_plural("ingest job " INT64_FORMAT ": " INT64_FORMAT " of its parts is no longer prepared",
+							   "ingest job " INT64_FORMAT ": " INT64_FORMAT " of its parts are no longer prepared",
+							   gone, job_id, gone),
 				 errdetail("Something other than ingest finished their prepared transactions; nothing of the job is committed.")));
 }
 
@@ -218,6 +219,23 @@ jobs_prepared_orphans(Datum ours, MemoryContext cxt)
 	result = read_prepared_parts(cxt);
 	SPI_finish();
 	return result;
+}
+
+/* Is the job queued or running (its worker's to decide)? */
+bool
+jobs_job_active(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		active;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	jobs_exec_as_owner("SELECT 1 FROM ingest_private.upload_jobs WHERE id = $1 AND state IN ('queued', 'running')",
+					   1, types, values, NULL, true);
+	active = SPI_processed > 0;
+	SPI_finish();
+	return active;
 }
 
 /*

@@ -229,6 +229,45 @@ report_and_go_on(MemoryContext caller)
 	AbortCurrentTransaction();
 }
 
+/* Finish one prepared transaction the sweep found (jobs_prepared_orphans). */
+static void
+sweep_one(JobPreparedPart *pp)
+{
+	bool		commit = strcmp(pp->state, "done") == 0;
+
+	/*
+	 * The list may be old by now: a job retried meanwhile is its worker's
+	 * again, to resume and decide.
+	 */
+	if (pp->part >= 0)
+	{
+		bool		active;
+
+		parts_begin_bookkeeping();
+		active = jobs_job_active(pp->job_id);
+		parts_end_bookkeeping();
+		if (active)
+			return;
+	}
+	if (!finish_prepared(pp->gid, commit))
+		return;					/* another worker finished it */
+	if (pp->part < 0)
+		ereport(LOG,
+				(errmsg("ingest: prepared transaction \"%s\" of a job that no longer exists rolled back",
+						pp->gid)));
+	else
+		ereport(LOG,
+				(errmsg("ingest job " INT64_FORMAT ": prepared transaction of part %d %s, as the job is no longer running",
+						pp->job_id, pp->part, commit ? "committed" : "rolled back")));
+	parts_begin_bookkeeping();
+	if (commit)
+		jobs_parts_forget_gids(pp->job_id);
+	else
+		jobs_part_unprepare(pp->job_id, pp->part,
+							strcmp(pp->state, "prepared") == 0 ? "failed" : pp->state);
+	parts_end_bookkeeping();
+}
+
 /*
  * Prepared parts of jobs that are neither queued nor running (cancelled
  * while queued after a crash, say): decided ones are committed, the others
@@ -240,7 +279,7 @@ prepared_sweep(void)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext cxt;
-	List	   *orphans = NIL;
+	List	   *volatile orphans = NIL;
 	ListCell   *lc;
 
 	if (max_prepared_xacts == 0)
@@ -265,30 +304,9 @@ prepared_sweep(void)
 	PG_END_TRY();
 	foreach(lc, orphans)
 	{
-		JobPreparedPart *pp = lfirst(lc);
-		bool		commit = strcmp(pp->state, "done") == 0;
-
 		PG_TRY();
 		{
-			bool		finished = finish_prepared(pp->gid, commit);
-
-			if (!finished)
-				continue;		/* another worker finished it */
-			if (pp->part < 0)
-				ereport(LOG,
-						(errmsg("ingest: prepared transaction \"%s\" of a job that no longer exists rolled back",
-								pp->gid)));
-			else
-				ereport(LOG,
-						(errmsg("ingest job " INT64_FORMAT ": prepared transaction of part %d %s, as the job is no longer running",
-								pp->job_id, pp->part, commit ? "committed" : "rolled back")));
-			parts_begin_bookkeeping();
-			if (commit)
-				jobs_parts_forget_gids(pp->job_id);
-			else
-				jobs_part_unprepare(pp->job_id, pp->part,
-									strcmp(pp->state, "prepared") == 0 ? "failed" : pp->state);
-			parts_end_bookkeeping();
+			sweep_one(lfirst(lc));
 		}
 		PG_CATCH();
 		{

@@ -342,7 +342,7 @@ ok($node->poll_query_until('postgres',
 my $vgid = $node->safe_psql('postgres',
 	"SELECT gid FROM ingest_private.job_parts WHERE job_id = $vj AND state = 'prepared' ORDER BY part LIMIT 1");
 $node->safe_psql('postgres', "ROLLBACK PREPARED '$vgid'");
-like(finished($vj), qr/^failed \d+ \d+ \d+ ingest job $vj: 1 of its parts are no longer prepared/,
+like(finished($vj), qr/^failed \d+ \d+ \d+ ingest job $vj: 1 of its parts is no longer prepared/,
 	'the job fails, saying a part is no longer prepared');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM vanish'), '0', 'none of its rows stays');
 is(prepared_left(), '0', 'no prepared transaction left');
