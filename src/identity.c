@@ -89,19 +89,20 @@ travels(struct config_generic *gconf)
 			return false;
 
 	/*
-	 * Changed from the server's defaults (postgresql.conf, the command line)
-	 * by whatever source: ALTER ROLE or DATABASE ... SET, the client's
-	 * connection, SET, SET LOCAL, set_config, a function's SET clause.
-	 * Custom settings no loaded module defines (placeholders) are the
-	 * application's: app.tenant, request.jwt.claims.
-	 */
-	/*
 	 * A placeholder the session only touched (a SET LOCAL or set_config(...,
 	 * true) of a transaction that has ended) reads '' there, not NULL: so it
 	 * must in the load, whether or not the worker has met that name before.
 	 */
 	if ((gconf->flags & GUC_CUSTOM_PLACEHOLDER) && gconf->source == PGC_S_DEFAULT)
 		return true;
+
+	/*
+	 * Changed from the server's defaults (postgresql.conf, the command line)
+	 * by whatever source: ALTER ROLE or DATABASE ... SET, the client's
+	 * connection, SET, SET LOCAL, set_config, a function's SET clause.
+	 * Custom settings no loaded module defines (placeholders) are the
+	 * application's: app.tenant, request.jwt.claims.
+	 */
 	if (gconf->source <= PGC_S_ARGV || gconf->source == PGC_S_OVERRIDE)
 		return false;
 	if (gconf->flags & GUC_CUSTOM_PLACEHOLDER)

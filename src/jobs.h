@@ -199,6 +199,14 @@ extern void jobs_parts_stop(int64 job_id);
 extern void jobs_part_prepared(int64 job_id, int part, const JobCounters *c);
 
 /* jobs_prepared.c: the prepared transactions of all-or-nothing jobs' parts */
+/*
+ * The prepared transactions of ingest's parts in this database, as
+ * pg_prepared_xacts x shows them: ingest's form of identifier, prepared
+ * by the workers' role (the bootstrap superuser).
+ */
+#define JOBS_OUR_PREPARED_WHERE \
+	"x.database = pg_catalog.current_database() AND x.gid ~ '^ingest:[0-9a-f]{32}$' " \
+	"AND x.owner = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10) "
 extern void jobs_part_set_gid(int64 job_id, int part, const char *gid);
 extern void jobs_parts_decide(int64 job_id);
 extern List *jobs_parts_gids(int64 job_id, MemoryContext cxt);

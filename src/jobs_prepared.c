@@ -159,8 +159,8 @@ jobs_parts_forget_gids(int64 job_id)
 }
 
 /*
- * The identifiers of ingest's form prepared in this database now, by the
- * workers' role, as a text[] in cxt; 0 for none. jobs_prepared_orphans
+ * The identifiers of ingest's prepared transactions here now
+ * (JOBS_OUR_PREPARED_WHERE), as a text[] in cxt; 0 for none. jobs_prepared_orphans
  * looks for their parts in a later transaction.
  */
 Datum
@@ -172,9 +172,7 @@ jobs_prepared_ours(MemoryContext cxt)
 
 	SPI_connect();
 	jobs_exec_as_owner("SELECT pg_catalog.array_agg(x.gid) FROM pg_catalog.pg_prepared_xacts x "
-					   "WHERE x.database = pg_catalog.current_database() "
-					   "  AND x.gid ~ '^ingest:[0-9a-f]{32}$' "
-					   "  AND x.owner = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10)",
+					   "WHERE " JOBS_OUR_PREPARED_WHERE,
 					   0, NULL, NULL, NULL, true);
 	gids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)

@@ -396,15 +396,6 @@ jobs_queued_exist(void)
 	return result;
 }
 
-
-/*
- * An idle worker helps a running job with its parts: the first queued part
- * of a running job of the owner and tenant it serves (of any, if it serves
- * none yet) not being cancelled, within ingest.max_running_per_role.
- * Claims of jobs go first (worker.c claims a part only when no job may
- * start), and are serialized with these by the same lock, so the count
- * holds. *job gets the job's row; false when there is no part to help with.
- */
 /*
  * The queued parts a helper may claim, under an owner filter on j; the
  * running jobs of the part's owner and tenant and the workers helping them
@@ -426,6 +417,14 @@ jobs_queued_exist(void)
 /* j's job is of the owner ($1) and tenant ($2) a worker serves */
 #define SERVED_SQL "(j.owner::oid = $1 AND COALESCE(j.tenant, '') = COALESCE($2, '')) "
 
+/*
+ * An idle worker helps a running job with its parts: the first queued part
+ * of a running job of the owner and tenant it serves (of any, if it serves
+ * none yet) not being cancelled, within ingest.max_running_per_role.
+ * Claims of jobs go first (worker.c claims a part only when no job may
+ * start), and are serialized with these by the same lock, so the count
+ * holds. *job gets the job's row; false when there is no part to help with.
+ */
 #define CLAIM_PART_SQL \
 	"UPDATE ingest_private.job_parts p SET state = 'running', worker_pid = pg_catalog.pg_backend_pid(), " \
 	"  last_error = NULL, sqlstate = NULL " \
@@ -443,6 +442,15 @@ jobs_queued_exist(void)
 	"  COALESCE((EXTRACT(epoch FROM timeout) * 1000)::int8, 0), tenant, rows_skipped " \
 	"FROM ingest_private.upload_jobs WHERE id = $1"
 
+/* $1 and $2 of SERVED_SQL: the owner and tenant a worker serves */
+static void
+bind_served(Oid served_owner, const char *served_tenant, Datum *values, char *nulls)
+{
+	values[0] = ObjectIdGetDatum(served_owner);
+	values[1] = served_tenant ? CStringGetTextDatum(served_tenant) : (Datum) 0;
+	nulls[1] = served_tenant ? ' ' : 'n';
+}
+
 bool
 jobs_claim_part(IngestJob *job, JobPart *part, Oid served_owner, const char *served_tenant)
 {
@@ -455,11 +463,7 @@ jobs_claim_part(IngestJob *job, JobPart *part, Oid served_owner, const char *ser
 
 	LockDatabaseObject(ExtensionRelationId, catalog_extension_oid(false),
 					   CLAIM_LOCK_SUBID, ExclusiveLock);
-	values[0] = ObjectIdGetDatum(served_owner);
-	if (served_tenant)
-		values[1] = CStringGetTextDatum(served_tenant);
-	else
-		nulls[1] = 'n';
+	bind_served(served_owner, served_tenant, values, nulls);
 	SPI_connect();
 	jobs_exec_as_owner(CLAIM_PART_SQL, 2, types, values, nulls, false);
 	if (SPI_processed != 1)
@@ -496,11 +500,7 @@ jobs_other_part_waits(Oid served_owner, const char *served_tenant)
 	bool		isnull;
 	bool		waits;
 
-	values[0] = ObjectIdGetDatum(served_owner);
-	if (served_tenant)
-		values[1] = CStringGetTextDatum(served_tenant);
-	else
-		nulls[1] = 'n';
+	bind_served(served_owner, served_tenant, values, nulls);
 	SPI_connect();
 	jobs_exec_as_owner(OTHERS_PART_SQL, 2, types, values, nulls, false);
 	waits = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

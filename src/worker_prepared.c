@@ -336,9 +336,7 @@ prepared_sweep_gone(void)
 		return;
 	parts_begin_bookkeeping();
 	if (SPI_connect() != SPI_OK_CONNECT ||
-		SPI_execute("SELECT gid FROM pg_catalog.pg_prepared_xacts "
-					"WHERE database = pg_catalog.current_database() AND gid ~ '^ingest:[0-9a-f]{32}$' "
-					"  AND owner = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10)",
+		SPI_execute("SELECT x.gid FROM pg_catalog.pg_prepared_xacts x WHERE " JOBS_OUR_PREPARED_WHERE,
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "ingest: could not list prepared transactions");
 	for (uint64 i = 0; i < SPI_processed; i++)
